@@ -1,0 +1,286 @@
+package multiexit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sync"
+	"time"
+)
+
+// Handle is one entry of the process's exit stack: a hook from Register or
+// (*Shared[T]).Register. Its String method names the hook as the logs do.
+type Handle struct {
+	hook func(ctx context.Context) error
+	// name is set for shared hooks and children; plain hooks are named
+	// lazily from their function, so Register costs one allocation.
+	name string
+	// shared is what a worker inherits; nil for hooks of this process only.
+	shared *sharedArg
+	// group is set for the entry of one Start call.
+	group *childGroup
+}
+
+// String names the hook: its Define name, the children it stops, or its
+// function's name and source position.
+func (h *Handle) String() string {
+	if h == nil {
+		return "<nil handle>"
+	}
+	if h.name != "" {
+		return h.name
+	}
+	if h.group != nil {
+		return h.group.String()
+	}
+	return funcName(h.hook)
+}
+
+func funcName(f any) string {
+	v := reflect.ValueOf(f)
+	if v.Kind() != reflect.Func || v.IsNil() {
+		return "<nil hook>"
+	}
+	fn := runtime.FuncForPC(v.Pointer())
+	if fn == nil {
+		return "<unknown hook>"
+	}
+	file, line := fn.FileLine(fn.Entry())
+	return fmt.Sprintf("%s (%s:%d)", fn.Name(), filepath.Base(file), line)
+}
+
+// stack is the per-process LIFO stack of exit hooks.
+type stack struct {
+	mu      sync.Mutex
+	entries []*Handle
+	drained bool // the stack was run to the end: the process is exiting
+}
+
+var exitStack stack
+
+// Register pushes hook onto the process's exit stack and returns a handle
+// that can take it off again. Hooks run newest first, each at most once, on
+// every exit path that multiexit controls (see the package documentation).
+//
+// Register works before Install. A hook registered while the shutdown is
+// running (from inside another hook, say) is the newest entry, so it runs
+// next. A hook registered after the stack has been run to its end cannot run;
+// that is logged. A nil hook is ignored: the returned handle's Unregister
+// reports false.
+func Register(hook func(ctx context.Context) error) *Handle {
+	h := &Handle{hook: hook}
+	if hook == nil {
+		return h
+	}
+	exitStack.push(h)
+	return h
+}
+
+// Unregister takes the hook off the stack. It reports true if it did, false
+// if the hook had already run, was running, or was unregistered before.
+// It is safe to call from any goroutine, including from inside a hook.
+func (h *Handle) Unregister() bool {
+	if h == nil {
+		return false
+	}
+	return exitStack.remove(h)
+}
+
+func (s *stack) push(h *Handle) {
+	s.mu.Lock()
+	drained := s.drained
+	if !drained {
+		s.entries = append(s.entries, h)
+	}
+	s.mu.Unlock()
+	if drained {
+		rt.logger().Warn("multiexit: hook registered after the exit hooks ran; it will not run", "hook", h.String())
+	}
+}
+
+// pushBottom puts hs below every entry, keeping their order (hs[0] lowest).
+func (s *stack) pushBottom(hs []*Handle) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries = append(append(make([]*Handle, 0, len(hs)+len(s.entries)), hs...), s.entries...)
+}
+
+func (s *stack) remove(h *Handle) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.entries) - 1; i >= 0; i-- {
+		if s.entries[i] == h {
+			copy(s.entries[i:], s.entries[i+1:])
+			s.entries[len(s.entries)-1] = nil
+			s.entries = s.entries[:len(s.entries)-1]
+			return true
+		}
+	}
+	return false
+}
+
+// pop takes the newest entry. When the stack is empty it marks it drained,
+// so that nothing registered later is silently kept.
+func (s *stack) pop() *Handle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := len(s.entries)
+	if n == 0 {
+		s.drained = true
+		return nil
+	}
+	h := s.entries[n-1]
+	s.entries[n-1] = nil
+	s.entries = s.entries[:n-1]
+	return h
+}
+
+// snapshot returns the entries, oldest first.
+func (s *stack) snapshot() []*Handle {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*Handle(nil), s.entries...)
+}
+
+// drainer runs a stack to its end under a deadline. Until the deadline,
+// hooks run one after another on a runner goroutine and share ctx, so a hook
+// costs a function call. When the deadline passes (or the shutdown is
+// escalated, which cancels ctx) the hook that is running is abandoned and
+// named, and every remaining hook runs on its own goroutine with a context
+// of its own that ends after window.
+type drainer struct {
+	s      *stack
+	ctx    context.Context
+	window time.Duration
+	log    *slog.Logger
+	trace  bool // log every hook with its duration (Info level)
+
+	mu      sync.Mutex
+	gen     int     // runner generation; a stale runner stops popping
+	current *Handle // the hook the runner is in
+	since   time.Time
+}
+
+type runnerExit struct {
+	finished bool // the stack is empty
+}
+
+func (d *drainer) run() {
+	for {
+		d.mu.Lock()
+		d.gen++
+		gen := d.gen
+		d.mu.Unlock()
+		done := make(chan runnerExit, 1)
+		go d.runner(gen, done)
+		select {
+		case r := <-done:
+			if r.finished {
+				return
+			}
+			// A hook ended its goroutine (runtime.Goexit, or Exit called
+			// from a hook): go on with a new runner.
+			continue
+		case <-d.ctx.Done():
+		}
+		d.mu.Lock()
+		d.gen++ // the runner is stale: it pops nothing more
+		cur, since := d.current, d.since
+		d.mu.Unlock()
+		if cur != nil {
+			d.log.Error("multiexit: hook abandoned: it did not return before the shutdown deadline",
+				"hook", cur.String(), "running", time.Since(since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
+		}
+		d.late()
+		return
+	}
+}
+
+func (d *drainer) runner(gen int, done chan<- runnerExit) {
+	finished := false
+	defer func() { done <- runnerExit{finished: finished} }()
+	for {
+		d.mu.Lock()
+		if d.gen != gen {
+			d.mu.Unlock()
+			return
+		}
+		h := d.s.pop()
+		if h == nil {
+			d.mu.Unlock()
+			finished = true
+			return
+		}
+		d.current, d.since = h, time.Now()
+		d.mu.Unlock()
+		d.call(d.ctx, h)
+		d.mu.Lock()
+		d.current = nil
+		d.mu.Unlock()
+	}
+}
+
+// late runs what is left after the deadline, each hook with its own window.
+func (d *drainer) late() {
+	for {
+		h := d.s.pop()
+		if h == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeoutCause(context.Background(), d.window,
+			fmt.Errorf("multiexit: %v window after the shutdown deadline ran out", d.window))
+		done := make(chan struct{})
+		start := time.Now()
+		go func() {
+			defer close(done)
+			d.call(ctx, h)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			d.log.Error("multiexit: hook abandoned: it did not return within its window after the shutdown deadline",
+				"hook", h.String(), "running", time.Since(start).Round(time.Millisecond), "window", d.window)
+		}
+		cancel()
+	}
+}
+
+// call runs one hook and reports its failure: an error, a panic, or an end
+// of its goroutine. It never lets a panic through.
+func (d *drainer) call(ctx context.Context, h *Handle) {
+	var start time.Time
+	if d.trace {
+		start = time.Now()
+	}
+	returned := false
+	defer func() {
+		if returned {
+			return
+		}
+		if p := recover(); p != nil {
+			d.log.Error("multiexit: hook panicked", "hook", h.String(), "panic", fmt.Sprint(p), "stack", string(stackTrace()))
+			return
+		}
+		// runtime.Goexit: the goroutine ends after this; run() starts a
+		// new runner for the remaining hooks.
+		if d.trace {
+			d.log.Info("multiexit: hook ended its goroutine", "hook", h.String(), "duration", time.Since(start))
+		}
+	}()
+	err := h.hook(ctx)
+	returned = true
+	switch {
+	case err != nil:
+		d.log.Error("multiexit: hook failed", "hook", h.String(), "err", err)
+	case d.trace:
+		d.log.Info("multiexit: hook done", "hook", h.String(), "duration", time.Since(start))
+	}
+}
+
+func stackTrace() []byte {
+	buf := make([]byte, 16<<10)
+	return buf[:runtime.Stack(buf, false)]
+}

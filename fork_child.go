@@ -1,0 +1,424 @@
+package multiexit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+)
+
+// AckTimeout bounds how long Start waits for a worker to call Install.
+const AckTimeout = 30 * time.Second
+
+// Command returns a command that re-executes this binary (os.Executable,
+// so it works under `go run`) as a worker, with args as its arguments
+// (os.Args[1:] in the worker). Start it with Start: that encodes the
+// registry into the worker's environment and opens the control channel.
+// The worker inherits this process's environment, standard output and
+// standard error; change Env, Stdout or Stderr before Start if needed, but
+// keep the MULTIEXIT entry that Command puts last in Env.
+func Command(args ...string) *exec.Cmd {
+	exe, err := os.Executable()
+	cmd := exec.Command(exe, args...)
+	if err != nil {
+		cmd.Err = fmt.Errorf("multiexit: Command: cannot find this binary: %w", err)
+	}
+	if len(os.Args) > 0 {
+		cmd.Args[0] = os.Args[0]
+	}
+	cmd.Env = append(environWithout(os.Environ(), EnvVar), EnvVar+"="+pending)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	return cmd
+}
+
+func environWithout(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
+
+// isWorker reports whether cmd came from Command (its last MULTIEXIT entry
+// is the pending mark) and returns that entry's index.
+func isWorker(cmd *exec.Cmd) (int, bool) {
+	for i := len(cmd.Env) - 1; i >= 0; i-- {
+		if strings.HasPrefix(cmd.Env[i], EnvVar+"=") {
+			return i, cmd.Env[i] == EnvVar+"="+pending
+		}
+	}
+	return -1, false
+}
+
+// Child is a process started by Start: a worker or an external command.
+type Child struct {
+	cmd    *exec.Cmd
+	worker bool
+	leader bool // leads its own process group: stop signals the group
+
+	ackR, deathW *os.File      // the parent's ends of a worker's control channel
+	ready        chan struct{} // closed when a worker acknowledged Install
+	exited       chan struct{} // closed when the process exited (maybe not yet reaped)
+	done         chan struct{} // closed when reaped; err is then set
+	err          error
+
+	mu       sync.Mutex
+	isExited bool
+	stopping bool
+	pinned   bool          // exited but kept unreaped until the group is killed
+	groupOK  chan struct{} // closed by stop once the group was killed
+
+	stopOnce sync.Once
+}
+
+// PID is the child's process ID.
+func (c *Child) PID() int { return c.cmd.Process.Pid }
+
+// Wait waits for the child to exit and returns what exec.Cmd.Wait returned.
+// Any number of goroutines may call it.
+func (c *Child) Wait() error {
+	<-c.done
+	return c.err
+}
+
+// Stop stops the child and returns what Wait returns: SIGTERM and SIGCONT
+// to its process group (on Windows, CTRL_BREAK_EVENT), up to the grace
+// period (WithGrace) for it to exit, then SIGKILL to the whole group, and
+// reap. A worker that has not yet acknowledged Install is given until then
+// first, so that it runs its hooks. Stop is idempotent.
+func (c *Child) Stop() error {
+	c.stop(context.Background(), rt.config().grace)
+	return c.Wait()
+}
+
+// Actor returns an actor for github.com/oklog/run: execute waits for the
+// child; interrupt stops it.
+func (c *Child) Actor() (execute func() error, interrupt func(error)) {
+	return c.Wait, func(error) { c.Stop() }
+}
+
+var _ = run.Group{} // the actors above are made for run.Group.Add
+
+func (c *Child) stop(ctx context.Context, grace time.Duration) {
+	c.stopOnce.Do(func() {
+		if c.worker {
+			select {
+			case <-c.ready:
+			case <-c.exited:
+			case <-ctx.Done():
+			}
+		}
+		c.mu.Lock()
+		c.stopping = true
+		exited := c.isExited
+		c.mu.Unlock()
+		if exited {
+			return
+		}
+		c.terminate()
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < grace {
+			grace = time.Until(dl)
+		}
+		t := time.NewTimer(grace)
+		select {
+		case <-c.exited:
+		case <-t.C:
+			rt.logger().Warn("multiexit: child did not stop within its grace period; killing its process group",
+				"pid", c.PID(), "cmd", c.cmd.Path, "grace", grace)
+		case <-ctx.Done():
+		}
+		t.Stop()
+		// The leader is alive or an unreaped zombie, so its group ID
+		// cannot have been reused: whatever is left in the group is ours.
+		c.kill()
+		close(c.groupOK)
+	})
+	<-c.done
+}
+
+// reap waits for the process. Where the platform can wait without reaping,
+// a process that exits while being stopped stays a zombie until stop has
+// killed the rest of its group: that pins the group ID.
+func (c *Child) reap() {
+	if waitExited(c.cmd.Process.Pid) {
+		c.mu.Lock()
+		c.isExited = true
+		hold := c.stopping
+		c.mu.Unlock()
+		close(c.exited)
+		if hold {
+			<-c.groupOK
+		}
+		c.err = c.cmd.Wait()
+	} else {
+		c.err = c.cmd.Wait()
+		c.mu.Lock()
+		c.isExited = true
+		c.mu.Unlock()
+		close(c.exited)
+	}
+	if c.deathW != nil {
+		c.deathW.Close()
+	}
+	close(c.done)
+}
+
+// readAck waits for the worker's acknowledgement. It runs apart from reap:
+// a worker that never calls Install may leave its end open in a
+// grandchild, and that must not keep it from being reaped.
+func (c *Child) readAck() {
+	var b [1]byte
+	if n, _ := c.ackR.Read(b[:]); n == 1 {
+		close(c.ready)
+	}
+	c.ackR.Close()
+}
+
+var startMu sync.Mutex // serialises Start's check of the shutdown with its push
+
+// Start starts cmds as children of this process and pushes one entry onto
+// the exit stack: when it runs, it stops them all concurrently (see Stop).
+// Commands from Command are workers: Start encodes the registry (the active
+// shared hooks) into their environment, and returns only once every worker
+// has acknowledged Install, or with an error after AckTimeout. Every child
+// gets its own process group; on Linux it also gets SIGTERM when this
+// process dies (Pdeathsig), unless the caller set SysProcAttr.Pdeathsig.
+// Other SysProcAttr settings of the caller are kept.
+//
+// If anything fails, Start stops what it started and returns an error that
+// names the command; it also fails once the shutdown has begun.
+func Start(cmds ...*exec.Cmd) ([]*Child, error) {
+	if err := checkDefines(); err != nil {
+		return nil, err
+	}
+	cfg := rt.config()
+	hooksJSON, err := encodeHooks(exitStack.snapshot())
+	if err != nil {
+		return nil, fmt.Errorf("multiexit: Start: %w", err)
+	}
+	g := &childGroup{}
+	entry := &Handle{hook: g.stopAll, group: g}
+	startMu.Lock()
+	if shuttingDown() {
+		startMu.Unlock()
+		return nil, errors.New("multiexit: Start: the shutdown has begun")
+	}
+	exitStack.push(entry)
+	startMu.Unlock()
+
+	fail := func(err error) ([]*Child, error) {
+		if entry.Unregister() {
+			g.stopAll(context.Background())
+		}
+		return nil, err
+	}
+	for _, cmd := range cmds {
+		c, err := startChild(cmd, hooksJSON, cfg)
+		if err != nil {
+			return fail(err)
+		}
+		if !g.add(c) {
+			c.stop(context.Background(), cfg.grace)
+			return fail(errors.New("multiexit: Start: the shutdown has begun"))
+		}
+	}
+	t := time.NewTimer(AckTimeout)
+	defer t.Stop()
+	for _, c := range g.children {
+		if !c.worker {
+			continue
+		}
+		select {
+		case <-c.ready:
+		case <-c.exited:
+			<-c.done
+			return fail(fmt.Errorf("multiexit: Start: worker pid %d exited before it acknowledged Install: %v", c.PID(), exitStatus(c.err)))
+		case <-t.C:
+			return fail(fmt.Errorf("multiexit: Start: worker pid %d did not acknowledge Install within %v (does it call multiexit.Install or Run?)", c.PID(), AckTimeout))
+		}
+	}
+	return append([]*Child(nil), g.children...), nil
+}
+
+func exitStatus(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
+
+func shuttingDown() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.begun
+}
+
+func startChild(cmd *exec.Cmd, hooksJSON string, cfg config) (*Child, error) {
+	if cmd.Process != nil {
+		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
+	}
+	c := &Child{cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), groupOK: make(chan struct{})}
+	envIdx, worker := isWorker(cmd)
+	var childEnds [2]*os.File
+	if worker {
+		c.worker = true
+		deathR, deathW, err := os.Pipe()
+		if err != nil {
+			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
+		}
+		ackR, ackW, err := os.Pipe()
+		if err != nil {
+			deathR.Close()
+			deathW.Close()
+			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
+		}
+		c.ackR, c.deathW = ackR, deathW
+		childEnds = [2]*os.File{deathR, ackW}
+		ids := passControl(cmd, childEnds)
+		enc, err := encodeRegistry(os.Getpid(), ids, hooksJSON)
+		if err == nil {
+			cmd.Env = append([]string(nil), cmd.Env...)
+			cmd.Env[envIdx] = EnvVar + "=" + enc
+		}
+		if err != nil {
+			closeAll(deathR, deathW, ackR, ackW)
+			return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
+		}
+	} else {
+		close(c.ready)
+	}
+	c.leader = prepareChild(cmd)
+	if cmd.WaitDelay == 0 {
+		cmd.WaitDelay = cfg.grace
+	}
+	err := startCmd(cmd)
+	if worker {
+		closeAll(childEnds[0], childEnds[1])
+	}
+	if err != nil {
+		closeAll(c.ackR, c.deathW)
+		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
+	}
+	if c.ackR != nil {
+		go c.readAck()
+	}
+	go c.reap()
+	return c, nil
+}
+
+func closeAll(fs ...*os.File) {
+	for _, f := range fs {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
+
+// childGroup is the children of one Start call: one entry of the stack.
+type childGroup struct {
+	mu       sync.Mutex
+	children []*Child
+	stopped  bool
+}
+
+func (g *childGroup) add(c *Child) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.stopped {
+		return false
+	}
+	g.children = append(g.children, c)
+	return true
+}
+
+func (g *childGroup) stopAll(ctx context.Context) error {
+	g.mu.Lock()
+	g.stopped = true
+	kids := g.children
+	g.mu.Unlock()
+	grace := rt.config().grace
+	var wg sync.WaitGroup
+	for _, c := range kids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.stop(ctx, grace)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (g *childGroup) String() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var b strings.Builder
+	fmt.Fprintf(&b, "children of Start (%d:", len(g.children))
+	for i, c := range g.children {
+		if i == 8 {
+			b.WriteString(" …")
+			break
+		}
+		b.WriteString(" pid ")
+		b.WriteString(strconv.Itoa(c.PID()))
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// workerControl is a worker's end of the control channel.
+type workerControl struct {
+	death, ack *os.File
+	ppid       int
+}
+
+// commit makes the decoded registry this worker's: the inherited hooks at
+// the bottom of the stack, MULTIEXIT out of the environment (so that the
+// worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
+// caught and dropped, and the parent watched.
+func (in *inherited) commit() *workerControl {
+	exitStack.pushBottom(in.hooks)
+	os.Unsetenv(EnvVar)
+	// Caught, not ignored: an ignored disposition would pass on to every
+	// program this worker executes; a caught one is reset by exec. A caught
+	// SIGPIPE makes a write to a dead parent's pipe fail with EPIPE instead
+	// of killing the worker before its hooks ran.
+	if workerIgnoresInterrupt {
+		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
+	}
+	w := &workerControl{ppid: in.reg.ppid}
+	w.death, w.ack = openControl(in.reg.ctl)
+	go w.watch()
+	return w
+}
+
+// watch begins the shutdown when the parent's end of the control channel
+// closes: the parent died, however it died.
+func (w *workerControl) watch() {
+	if w.death == nil {
+		return
+	}
+	io.Copy(io.Discard, w.death)
+	if begin(128+int(syscall.SIGTERM), fmt.Errorf("multiexit: parent process %d died", w.ppid)) {
+		finish(true)
+	}
+}
+
+func (w *workerControl) acknowledge() {
+	if w.ack != nil {
+		w.ack.Write([]byte{1})
+		w.ack.Close()
+	}
+}

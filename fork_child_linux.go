@@ -1,0 +1,55 @@
+package multiexit
+
+import (
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// setDeathSignal asks the kernel to send SIGTERM to the child when this
+// process dies, unless the caller chose a signal.
+func setDeathSignal(a *syscall.SysProcAttr) {
+	if a.Pdeathsig == 0 {
+		a.Pdeathsig = syscall.SIGTERM
+	}
+}
+
+// The kernel sends Pdeathsig when the thread that forked the child exits,
+// not the process (https://go.dev/issue/27505), so children are forked
+// from one locked OS thread that never exits.
+var forkThread struct {
+	once sync.Once
+	jobs chan func()
+}
+
+func startCmd(cmd *exec.Cmd) error {
+	forkThread.once.Do(func() {
+		forkThread.jobs = make(chan func())
+		go forkLoop(forkThread.jobs)
+	})
+	done := make(chan error, 1)
+	forkThread.jobs <- func() { done <- cmd.Start() }
+	return <-done
+}
+
+func forkLoop(jobs <-chan func()) {
+	runtime.LockOSThread() // never unlocked: the thread lives as long as the process
+	for f := range jobs {
+		f()
+	}
+}
+
+// waitExited waits until pid has exited without reaping it, and reports
+// whether it could.
+func waitExited(pid int) bool {
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			return err == nil
+		}
+	}
+}

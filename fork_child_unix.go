@@ -1,0 +1,62 @@
+//go:build unix
+
+package multiexit
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// passControl hands the worker its ends of the control channel as extra
+// descriptors, after any the caller set.
+func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
+	base := 3 + len(cmd.ExtraFiles)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, ends[0], ends[1])
+	return [2]uintptr{uintptr(base), uintptr(base + 1)}
+}
+
+// openControl opens a worker's ends, close-on-exec so that the worker's own
+// children do not hold them.
+func openControl(ids [2]uintptr) (death, ack *os.File) {
+	syscall.CloseOnExec(int(ids[0]))
+	syscall.CloseOnExec(int(ids[1]))
+	return os.NewFile(ids[0], "multiexit-parent"), os.NewFile(ids[1], "multiexit-ack")
+}
+
+// prepareChild gives the child its own process group, keeping what the
+// caller set: a child that starts a session leads its group too; one that
+// joins another group (Pgid set) is signalled alone. It reports whether
+// the child leads its group.
+func prepareChild(cmd *exec.Cmd) bool {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	a := cmd.SysProcAttr
+	setDeathSignal(a)
+	switch {
+	case a.Setsid:
+		return true
+	case a.Setpgid && a.Pgid != 0:
+		return false
+	}
+	a.Setpgid = true
+	return true
+}
+
+func (c *Child) terminate() {
+	c.signal(syscall.SIGTERM)
+	c.signal(syscall.SIGCONT)
+}
+
+func (c *Child) kill() { c.signal(syscall.SIGKILL) }
+
+func (c *Child) signal(sig syscall.Signal) {
+	if c.leader {
+		syscall.Kill(-c.cmd.Process.Pid, sig)
+		return
+	}
+	c.cmd.Process.Signal(sig)
+}
+
+const workerIgnoresInterrupt = true

@@ -1,0 +1,288 @@
+package multiexit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// EnvVar is the environment variable that carries the registry from a
+// parent to the workers it starts.
+const EnvVar = "MULTIEXIT"
+
+const (
+	registryVersion = "1"
+	// MaxRegistry bounds the encoded registry (and what a worker accepts),
+	// well below Linux's 128 KiB limit on one environment string.
+	MaxRegistry = 64 << 10
+	// pending marks a Command that Start has not encoded yet.
+	pending = "pending"
+)
+
+// Shared is a hook defined by name with Define. Activated with Register, it
+// runs in this process and in every worker started after that call.
+type Shared[T any] struct {
+	name string
+	hook func(ctx context.Context, arg T) error
+	err  error // the definition was refused (duplicate or empty name)
+}
+
+type definition struct {
+	where string
+	bind  func(raw json.RawMessage) (func(ctx context.Context) error, error)
+}
+
+var defs struct {
+	mu     sync.Mutex
+	byName map[string]definition
+	errs   []error
+}
+
+// Define defines a shared hook named name. Call it at package
+// initialisation (a package-level var), so that a worker, which runs the same
+// binary, knows every name its parent can pass. The argument travels as
+// JSON, so T must encode and decode with encoding/json.
+//
+// An empty name, a nil hook or a name defined twice is a programming error:
+// Install and Start report it, naming both places.
+func Define[T any](name string, hook func(ctx context.Context, arg T) error) *Shared[T] {
+	where := "?"
+	if _, file, line, ok := runtime.Caller(1); ok {
+		where = fmt.Sprintf("%s:%d", filepath.Base(file), line)
+	}
+	s := &Shared[T]{name: name, hook: hook}
+	defs.mu.Lock()
+	defer defs.mu.Unlock()
+	if defs.byName == nil {
+		defs.byName = make(map[string]definition)
+	}
+	switch prev, dup := defs.byName[name]; {
+	case name == "":
+		s.err = fmt.Errorf("multiexit: Define at %s: empty name", where)
+	case hook == nil:
+		s.err = fmt.Errorf("multiexit: Define(%q) at %s: nil hook", name, where)
+	case dup:
+		s.err = fmt.Errorf("multiexit: Define(%q) at %s: name already defined at %s", name, where, prev.where)
+	default:
+		defs.byName[name] = definition{where: where, bind: func(raw json.RawMessage) (func(context.Context) error, error) {
+			var arg T
+			if err := json.Unmarshal(raw, &arg); err != nil {
+				return nil, err
+			}
+			return func(ctx context.Context) error { return hook(ctx, arg) }, nil
+		}}
+	}
+	if s.err != nil {
+		defs.errs = append(defs.errs, s.err)
+	}
+	return s
+}
+
+// checkDefines reports every refused Define.
+func checkDefines() error {
+	defs.mu.Lock()
+	defer defs.mu.Unlock()
+	return errors.Join(defs.errs...)
+}
+
+// Register activates the shared hook with arg: it is pushed onto this
+// process's stack like any hook, and every worker started after this call
+// inherits it, at the bottom of its stack, with the same argument. Unregister
+// takes it off the stack; workers started afterwards do not inherit it.
+//
+// If arg does not encode as JSON, the hook still runs here, and Start refuses
+// to start workers, naming the hook.
+func (s *Shared[T]) Register(arg T) *Handle {
+	raw, err := json.Marshal(arg)
+	if err != nil {
+		err = fmt.Errorf("multiexit: shared hook %q: argument does not encode as JSON: %w", s.name, err)
+	}
+	if s.err != nil {
+		err = s.err
+	}
+	h := &Handle{name: s.name, shared: &sharedArg{name: s.name, arg: raw, err: err}}
+	if s.hook == nil {
+		return h
+	}
+	hook := s.hook
+	h.hook = func(ctx context.Context) error { return hook(ctx, arg) }
+	exitStack.push(h)
+	return h
+}
+
+type sharedArg struct {
+	name string
+	arg  json.RawMessage
+	err  error
+}
+
+// registry is what MULTIEXIT carries:
+//
+//	1:<parent pid>:<control ids>:<hooks as JSON>
+//
+// for example 1:4242:3,4:[{"n":"cleanup","a":"/tmp/x"}]. The control ids
+// are the worker's ends of the control channel (descriptor numbers on Unix,
+// handle values on Windows): first the one it reads (EOF means the parent
+// died), then the one it writes its acknowledgement to. The hooks are listed
+// in the order the parent registered them.
+type registry struct {
+	ppid  int
+	ctl   [2]uintptr
+	hooks []wireHook
+}
+
+type wireHook struct {
+	N string          `json:"n"`
+	A json.RawMessage `json:"a"`
+}
+
+// encodeHooks encodes the active shared hooks, oldest first.
+func encodeHooks(entries []*Handle) (string, error) {
+	hooks := []wireHook{}
+	for _, h := range entries {
+		if h.shared == nil {
+			continue
+		}
+		if h.shared.err != nil {
+			return "", h.shared.err
+		}
+		hooks = append(hooks, wireHook{N: h.shared.name, A: h.shared.arg})
+	}
+	b, err := json.Marshal(hooks)
+	return string(b), err
+}
+
+func encodeRegistry(ppid int, ctl [2]uintptr, hooksJSON string) (string, error) {
+	s := registryVersion + ":" + strconv.Itoa(ppid) + ":" +
+		strconv.FormatUint(uint64(ctl[0]), 10) + "," + strconv.FormatUint(uint64(ctl[1]), 10) + ":" + hooksJSON
+	if len(s) > MaxRegistry {
+		return "", fmt.Errorf("multiexit: %s registry is %d bytes, more than the %d allowed: shared hook arguments too large", EnvVar, len(s), MaxRegistry)
+	}
+	return s, nil
+}
+
+// decodeRegistry parses MULTIEXIT. Its errors name the byte offset.
+func decodeRegistry(s string) (*registry, error) {
+	bad := func(off int, format string, args ...any) error {
+		return fmt.Errorf("multiexit: %s: byte %d: %s", EnvVar, off, fmt.Sprintf(format, args...))
+	}
+	if len(s) > MaxRegistry {
+		return nil, bad(MaxRegistry, "registry is %d bytes, more than the %d allowed", len(s), MaxRegistry)
+	}
+	if s == pending {
+		return nil, bad(0, "worker was started with exec.Cmd.Start, not multiexit.Start")
+	}
+	fields := strings.SplitN(s, ":", 4)
+	if fields[0] != registryVersion {
+		if len(fields) == 1 || len(fields[0]) > 8 {
+			return nil, bad(0, "not a multiexit registry (want %q followed by ':')", registryVersion)
+		}
+		return nil, bad(0, "unknown format version %q (this binary reads version %s)", fields[0], registryVersion)
+	}
+	if len(fields) < 4 {
+		return nil, bad(len(s), "truncated: want 4 fields separated by ':', found %d", len(fields))
+	}
+	r := &registry{}
+	off := len(fields[0]) + 1
+	pid, err := strconv.Atoi(fields[1])
+	if err != nil || pid <= 0 {
+		return nil, bad(off, "parent PID %q is not a positive number", fields[1])
+	}
+	r.ppid = pid
+	off += len(fields[1]) + 1
+	ids := strings.Split(fields[2], ",")
+	if len(ids) != 2 {
+		return nil, bad(off, "control ids %q: want two numbers separated by ','", fields[2])
+	}
+	for i, id := range ids {
+		v, err := strconv.ParseUint(id, 10, 63)
+		if err != nil {
+			return nil, bad(off, "control id %q is not a number", id)
+		}
+		r.ctl[i] = uintptr(v)
+		off += len(id) + 1
+	}
+	dec := json.NewDecoder(strings.NewReader(fields[3]))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r.hooks); err != nil {
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &se):
+			return nil, bad(off+int(se.Offset), "hooks: %v", err)
+		case errors.As(err, &te):
+			return nil, bad(off+int(te.Offset), "hooks: %v", err)
+		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, bad(len(s), "hooks: truncated JSON")
+		}
+		return nil, bad(off, "hooks: %v", err)
+	}
+	if rest := dec.InputOffset(); int(rest) != len(fields[3]) && len(bytes.TrimSpace([]byte(fields[3][rest:]))) > 0 {
+		return nil, bad(off+int(rest), "trailing data after the hooks")
+	}
+	if r.hooks == nil {
+		return nil, bad(off, "hooks: want a JSON list, found null")
+	}
+	for i, h := range r.hooks {
+		if h.N == "" {
+			return nil, bad(off, "hook %d: empty name", i)
+		}
+		if len(h.A) == 0 {
+			return nil, bad(off, "hook %d (%q): no argument", i, h.N)
+		}
+	}
+	return r, nil
+}
+
+// inherited is what a worker's Install decoded, before it commits to it.
+type inherited struct {
+	reg   *registry
+	hooks []*Handle
+}
+
+// childEnv is MULTIEXIT as the process started; Install removes it from
+// the environment.
+var childEnv, childEnvSet = os.LookupEnv(EnvVar)
+
+// IsChild reports whether this process was started as a worker (by Command
+// and Start): MULTIEXIT was set when it started.
+func IsChild() bool { return childEnvSet }
+
+// decodeWorker checks the registry a worker inherited, changing nothing.
+func decodeWorker() (*inherited, error) {
+	if !childEnvSet {
+		return nil, nil
+	}
+	reg, err := decodeRegistry(childEnv)
+	if err != nil {
+		return nil, err
+	}
+	if ppid := os.Getppid(); ppid != reg.ppid {
+		return nil, fmt.Errorf("multiexit: %s: registry was written for parent PID %d, but this process's parent is %d (replayed, or the parent died)", EnvVar, reg.ppid, ppid)
+	}
+	in := &inherited{reg: reg}
+	defs.mu.Lock()
+	defer defs.mu.Unlock()
+	for i, w := range reg.hooks {
+		def, ok := defs.byName[w.N]
+		if !ok {
+			return nil, fmt.Errorf("multiexit: %s: hook %d: %q is not defined in this binary (no Define(%q))", EnvVar, i, w.N, w.N)
+		}
+		hook, err := def.bind(w.A)
+		if err != nil {
+			return nil, fmt.Errorf("multiexit: %s: hook %d: argument of %q (defined at %s): %v", EnvVar, i, w.N, def.where, err)
+		}
+		// Keep the argument: a worker's own workers inherit the hook too.
+		in.hooks = append(in.hooks, &Handle{name: w.N, hook: hook, shared: &sharedArg{name: w.N, arg: w.A}})
+	}
+	return in, nil
+}

@@ -1,0 +1,120 @@
+// Package proctest is the test seam of multiexit: it tags the processes a
+// test makes and proves, by scanning /proc, that none of them is left.
+package proctest
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+)
+
+// TagVar is the environment variable that carries a test's tag. Every
+// process of a test's tree inherits it, so a scan of /proc finds them all.
+const TagVar = "MULTIEXIT_TEST_TAG"
+
+var seq atomic.Int64
+
+// Tag returns a new tag and registers a cleanup that fails t if any process
+// carrying it is alive (or a zombie) when the test ends; those are killed,
+// by PID, so that one failing test does not poison the next. It panics on
+// a nil t: a tag must belong to a test.
+func Tag(t testing.TB) string {
+	if t == nil {
+		panic("proctest.Tag: nil testing.TB")
+	}
+	tag := fmt.Sprintf("%d-%d-%s", os.Getpid(), seq.Add(1), strings.ReplaceAll(t.Name(), "/", "."))
+	t.Cleanup(func() {
+		left := Survivors(tag)
+		for _, p := range left {
+			syscall.Kill(p.PID, syscall.SIGKILL)
+		}
+		if len(left) > 0 {
+			t.Errorf("processes left behind by the test (killed now): %v", left)
+		}
+	})
+	return tag
+}
+
+// Env returns the environment entry that carries tag.
+func Env(tag string) string { return TagVar + "=" + tag }
+
+// Proc is a process found by Survivors.
+type Proc struct {
+	PID   int
+	State string // from /proc/PID/stat: R, S, Z (zombie), …
+	Cmd   string
+}
+
+func (p Proc) String() string { return fmt.Sprintf("pid %d (%s, state %s)", p.PID, p.Cmd, p.State) }
+
+// Survivors lists the processes, other than this one, whose environment
+// carries tag. A zombie's environment cannot be read, so zombies are found
+// through their parent: a zombie child of a tagged process or of this one
+// is listed too. On systems without /proc it returns nil.
+func Survivors(tag string) []Proc {
+	if runtime.GOOS != "linux" {
+		return nil
+	}
+	want := []byte(TagVar + "=" + tag + "\x00")
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	self := os.Getpid()
+	tagged := map[int]bool{self: true}
+	var out []Proc
+	type st struct {
+		pid, ppid    int
+		state, cmd string
+	}
+	var all []st
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(filepath.Base(d))
+		if err != nil || pid == self {
+			continue
+		}
+		stat, err := os.ReadFile(d + "/stat")
+		if err != nil {
+			continue
+		}
+		s := parseStat(pid, stat)
+		all = append(all, st{pid, s.ppid, s.state, s.cmd})
+		env, err := os.ReadFile(d + "/environ")
+		if err != nil {
+			continue
+		}
+		if bytes.HasPrefix(env, want[:len(want)]) || bytes.Contains(env, append([]byte{0}, want...)) {
+			tagged[pid] = true
+			out = append(out, Proc{pid, s.state, s.cmd})
+		}
+	}
+	for _, s := range all {
+		if s.state == "Z" && tagged[s.ppid] && s.ppid == self {
+			out = append(out, Proc{s.pid, s.state, s.cmd})
+		}
+	}
+	return out
+}
+
+type statInfo struct {
+	ppid       int
+	state, cmd string
+}
+
+func parseStat(pid int, b []byte) statInfo {
+	s := string(b)
+	i, j := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if i < 0 || j < i {
+		return statInfo{}
+	}
+	f := strings.Fields(s[j+1:])
+	if len(f) < 2 {
+		return statInfo{}
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return statInfo{ppid: ppid, state: f[0], cmd: s[i+1 : j]}
+}

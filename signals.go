@@ -1,0 +1,369 @@
+package multiexit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+)
+
+// Defaults. DefaultTimeout stays below the 30 s that Kubernetes and
+// `docker stop` wait before SIGKILL, so the hooks finish first.
+const (
+	DefaultTimeout = 20 * time.Second // WithTimeout
+	DefaultGrace   = 5 * time.Second  // WithGrace
+	// lateWindow bounds each hook that runs after the deadline passed.
+	lateWindow = time.Second
+)
+
+// An Option configures Install or Run.
+type Option func(*config)
+
+type config struct {
+	signals    []os.Signal
+	signalsSet bool
+	timeout    time.Duration
+	grace      time.Duration
+	log        *slog.Logger
+	trace      bool
+}
+
+// WithSignals sets the signals that begin the shutdown (default SIGTERM and
+// SIGINT). Naming SIGINT here also catches it when the process was started
+// with SIGINT ignored (nohup, `sh -c 'prog &'`); by default such a SIGINT stays
+// ignored. In a worker SIGINT is never caught: see IsChild.
+func WithSignals(sigs ...os.Signal) Option {
+	return func(c *config) { c.signals, c.signalsSet = append([]os.Signal(nil), sigs...), true }
+}
+
+// WithTimeout sets the shutdown deadline (default DefaultTimeout), counted
+// from the moment the shutdown begins. Every hook's context carries it.
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.timeout = d
+		}
+	}
+}
+
+// WithGrace sets how long a stopped child has between SIGTERM and SIGKILL
+// (default DefaultGrace), bounded by the shutdown deadline.
+func WithGrace(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.grace = d
+		}
+	}
+}
+
+// WithLogger sends multiexit's events to l: failures at Error and Warn, and
+// the progress of a shutdown (each hook with its duration) at Info. Without
+// it, multiexit prints only failures, to standard error.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.log, c.trace = l, true
+		}
+	}
+}
+
+func defaultConfig() config {
+	return config{
+		signals: []os.Signal{syscall.SIGTERM, os.Interrupt},
+		timeout: DefaultTimeout,
+		grace:   DefaultGrace,
+		log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// runtimeState is the process-wide state: one per process.
+type runtimeState struct {
+	mu        sync.Mutex
+	installed bool
+	cfg       config
+
+	begun        bool
+	code         int
+	cause        error
+	started      chan struct{} // closed when the shutdown begins
+	sctx         context.Context
+	cancel       context.CancelCauseFunc // ends sctx early: escalation
+	stopDeadline context.CancelFunc
+
+	runCancel context.CancelCauseFunc // Run's context
+	mainDone  chan struct{}           // closed when Run's main returned
+}
+
+var rt = runtimeState{cfg: defaultConfig(), started: make(chan struct{})}
+
+func (r *runtimeState) logger() *slog.Logger {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg.log
+}
+
+func (r *runtimeState) config() config {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cfg
+}
+
+var errInstalled = errors.New("multiexit: Install called twice")
+
+// Install arms the shutdown: the configured signals (SIGTERM and SIGINT by
+// default) begin it, the exit hooks run newest first, and the process exits
+// with 128+signal. Only the configured signals are caught.
+//
+// In a worker (see IsChild), Install also reads the registry its parent
+// passed in MULTIEXIT, registers the inherited shared hooks at the bottom of
+// the stack, ignores SIGINT (the parent orchestrates a terminal's Ctrl-C),
+// watches for its parent's death, and acknowledges its start to the parent.
+// If anything in the registry is wrong, Install returns an error that says
+// what and where, and changes nothing.
+//
+// Install returns an error if it is called twice.
+func Install(opts ...Option) error {
+	rt.mu.Lock()
+	if rt.installed {
+		rt.mu.Unlock()
+		return errInstalled
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	rt.mu.Unlock()
+
+	if err := checkDefines(); err != nil {
+		return err
+	}
+	w, err := decodeWorker()
+	if err != nil {
+		return err
+	}
+
+	rt.mu.Lock()
+	if rt.installed {
+		rt.mu.Unlock()
+		return errInstalled
+	}
+	rt.installed = true
+	rt.cfg = cfg
+	rt.mu.Unlock()
+
+	sigs := catchSignals(cfg, w != nil)
+	ch := make(chan os.Signal, 8)
+	if len(sigs) > 0 {
+		signal.Notify(ch, sigs...)
+	}
+	var ctl *workerControl
+	if w != nil {
+		ctl = w.commit()
+	}
+	go signalLoop(ch, w != nil)
+	if ctl != nil {
+		ctl.acknowledge()
+	}
+	return nil
+}
+
+// catchSignals is the set Install catches. SIGINT that the process was
+// started with ignored stays ignored unless WithSignals names it; a worker
+// never catches SIGINT.
+func catchSignals(cfg config, worker bool) []os.Signal {
+	var out []os.Signal
+	for _, s := range cfg.signals {
+		if s == os.Interrupt {
+			if (worker && workerIgnoresInterrupt) || (!cfg.signalsSet && signal.Ignored(os.Interrupt)) {
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func signalLoop(ch <-chan os.Signal, worker bool) {
+	for sig := range ch {
+		code := 128
+		if s, ok := sig.(syscall.Signal); ok {
+			code += int(s)
+		}
+		if begin(code, &run.SignalError{Signal: sig}) {
+			go finish(true)
+			continue
+		}
+		// A later signal while the shutdown runs. In a worker a repeated
+		// SIGTERM is no escalation: the parent's stop and the kernel's
+		// Pdeathsig can both deliver one.
+		if worker && sig == syscall.SIGTERM {
+			continue
+		}
+		escalate(sig)
+	}
+}
+
+var escalateOnce sync.Once
+
+// escalate ends the shutdown deadline now: the running hook is abandoned
+// and each remaining hook runs with the short window.
+func escalate(sig os.Signal) {
+	escalateOnce.Do(func() {
+		rt.mu.Lock()
+		cancel, log := rt.cancel, rt.cfg.log
+		rt.mu.Unlock()
+		log.Warn("multiexit: second signal during shutdown: abandoning the running hook; each remaining hook gets a short window",
+			"signal", sig.String(), "window", lateWindow)
+		cancel(fmt.Errorf("multiexit: shutdown escalated by a second signal (%v)", sig))
+	})
+}
+
+// begin starts the shutdown once: it fixes the exit code and the cause,
+// cancels Run's context and starts the deadline. It reports false if the
+// shutdown had already begun.
+func begin(code int, cause error) bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.begun {
+		return false
+	}
+	rt.begun, rt.code, rt.cause = true, code, cause
+	ctx, cancel := context.WithCancelCause(context.Background())
+	// The deadline's cancel is kept, never called: the context lives until
+	// the process exits.
+	ctx, rt.stopDeadline = context.WithDeadlineCause(ctx, time.Now().Add(rt.cfg.timeout),
+		fmt.Errorf("multiexit: shutdown deadline (%v) passed", rt.cfg.timeout))
+	rt.sctx, rt.cancel = ctx, cancel
+	close(rt.started)
+	if rt.runCancel != nil {
+		rt.runCancel(cause)
+	}
+	if rt.cfg.trace {
+		rt.cfg.log.Info("multiexit: shutdown begins", "cause", cause.Error(), "code", code, "deadline", rt.cfg.timeout)
+	}
+	return true
+}
+
+// finish runs the exit stack and exits. It is called once, after begin.
+// With waitMain, it first waits for Run's main to return, up to the deadline.
+func finish(waitMain bool) {
+	rt.mu.Lock()
+	ctx, cfg, code, mainDone := rt.sctx, rt.cfg, rt.code, rt.mainDone
+	rt.mu.Unlock()
+	start := time.Now()
+	if waitMain && mainDone != nil {
+		select {
+		case <-mainDone:
+		case <-ctx.Done():
+			cfg.log.Error("multiexit: Run's main did not return before the shutdown deadline; running the exit hooks",
+				"cause", context.Cause(ctx))
+		}
+	}
+	d := &drainer{s: &exitStack, ctx: ctx, window: lateWindow, log: cfg.log, trace: cfg.trace}
+	d.run()
+	if cfg.trace {
+		cfg.log.Info("multiexit: exiting", "code", code, "duration", time.Since(start))
+	}
+	exitProcess(code)
+}
+
+// exitProcess is os.Exit; a variable so that nothing else in the package
+// calls os.Exit.
+var exitProcess = os.Exit
+
+// Exit runs the exit hooks, newest first, and exits with code. It never
+// returns. It works without Install.
+//
+// If the shutdown has already begun (a signal, or an earlier Exit), Exit
+// does not begin another: it ends the calling goroutine (runtime.Goexit), so
+// a hook that calls Exit simply ends, and the exit code stays the one the
+// shutdown began with.
+func Exit(code int) {
+	if !begin(code, fmt.Errorf("multiexit: Exit(%d) called", code)) {
+		runtime.Goexit()
+	}
+	finish(false)
+}
+
+// Run installs multiexit (unless Install was called) and runs main with a
+// context that is cancelled when the shutdown begins; context.Cause tells
+// why (a *run.SignalError for a signal). When main returns, or the shutdown
+// began and main returned within the deadline, the exit hooks run and the
+// process exits: 0 if main returned nil, 1 if it returned an error (which is
+// logged), 2 if it panicked (the panic and its stack are logged), and
+// 128+signal if a signal began the shutdown, whatever main returned. Run
+// never returns. If Install fails, Run logs the error and exits with 1 after
+// running the hooks registered so far.
+func Run(main func(ctx context.Context) error, opts ...Option) {
+	if err := Install(opts...); err != nil {
+		if !errors.Is(err, errInstalled) {
+			rt.logger().Error("multiexit: Install failed", "err", err)
+			Exit(1)
+		}
+		if len(opts) > 0 {
+			rt.logger().Warn("multiexit: Run's options are ignored: Install was already called")
+		}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan struct{})
+	rt.mu.Lock()
+	if rt.begun {
+		cancel(rt.cause)
+	}
+	rt.runCancel, rt.mainDone = cancel, done
+	rt.mu.Unlock()
+
+	go func() {
+		code, cause := 0, error(errMainReturned)
+		returned := false
+		defer func() {
+			if !returned {
+				if p := recover(); p != nil {
+					code, cause = 2, fmt.Errorf("multiexit: main panicked: %v", p)
+					rt.logger().Error("multiexit: main panicked", "panic", fmt.Sprint(p), "stack", string(stackTrace()))
+				}
+			}
+			close(done)
+			if begin(code, cause) {
+				finish(false)
+			}
+		}()
+		if err := main(ctx); err != nil {
+			code, cause = 1, err
+			rt.logger().Error("multiexit: main returned an error", "err", err)
+		}
+		returned = true
+	}()
+	select {}
+}
+
+var errMainReturned = errors.New("multiexit: main returned")
+
+// ShutdownActor returns an actor for github.com/oklog/run: execute blocks
+// until the shutdown begins (a signal or Exit) and returns its cause;
+// interrupt makes execute return nil. Add it to a run.Group so that a signal
+// interrupts the group's other actors.
+func ShutdownActor() (execute func() error, interrupt func(error)) {
+	stop := make(chan struct{})
+	var once sync.Once
+	return func() error {
+			select {
+			case <-rt.started:
+				rt.mu.Lock()
+				defer rt.mu.Unlock()
+				return rt.cause
+			case <-stop:
+				return nil
+			}
+		}, func(error) {
+			once.Do(func() { close(stop) })
+		}
+}

@@ -1,0 +1,393 @@
+package multiexit_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/multiexit/multiexit"
+)
+
+// hook returns a hook that prints name.
+func hook(name string) func(context.Context) error {
+	return func(context.Context) error {
+		say("%s", name)
+		return nil
+	}
+}
+
+func failingHook(context.Context) error {
+	say("F")
+	return errors.New("disk full")
+}
+
+func panickingHook(context.Context) error {
+	say("P")
+	panic("oops")
+}
+
+func hangingHook(context.Context) error {
+	say("H")
+	select {}
+}
+
+func hangingHook2(context.Context) error {
+	say("H2")
+	select {}
+}
+
+func init() {
+	scenarios["lifo"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Register(hook("B"))
+		multiexit.Register(hook("C"))
+		if err := multiexit.Install(); err != nil {
+			panic(err)
+		}
+		say("ready")
+		select {}
+	}
+	scenarios["exit"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Register(hook("B"))
+		if len(args) == 0 {
+			if err := multiexit.Install(); err != nil {
+				panic(err)
+			}
+		}
+		multiexit.Exit(7)
+	}
+	scenarios["run"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Run(func(ctx context.Context) error {
+			say("main")
+			switch args[0] {
+			case "error":
+				return errors.New("boom")
+			case "panic":
+				panic("kaboom")
+			}
+			return nil
+		})
+	}
+	scenarios["run-signal"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Run(func(ctx context.Context) error {
+			say("ready")
+			<-ctx.Done()
+			say("cause %v", context.Cause(ctx))
+			if len(args) > 0 {
+				return errors.New("main failed after the signal")
+			}
+			return nil
+		})
+	}
+	scenarios["unregister"] = func(args []string) {
+		a := multiexit.Register(hook("A"))
+		say("unregister A: %v", a.Unregister())
+		say("unregister A again: %v", a.Unregister())
+		n := multiexit.Register(nil)
+		say("unregister nil hook: %v", n.Unregister())
+		var top *multiexit.Handle
+		multiexit.Register(hook("bottom"))
+		b := multiexit.Register(hook("B"))
+		multiexit.Register(func(context.Context) error {
+			say("C: unregister B: %v; unregister top, which ran: %v", b.Unregister(), top.Unregister())
+			return nil
+		})
+		top = multiexit.Register(hook("top"))
+		if err := multiexit.Install(); err != nil {
+			panic(err)
+		}
+		multiexit.Exit(0)
+	}
+	scenarios["failing"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Register(failingHook)
+		multiexit.Register(panickingHook)
+		multiexit.Register(hook("B"))
+		multiexit.Exit(3)
+	}
+	scenarios["hang"] = func(args []string) {
+		deadline := func(name string) func(context.Context) error {
+			return func(ctx context.Context) error {
+				_, ok := ctx.Deadline()
+				say("%s has deadline: %v", name, ok)
+				return nil
+			}
+		}
+		multiexit.Register(deadline("Z"))
+		multiexit.Register(hangingHook2)
+		multiexit.Register(deadline("A"))
+		multiexit.Register(hangingHook)
+		multiexit.Register(deadline("C"))
+		if err := multiexit.Install(multiexit.WithTimeout(300 * time.Millisecond)); err != nil {
+			panic(err)
+		}
+		multiexit.Exit(0)
+	}
+	scenarios["escalate"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Register(func(ctx context.Context) error {
+			say("S")
+			<-ctx.Done()
+			return nil
+		})
+		if err := multiexit.Install(multiexit.WithTimeout(time.Hour)); err != nil {
+			panic(err)
+		}
+		say("ready")
+		select {}
+	}
+	scenarios["twice"] = func(args []string) {
+		if err := multiexit.Install(); err != nil {
+			panic(err)
+		}
+		say("second Install: %v", multiexit.Install())
+		multiexit.Exit(0)
+	}
+	scenarios["inside"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		multiexit.Register(func(context.Context) error {
+			say("X")
+			multiexit.Exit(9)
+			say("X after Exit")
+			return nil
+		})
+		multiexit.Register(func(context.Context) error {
+			say("R")
+			multiexit.Register(hook("N"))
+			return nil
+		})
+		if err := multiexit.Install(); err != nil {
+			panic(err)
+		}
+		multiexit.Exit(4)
+	}
+	scenarios["only-configured"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		if err := multiexit.Install(multiexit.WithSignals(syscall.SIGTERM)); err != nil {
+			panic(err)
+		}
+		say("ready")
+		select {}
+	}
+	scenarios["ignored-int"] = func(args []string) {
+		multiexit.Register(hook("A"))
+		var opts []multiexit.Option
+		if len(args) > 0 {
+			opts = append(opts, multiexit.WithSignals(os.Interrupt, syscall.SIGTERM))
+		}
+		if err := multiexit.Install(opts...); err != nil {
+			panic(err)
+		}
+		say("ready")
+		select {}
+	}
+	scenarios["logger"] = func(args []string) {
+		multiexit.Register(failingHook)
+		multiexit.Register(hook("A"))
+		if err := multiexit.Install(multiexit.WithLogger(slog.New(slog.NewJSONHandler(os.Stderr, nil)))); err != nil {
+			panic(err)
+		}
+		multiexit.Exit(0)
+	}
+}
+
+func TestSignalRunsHooksLIFO(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			p := start(t, "lifo", nil)
+			p.waitFor("ready")
+			p.signal(tc.sig)
+			p.check([]string{"C", "B", "A"}, exitCode(tc.code))
+			p.quiet()
+		})
+	}
+}
+
+func TestExit(t *testing.T) {
+	t.Run("installed", func(t *testing.T) {
+		p := start(t, "exit", nil)
+		p.check([]string{"B", "A"}, exitCode(7))
+		p.quiet()
+	})
+	t.Run("without Install", func(t *testing.T) {
+		p := start(t, "exit", []string{"noinstall"})
+		p.check([]string{"B", "A"}, exitCode(7))
+		p.quiet()
+	})
+}
+
+func TestRunExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		mode   string
+		code   int
+		stderr []string
+	}{
+		{"nil", 0, nil},
+		{"error", 1, []string{"boom"}},
+		{"panic", 2, []string{"kaboom", "goroutine"}},
+	} {
+		t.Run(tc.mode, func(t *testing.T) {
+			p := start(t, "run", []string{tc.mode})
+			p.check([]string{"main", "A"}, exitCode(tc.code))
+			if tc.stderr == nil {
+				p.quiet()
+			}
+			for _, s := range tc.stderr {
+				if !strings.Contains(p.stderr.String(), s) {
+					t.Errorf("stderr does not report %q:\n%s", s, p.stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestRunContextCause(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{{"main returns nil", nil}, {"main returns an error", []string{"err"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, "run-signal", tc.args)
+			p.waitFor("ready")
+			p.signal(syscall.SIGTERM)
+			p.check([]string{"cause received signal terminated", "A"}, exitCode(143))
+		})
+	}
+}
+
+func TestUnregister(t *testing.T) {
+	p := start(t, "unregister", nil)
+	p.check([]string{
+		"unregister A: true",
+		"unregister A again: false",
+		"unregister nil hook: false",
+		"top",
+		"C: unregister B: true; unregister top, which ran: false",
+		"bottom",
+	}, exitCode(0))
+	p.quiet()
+}
+
+func TestFailingHooksAreReportedAndTheRestRun(t *testing.T) {
+	p := start(t, "failing", nil)
+	p.check([]string{"B", "P", "F", "A"}, exitCode(3))
+	for _, s := range []string{"panickingHook", "oops", "failingHook", "disk full", "signals_test.go"} {
+		if !strings.Contains(p.stderr.String(), s) {
+			t.Errorf("stderr does not name %q:\n%s", s, p.stderr.String())
+		}
+	}
+}
+
+func TestHangingHooksAreAbandoned(t *testing.T) {
+	p := start(t, "hang", nil)
+	p.check([]string{"C has deadline: true", "H", "A has deadline: true", "H2", "Z has deadline: true"}, exitCode(0))
+	for _, s := range []string{"hangingHook ", "hangingHook2", "abandoned"} {
+		if !strings.Contains(p.stderr.String(), s) {
+			t.Errorf("stderr does not name %q:\n%s", s, p.stderr.String())
+		}
+	}
+}
+
+func TestSecondSignalEscalates(t *testing.T) {
+	for _, storm := range []int{1, 200} {
+		t.Run(fmt.Sprintf("%d more signals", storm), func(t *testing.T) {
+			p := start(t, "escalate", nil)
+			p.waitFor("ready")
+			p.signal(syscall.SIGTERM)
+			p.waitFor("S")
+			for i := 0; i < storm; i++ {
+				sig := syscall.SIGINT
+				if i%2 == 1 {
+					sig = syscall.SIGTERM
+				}
+				if err := p.cmd.Process.Signal(sig); err != nil {
+					break // it has exited already
+				}
+			}
+			p.check([]string{"S", "A"}, exitCode(143))
+			if !strings.Contains(p.stderr.String(), "second signal") {
+				t.Errorf("stderr does not report the escalation:\n%s", p.stderr.String())
+			}
+		})
+	}
+}
+
+func TestInstallTwice(t *testing.T) {
+	p := start(t, "twice", nil)
+	p.check([]string{"second Install: multiexit: Install called twice"}, exitCode(0))
+}
+
+func TestRegisterAndExitInsideHooks(t *testing.T) {
+	p := start(t, "inside", nil)
+	p.check([]string{"R", "N", "X", "A"}, exitCode(4))
+	p.quiet()
+}
+
+func TestOnlyConfiguredSignalsAreCaught(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := start(t, "only-configured", nil)
+			p.waitFor("ready")
+			p.signal(sig)
+			p.check(nil, "signal "+sig.String())
+		})
+	}
+}
+
+// A process started with SIGINT ignored (nohup, `sh -c 'prog &'`) keeps it
+// ignored, unless WithSignals names it.
+func TestIgnoredInterruptStaysIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{{"default", nil, exitCode(143)}, {"WithSignals names it", []string{"explicit"}, exitCode(130)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, "ignored-int", tc.args)
+			// Re-run the same command under a shell that ignores SIGINT.
+			p.cmd.Process.Kill()
+			p.cmd.Wait()
+			p.waited = true
+			sh := exec.Command("sh", append([]string{"-c", `trap "" INT; exec "$0" "$@"`, os.Args[0]}, tc.args...)...)
+			sh.Env = p.cmd.Env
+			p = &proc{t: t, cmd: sh}
+			sh.Stderr = &p.stderr
+			out, err := sh.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := sh.Start(); err != nil {
+				t.Fatal(err)
+			}
+			p.sc = bufioScanner(out)
+			p.waitFor("ready")
+			p.signal(syscall.SIGINT)
+			p.signal(syscall.SIGTERM)
+			p.check([]string{"A"}, tc.want)
+		})
+	}
+}
+
+func TestLoggerReportsProgress(t *testing.T) {
+	p := start(t, "logger", nil)
+	p.check([]string{"A", "F"}, exitCode(0))
+	errLog := p.stderr.String()
+	for _, s := range []string{`"msg":"multiexit: hook done"`, `"duration":`, `"msg":"multiexit: hook failed"`, `failingHook`, `"msg":"multiexit: shutdown begins"`, `"msg":"multiexit: exiting"`} {
+		if !strings.Contains(errLog, s) {
+			t.Errorf("log lacks %s:\n%s", s, errLog)
+		}
+	}
+}
