@@ -3,8 +3,8 @@ module github.com/multiexit/multiexit
 go 1.26.0
 
 require (
-	github.com/google/go-cmp v0.7.0 // indirect
-	github.com/oklog/run v1.2.0 // indirect
-	go.uber.org/goleak v1.3.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	github.com/google/go-cmp v0.7.0
+	github.com/oklog/run v1.2.0
+	go.uber.org/goleak v1.3.0
+	golang.org/x/sys v0.49.0
 )

@@ -73,9 +73,19 @@ func (s *syncBuffer) String() string {
 // start runs scenario name with args; env adds to the environment.
 func start(t *testing.T, name string, args []string, env ...string) *proc {
 	t.Helper()
+	return startWith(t, nil, name, args, env...)
+}
+
+// startWith is start with setup applied to the command first.
+func startWith(t *testing.T, setup func(*exec.Cmd), name string, args []string, env ...string) *proc {
+	t.Helper()
 	tag := proctest.Tag(t)
 	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(append(os.Environ(), "MX_SCENARIO="+name, proctest.Env(tag)), env...)
+	// GORACE: a race-enabled binary otherwise sleeps 1 s before exit 0.
+	cmd.Env = append(append(os.Environ(), "MX_SCENARIO="+name, proctest.Env(tag), "GORACE=atexit_sleep_ms=0"), env...)
+	if setup != nil {
+		setup(cmd)
+	}
 	p := &proc{t: t, cmd: cmd}
 	cmd.Stderr = &p.stderr
 	out, err := cmd.StdoutPipe()
@@ -168,5 +178,3 @@ func (p *proc) quiet() {
 		p.t.Errorf("standard error should be empty on success, got:\n%s", s)
 	}
 }
-
-func bufioScanner(r interface{ Read([]byte) (int, error) }) *bufio.Scanner { return bufio.NewScanner(r) }

@@ -356,26 +356,19 @@ func TestIgnoredInterruptStaysIgnored(t *testing.T) {
 		want string
 	}{{"default", nil, exitCode(143)}, {"WithSignals names it", []string{"explicit"}, exitCode(130)}} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := start(t, "ignored-int", tc.args)
-			// Re-run the same command under a shell that ignores SIGINT.
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-			p.waited = true
-			sh := exec.Command("sh", append([]string{"-c", `trap "" INT; exec "$0" "$@"`, os.Args[0]}, tc.args...)...)
-			sh.Env = p.cmd.Env
-			p = &proc{t: t, cmd: sh}
-			sh.Stderr = &p.stderr
-			out, err := sh.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := sh.Start(); err != nil {
-				t.Fatal(err)
-			}
-			p.sc = bufioScanner(out)
+			// Run it under a shell that ignores SIGINT, as nohup or
+			// `sh -c 'prog &'` would.
+			p := startWith(t, func(cmd *exec.Cmd) {
+				cmd.Args = append([]string{"sh", "-c", `trap "" INT; exec "$0" "$@"`, cmd.Path}, tc.args...)
+				cmd.Path = "/bin/sh"
+			}, "ignored-int", tc.args)
 			p.waitFor("ready")
+			// An ignored signal is discarded when it is sent, so if
+			// SIGINT stayed ignored, SIGTERM decides; if caught, SIGINT.
 			p.signal(syscall.SIGINT)
-			p.signal(syscall.SIGTERM)
+			if tc.args == nil {
+				p.signal(syscall.SIGTERM)
+			}
 			p.check([]string{"A"}, tc.want)
 		})
 	}

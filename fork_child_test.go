@@ -1,0 +1,568 @@
+package multiexit_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/google/go-cmp/cmp"
+	"go.uber.org/goleak"
+	"golang.org/x/sys/unix"
+
+	"github.com/multiexit/multiexit"
+)
+
+// sharedS and sharedL print the role of the process they run in.
+var (
+	sharedS = multiexit.Define("S", func(ctx context.Context, arg string) error {
+		say("%s S(%s)", role(), arg)
+		return nil
+	})
+	sharedL = multiexit.Define("L", func(ctx context.Context, arg int) error {
+		say("%s L(%d)", role(), arg)
+		return nil
+	})
+	sharedChan = multiexit.Define("chan", func(ctx context.Context, arg chan int) error { return nil })
+)
+
+// role is "main" in the process the test started, else the worker's first
+// argument.
+func role() string {
+	if !multiexit.IsChild() || len(os.Args) < 2 {
+		return "main"
+	}
+	return os.Args[1]
+}
+
+func mustInstall(opts ...multiexit.Option) {
+	if err := multiexit.Install(opts...); err != nil {
+		say("install error: %v", err)
+		multiexit.Exit(1)
+	}
+}
+
+func mustStart(cmds ...*exec.Cmd) []*multiexit.Child {
+	kids, err := multiexit.Start(cmds...)
+	if err != nil {
+		say("start error: %v", err)
+		multiexit.Exit(1)
+	}
+	return kids
+}
+
+func own(ctx context.Context) error {
+	say("%s own", role())
+	return nil
+}
+
+// barrierWait connects to the test's barrier, says name, and waits until
+// the test releases it.
+func barrierWait(name string) {
+	c, err := net.Dial("unix", os.Getenv("MX_BARRIER"))
+	if err != nil {
+		say("%s barrier: %v", name, err)
+		return
+	}
+	defer c.Close()
+	c.Write([]byte(name + "\n"))
+	io.ReadAll(c)
+}
+
+// barrier is the test's side: it proves that n processes are at one point
+// at once, without any timing.
+type barrier struct {
+	t     *testing.T
+	ln    net.Listener
+	conns []net.Conn
+}
+
+func newBarrier(t *testing.T) (*barrier, string) {
+	path := filepath.Join(t.TempDir(), "barrier")
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &barrier{t: t, ln: ln}
+	t.Cleanup(b.release)
+	return b, "MX_BARRIER=" + path
+}
+
+func (b *barrier) wait(n int) {
+	for len(b.conns) < n {
+		c, err := b.ln.Accept()
+		if err != nil {
+			b.t.Fatal(err)
+		}
+		b.conns = append(b.conns, c)
+	}
+}
+
+func (b *barrier) release() {
+	for _, c := range b.conns {
+		c.Close()
+	}
+	b.conns = nil
+	b.ln.Close()
+}
+
+func init() {
+	// main registers S, its own hook, starts w1, registers L; w1 registers
+	// its own hook and starts w2; w2 registers its own hook.
+	scenarios["cascade"] = func(args []string) {
+		mustInstall()
+		switch role() {
+		case "main":
+			sharedS.Register("s")
+			multiexit.Register(own)
+			mustStart(multiexit.Command("w1"))
+			sharedL.Register(7)
+		case "w1":
+			multiexit.Register(own)
+			mustStart(multiexit.Command("w2"))
+			ping := make(chan os.Signal, 1)
+			signal.Notify(ping, syscall.SIGUSR1)
+			go func() {
+				for range ping {
+					say("ready pong")
+				}
+			}()
+		case "w2":
+			multiexit.Register(own)
+		}
+		say("ready %s %d", role(), os.Getpid())
+		select {}
+	}
+	scenarios["orphans"] = func(args []string) {
+		mustInstall()
+		if role() == "main" {
+			sharedS.Register("s")
+			a, b := multiexit.Command("a"), multiexit.Command("b")
+			if len(args) > 0 { // parent death seen only as EOF on the control channel
+				a.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
+				b.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
+			}
+			mustStart(a, b)
+		} else {
+			multiexit.Register(own)
+		}
+		say("ready %s", role())
+		select {}
+	}
+	scenarios["external"] = func(args []string) {
+		mustInstall(multiexit.WithGrace(200 * time.Millisecond))
+		multiexit.Register(hook("H1"))
+		var script string
+		switch args[0] {
+		case "group":
+			script = `trap 'echo E stopped; exit 0' TERM; sleep 1000 >/dev/null & sleep 1000 >/dev/null & echo ready ext; wait`
+		case "stubborn":
+			script = `trap '' TERM; echo ready ext; exec sleep 1000 >/dev/null`
+		}
+		cmd := exec.Command("sh", "-c", script)
+		cmd.Stdout = os.Stdout
+		mustStart(cmd)
+		multiexit.Register(hook("H2"))
+		say("ready main")
+		select {}
+	}
+	scenarios["pool"] = func(args []string) {
+		mustInstall()
+		if role() == "main" {
+			sharedS.Register("s")
+			multiexit.Register(own)
+			n, _ := strconv.Atoi(args[0])
+			var cmds []*exec.Cmd
+			for i := range n {
+				cmds = append(cmds, multiexit.Command(fmt.Sprintf("w%d", i)))
+			}
+			mustStart(cmds...)
+		} else {
+			multiexit.Register(func(ctx context.Context) error {
+				say("%s stopping", role())
+				barrierWait(role())
+				say("%s own", role())
+				return nil
+			})
+		}
+		say("ready %s", role())
+		select {}
+	}
+	scenarios["startup"] = func(args []string) {
+		if role() != "main" {
+			say("booting %s", role())
+			barrierWait(role())
+			multiexit.Register(own) // before Install: a stop may come right after the acknowledgement
+			mustInstall()
+			select {}
+		}
+		mustInstall()
+		sharedS.Register("s")
+		multiexit.Register(own)
+		say("ready main")
+		mustStart(multiexit.Command("a"), multiexit.Command("b"), multiexit.Command("c"))
+		say("Start returned")
+		select {}
+	}
+	scenarios["env"] = func(args []string) {
+		if role() == "main" {
+			mustInstall()
+			w := multiexit.Command("w")
+			w.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
+			kids := mustStart(w)
+			kids[0].Wait()
+			multiexit.Exit(0)
+		}
+		mustInstall()
+		out, err := exec.Command("sh", "-c", `echo "${`+multiexit.EnvVar+`-unset}"`).Output()
+		if err != nil {
+			say("sh: %v", err)
+		}
+		say("grandchild sees MULTIEXIT=%s", strings.TrimSpace(string(out)))
+		say("worker sees MULTIEXIT set: %v", os.Getenv(multiexit.EnvVar) != "")
+		say("worker pdeathsig: %v", pdeathsig())
+		say("IsChild: %v", multiexit.IsChild())
+		multiexit.Exit(0)
+	}
+	scenarios["sigpipe"] = func(args []string) {
+		mustInstall()
+		if role() == "main" {
+			w := multiexit.Command("w")
+			r, wr, err := os.Pipe()
+			if err != nil {
+				panic(err)
+			}
+			w.Stdout = wr
+			mustStart(w)
+			wr.Close()
+			buf := make([]byte, 64)
+			n, _ := r.Read(buf) // the worker's "ready"; then nobody reads r
+			say("%s", strings.TrimSpace(string(buf[:n])))
+			say("ready main")
+			select {}
+		}
+		multiexit.Register(func(ctx context.Context) error {
+			// Until it fails: once the pipe's buffer is full the write
+			// blocks until the dead parent's end is closed, then fails.
+			chunk := strings.Repeat("into a dead parent's pipe\n", 100)
+			var err error
+			for err == nil {
+				_, err = os.Stdout.WriteString(chunk)
+			}
+			fmt.Fprintf(os.Stderr, "worker hook ran; write error: %v\n", err)
+			return nil
+		})
+		say("ready w")
+		select {}
+	}
+	scenarios["bad-registry"] = func(args []string) {
+		err := multiexit.Install()
+		say("install error: %v", err)
+		say("IsChild: %v; MULTIEXIT kept: %v", multiexit.IsChild(), os.Getenv(multiexit.EnvVar) != "")
+		os.Exit(1)
+	}
+	scenarios["dup-define"] = func(args []string) {
+		multiexit.Define("S", func(context.Context, int) error { return nil })
+		say("install error: %v", multiexit.Install())
+		_, err := multiexit.Start(exec.Command("true"))
+		say("start error: %v", err)
+		os.Exit(0)
+	}
+	scenarios["bad-arg"] = func(args []string) {
+		mustInstall()
+		sharedChan.Register(make(chan int))
+		_, err := multiexit.Start(multiexit.Command("w"))
+		say("start error: %v", err)
+		multiexit.Exit(0)
+	}
+	scenarios["cycles"] = func(args []string) {
+		mustInstall(multiexit.WithGrace(time.Second))
+		if role() != "main" {
+			select {}
+		}
+		cycle := func() {
+			kids := mustStart(multiexit.Command("w"), exec.Command("sleep", "1000"))
+			for _, k := range kids {
+				k.Stop()
+			}
+		}
+		cycle() // the first Start starts the fork thread for good
+		fds := countFDs()
+		opt := goleak.IgnoreCurrent()
+		for range 20 {
+			cycle()
+		}
+		say("goroutines: %v", goleak.Find(opt))
+		say("descriptors: %d more", countFDs()-fds)
+		multiexit.Exit(0)
+	}
+}
+
+func countFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
+}
+
+func readyPID(line string) int {
+	f := strings.Fields(line)
+	pid, _ := strconv.Atoi(f[len(f)-1])
+	return pid
+}
+
+// waitAll reads lines until one starting with each prefix was seen.
+func (p *proc) waitAll(prefixes ...string) map[string]string {
+	p.t.Helper()
+	seen := map[string]string{}
+	for len(seen) < len(prefixes) {
+		if !p.sc.Scan() {
+			p.t.Fatalf("output ended; waiting for %q, saw %q; stderr:\n%s", prefixes, p.lines, p.stderr.String())
+		}
+		line := p.sc.Text()
+		p.lines = append(p.lines, line)
+		for _, pre := range prefixes {
+			if strings.HasPrefix(line, pre) {
+				seen[pre] = line
+			}
+		}
+	}
+	return seen
+}
+
+var cascadeOrder = []string{"main L(7)", "w2 own", "w2 S(s)", "w1 own", "w1 S(s)", "main own", "main S(s)"}
+
+func TestCascade(t *testing.T) {
+	p := start(t, "cascade", nil)
+	p.waitAll("ready main", "ready w1", "ready w2")
+	p.signal(syscall.SIGTERM)
+	p.check(cascadeOrder, exitCode(143))
+	p.quiet()
+}
+
+// A terminal's Ctrl-C reaches the foreground process group: the parent's.
+// Workers have groups of their own and ignore SIGINT sent to them.
+func TestTerminalInterrupt(t *testing.T) {
+	p := startWith(t, func(cmd *exec.Cmd) {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as a shell starts a job
+	}, "cascade", nil)
+	ready := p.waitAll("ready main", "ready w1", "ready w2")
+	w1 := readyPID(ready["ready w1"])
+	if err := syscall.Kill(w1, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	// SIGUSR1 after SIGINT: by the time w1 answers it, it has taken SIGINT.
+	if err := syscall.Kill(w1, syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor("ready pong")
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.check(cascadeOrder, exitCode(130))
+}
+
+func TestParentDeath(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{{"Pdeathsig and EOF", nil}, {"EOF only", []string{"eof"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, "orphans", tc.args)
+			p.waitAll("ready main", "ready a", "ready b")
+			p.signal(syscall.SIGKILL)
+			trace, how := p.end() // EOF: every process of the tree has exited
+			if how != "signal killed" {
+				t.Errorf("parent ended with %s", how)
+			}
+			for _, w := range []string{"a", "b"} {
+				var got []string
+				for _, l := range trace {
+					if strings.HasPrefix(l, w+" ") {
+						got = append(got, l)
+					}
+				}
+				if diff := cmp.Diff([]string{w + " own", w + " S(s)"}, got); diff != "" {
+					t.Errorf("worker %s (-want +got):\n%s\nstderr:\n%s", w, diff, p.stderr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestExternalCommands(t *testing.T) {
+	t.Run("process group stopped whole, in its LIFO place", func(t *testing.T) {
+		p := start(t, "external", []string{"group"})
+		p.waitAll("ready main", "ready ext")
+		p.signal(syscall.SIGTERM)
+		p.check([]string{"H2", "E stopped", "H1"}, exitCode(143))
+		p.quiet()
+	})
+	t.Run("SIGTERM ignored: SIGKILL after the grace period", func(t *testing.T) {
+		p := start(t, "external", []string{"stubborn"})
+		p.waitAll("ready main", "ready ext")
+		p.signal(syscall.SIGTERM)
+		p.check([]string{"H2", "H1"}, exitCode(143))
+		if !strings.Contains(p.stderr.String(), "did not stop within its grace period") {
+			t.Errorf("the kill is not reported:\n%s", p.stderr.String())
+		}
+	})
+}
+
+// The workers of one Start call stop concurrently: the barrier only opens
+// once all of them are inside their hooks at the same time.
+func TestPoolStopsConcurrently(t *testing.T) {
+	const n = 4
+	b, env := newBarrier(t)
+	p := start(t, "pool", []string{strconv.Itoa(n)}, env)
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("ready w%d", i))
+	}
+	p.waitAll(append(want, "ready main")...)
+	p.signal(syscall.SIGTERM)
+	b.wait(n)
+	b.release()
+	trace, how := p.end()
+	if how != exitCode(143) {
+		t.Errorf("ended with %s; stderr:\n%s", how, p.stderr.String())
+	}
+	for i := range n {
+		w := fmt.Sprintf("w%d", i)
+		var got []string
+		for _, l := range trace {
+			if strings.HasPrefix(l, w+" ") {
+				got = append(got, l)
+			}
+		}
+		if diff := cmp.Diff([]string{w + " stopping", w + " own", w + " S(s)"}, got); diff != "" {
+			t.Errorf("worker %s (-want +got):\n%s", w, diff)
+		}
+	}
+	if diff := cmp.Diff([]string{"main own", "main S(s)"}, trace[len(trace)-2:]); diff != "" {
+		t.Errorf("the parent's hooks must run after every worker stopped (-want +got):\n%s", diff)
+	}
+}
+
+func TestStartWaitsForAcknowledgement(t *testing.T) {
+	b, env := newBarrier(t)
+	p := start(t, "startup", nil, env)
+	p.waitAll("ready main", "booting a", "booting b", "booting c")
+	b.wait(3) // every worker is held before Install
+	if slices.Contains(p.lines, "Start returned") {
+		t.Fatal("Start returned before the workers acknowledged Install")
+	}
+	// A SIGTERM during start-up: the workers must still run their hooks.
+	p.signal(syscall.SIGTERM)
+	b.release()
+	trace, how := p.end()
+	if how != exitCode(143) {
+		t.Errorf("ended with %s; stderr:\n%s", how, p.stderr.String())
+	}
+	for _, w := range []string{"a", "b", "c"} {
+		i, j := slices.Index(trace, w+" own"), slices.Index(trace, w+" S(s)")
+		if i < 0 || j < i {
+			t.Errorf("worker %s did not run its own hook then S: %q", w, trace)
+		}
+	}
+	if k := slices.Index(trace, "main own"); k < len(trace)-2 {
+		t.Errorf("main's hooks must run after every worker stopped: %q", trace)
+	}
+}
+
+func TestWorkerEnvironment(t *testing.T) {
+	p := start(t, "env", nil)
+	p.check([]string{
+		"grandchild sees MULTIEXIT=unset",
+		"worker sees MULTIEXIT set: false",
+		"worker pdeathsig: 12",
+		"IsChild: true",
+	}, exitCode(0))
+	p.quiet()
+}
+
+func TestWorkerSurvivesDeadParentPipe(t *testing.T) {
+	p := start(t, "sigpipe", nil)
+	p.waitAll("ready w", "ready main")
+	p.signal(syscall.SIGKILL)
+	p.end()
+	if s := p.stderr.String(); !strings.Contains(s, "worker hook ran; write error:") || !strings.Contains(s, "broken pipe") {
+		t.Errorf("the worker's hook did not run past EPIPE; stderr:\n%s", s)
+	}
+}
+
+func TestBadRegistry(t *testing.T) {
+	ppid := strconv.Itoa(os.Getpid())
+	for _, tc := range []struct{ name, value, want string }{
+		{"garbage", "%%garbage", "not a multiexit registry"},
+		{"truncated", "1:" + ppid + ":3,4:[{\"n\":\"S\",\"a\":", "truncated"},
+		{"replayed under another parent", "1:1:3,4:[]", "registry was written for parent PID 1"},
+		{"unknown version", "9:" + ppid + ":3,4:[]", `unknown format version "9"`},
+		{"undefined hook", "1:" + ppid + ":3,4:[{\"n\":\"nope\",\"a\":1}]", `"nope" is not defined in this binary`},
+		{"argument of the wrong type", "1:" + ppid + ":3,4:[{\"n\":\"L\",\"a\":\"x\"}]", `argument of "L"`},
+		{"oversize", "1:" + ppid + ":3,4:[" + strings.Repeat(" ", multiexit.MaxRegistry) + "]", "more than the 65536 allowed"},
+		{"started with exec.Cmd.Start", "pending", "not multiexit.Start"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, "bad-registry", nil, multiexit.EnvVar+"="+tc.value)
+			trace, how := p.end()
+			if how != exitCode(1) || len(trace) != 2 {
+				t.Fatalf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())
+			}
+			if !strings.HasPrefix(trace[0], "install error: multiexit: MULTIEXIT: ") || !strings.Contains(trace[0], tc.want) {
+				t.Errorf("error %q does not say %q", trace[0], tc.want)
+			}
+			if trace[1] != "IsChild: true; MULTIEXIT kept: true" {
+				t.Errorf("a failed Install changed the process: %q", trace[1])
+			}
+		})
+	}
+}
+
+func TestDefineTwiceIsReported(t *testing.T) {
+	p := start(t, "dup-define", nil)
+	trace, _ := p.end()
+	want := `Define("S") at fork_child_test.go:`
+	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at fork_child_test.go:") || !strings.Contains(trace[1], want) {
+		t.Errorf("Install and Start must report the duplicate with both places: %q", trace)
+	}
+}
+
+func TestArgumentThatDoesNotEncode(t *testing.T) {
+	p := start(t, "bad-arg", nil)
+	trace, how := p.end()
+	if how != exitCode(0) || len(trace) != 1 || !strings.Contains(trace[0], `start error: multiexit: Start: multiexit: shared hook "chan": argument does not encode as JSON`) {
+		t.Errorf("ended with %s, trace %q", how, trace)
+	}
+}
+
+// Start and Stop, over and over, leave no goroutine, descriptor or process.
+func TestStartStopLeavesNothing(t *testing.T) {
+	p := start(t, "cycles", nil)
+	p.check([]string{"goroutines: <nil>", "descriptors: 0 more"}, exitCode(0))
+}
+
+// pdeathsig reads the parent-death signal. The kernel keeps it per thread
+// and clears it in every new thread, so it is read on the main thread,
+// where the worker was exec'd: TestMain runs on it (see lockMain).
+func pdeathsig() int {
+	var sig int32
+	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+		return -1
+	}
+	return int(sig)
+}
+
+// lockMain keeps the main goroutine, which runs TestMain and so every
+// scenario, on the main thread.
+func init() { runtime.LockOSThread() }
