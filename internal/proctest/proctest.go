@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 )
 
@@ -33,7 +32,9 @@ func Tag(t testing.TB) string {
 	t.Cleanup(func() {
 		left := Survivors(tag)
 		for _, p := range left {
-			syscall.Kill(p.PID, syscall.SIGKILL)
+			if proc, err := os.FindProcess(p.PID); err == nil {
+				proc.Kill()
+			}
 		}
 		if len(left) > 0 {
 			t.Errorf("processes left behind by the test (killed now): %v", left)
@@ -68,7 +69,7 @@ func Survivors(tag string) []Proc {
 	tagged := map[int]bool{self: true}
 	var out []Proc
 	type st struct {
-		pid, ppid    int
+		pid, ppid  int
 		state, cmd string
 	}
 	var all []st
@@ -87,7 +88,7 @@ func Survivors(tag string) []Proc {
 		if err != nil {
 			continue
 		}
-		if bytes.HasPrefix(env, want[:len(want)]) || bytes.Contains(env, append([]byte{0}, want...)) {
+		if bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...)) {
 			tagged[pid] = true
 			out = append(out, Proc{pid, s.state, s.cmd})
 		}
