@@ -532,8 +532,8 @@ func TestBadRegistry(t *testing.T) {
 func TestDefineTwiceIsReported(t *testing.T) {
 	p := start(t, "dup-define", nil)
 	trace, _ := p.end()
-	want := `Define("S") at fork_child_test.go:`
-	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at fork_child_test.go:") || !strings.Contains(trace[1], want) {
+	want := `Define("S") at fork_child_linux_test.go:`
+	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at fork_child_linux_test.go:") || !strings.Contains(trace[1], want) {
 		t.Errorf("Install and Start must report the duplicate with both places: %q", trace)
 	}
 }

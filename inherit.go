@@ -218,9 +218,9 @@ func decodeRegistry(s string) (*registry, error) {
 		var te *json.UnmarshalTypeError
 		switch {
 		case errors.As(err, &se):
-			return nil, bad(off+int(se.Offset), "hooks: %v", err)
+			return nil, bad(off+int(se.Offset)-1, "hooks: %v", err) // the offending byte
 		case errors.As(err, &te):
-			return nil, bad(off+int(te.Offset), "hooks: %v", err)
+			return nil, bad(off+int(te.Offset)-1, "hooks: %v", err) // the value's last byte
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			return nil, bad(len(s), "hooks: truncated JSON")
 		}
