@@ -13,8 +13,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"github.com/oklog/run"
 )
 
 // AckTimeout bounds how long Start waits for a worker to call Install.
@@ -77,7 +75,6 @@ type Child struct {
 	mu       sync.Mutex
 	isExited bool
 	stopping bool
-	pinned   bool          // exited but kept unreaped until the group is killed
 	groupOK  chan struct{} // closed by stop once the group was killed
 
 	stopOnce sync.Once
@@ -108,8 +105,6 @@ func (c *Child) Stop() error {
 func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 	return c.Wait, func(error) { c.Stop() }
 }
-
-var _ = run.Group{} // the actors above are made for run.Group.Add
 
 func (c *Child) stop(ctx context.Context, grace time.Duration) {
 	c.stopOnce.Do(func() {
