@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -68,6 +69,7 @@ type Child struct {
 
 	ackR, deathW *os.File      // the parent's ends of a worker's control channel
 	ready        chan struct{} // closed when a worker acknowledged Install
+	ackRead      chan struct{} // closed when the acknowledgement (or EOF) was read
 	exited       chan struct{} // closed when the process exited (maybe not yet reaped)
 	done         chan struct{} // closed when reaped; err is then set
 	err          error
@@ -157,12 +159,26 @@ func (c *Child) reap() {
 			<-c.groupOK
 		}
 		c.err = c.cmd.Wait()
+		untrack(c.cmd.Process.Pid)
 	} else {
 		c.err = c.cmd.Wait()
+		untrack(c.cmd.Process.Pid)
 		c.mu.Lock()
 		c.isExited = true
 		c.mu.Unlock()
 		close(c.exited)
+	}
+	c.mu.Lock()
+	stopping := c.stopping
+	c.mu.Unlock()
+	if !stopping {
+		// It ended by itself: a crash, a panic, or its work was done.
+		level := slog.LevelWarn
+		if c.err == nil {
+			level = slog.LevelInfo
+		}
+		rt.logger().Log(context.Background(), level, "multiexit: child exited before it was stopped",
+			"pid", c.PID(), "cmd", c.cmd.Path, "args", c.cmd.Args[1:], "status", exitStatus(c.err))
 	}
 	if c.deathW != nil {
 		c.deathW.Close()
@@ -174,6 +190,7 @@ func (c *Child) reap() {
 // a worker that never calls Install may leave its end open in a
 // grandchild, and that must not keep it from being reaped.
 func (c *Child) readAck() {
+	defer close(c.ackRead)
 	var b [1]byte
 	if n, _ := c.ackR.Read(b[:]); n == 1 {
 		close(c.ready)
@@ -203,7 +220,11 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("multiexit: Start: %w", err)
 	}
-	g := &childGroup{}
+	ec, err := newEntryContainment()
+	if err != nil {
+		return nil, err
+	}
+	g := &childGroup{ec: ec}
 	entry := &Handle{hook: g.stopAll, group: g}
 	startMu.Lock()
 	if shuttingDown() {
@@ -220,7 +241,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		return nil, err
 	}
 	for _, cmd := range cmds {
-		c, err := startChild(cmd, hooksJSON, cfg)
+		c, err := startChild(cmd, hooksJSON, cfg, ec)
 		if err != nil {
 			return fail(err)
 		}
@@ -237,11 +258,16 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		}
 		select {
 		case <-c.ready:
-		case <-c.exited:
-			<-c.done
-			return fail(fmt.Errorf("multiexit: Start: worker pid %d exited before it acknowledged Install: %v", c.PID(), exitStatus(c.err)))
+			continue
+		case <-c.ackRead: // EOF, or the acknowledgement just being read
 		case <-t.C:
 			return fail(fmt.Errorf("multiexit: Start: worker pid %d did not acknowledge Install within %v (does it call multiexit.Install or Run?)", c.PID(), AckTimeout))
+		}
+		select {
+		case <-c.ready: // it acknowledged, then exited: that is its business
+		default:
+			<-c.done
+			return fail(fmt.Errorf("multiexit: Start: worker pid %d exited before it acknowledged Install: %v", c.PID(), exitStatus(c.err)))
 		}
 	}
 	return append([]*Child(nil), g.children...), nil
@@ -260,11 +286,11 @@ func shuttingDown() bool {
 	return rt.begun
 }
 
-func startChild(cmd *exec.Cmd, hooksJSON string, cfg config) (*Child, error) {
+func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment) (*Child, error) {
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
-	c := &Child{cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), groupOK: make(chan struct{})}
+	c := &Child{cmd: cmd, ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), groupOK: make(chan struct{})}
 	envIdx, worker := isWorker(cmd)
 	var childEnds [2]*os.File
 	if worker {
@@ -293,12 +319,17 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config) (*Child, error) {
 		}
 	} else {
 		close(c.ready)
+		close(c.ackRead)
 	}
 	c.leader = prepareChild(cmd)
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = cfg.grace
 	}
-	err := startCmd(cmd)
+	release, err := ec.prepare(cmd)
+	if err == nil {
+		err = forkTracked(cmd)
+		release()
+	}
 	if worker {
 		closeAll(childEnds[0], childEnds[1])
 	}
@@ -323,6 +354,7 @@ func closeAll(fs ...*os.File) {
 
 // childGroup is the children of one Start call: one entry of the stack.
 type childGroup struct {
+	ec       *entryContainment
 	mu       sync.Mutex
 	children []*Child
 	stopped  bool
@@ -353,6 +385,7 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 		}()
 	}
 	wg.Wait()
+	g.ec.sweep(grace, rt.logger().Warn)
 	return nil
 }
 

@@ -3,6 +3,8 @@ package multiexit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"sync/atomic"
 	"strings"
 	"testing"
 
@@ -77,9 +79,10 @@ func TestOversizeRegistryIsRefusedAtStart(t *testing.T) {
 func TestDefineBindsTypedArguments(t *testing.T) {
 	type cfg struct{ Dir string }
 	var got cfg
-	Define("test-typed", func(_ context.Context, c cfg) error { got = c; return nil })
+	name := fmt.Sprintf("test-typed-%d", typedSeq.Add(1)) // a new name for each run of -count
+	Define(name, func(_ context.Context, c cfg) error { got = c; return nil })
 	defs.mu.Lock()
-	def := defs.byName["test-typed"]
+	def := defs.byName[name]
 	defs.mu.Unlock()
 	hook, err := def.bind(json.RawMessage(`{"Dir":"/srv"}`))
 	if err != nil {
@@ -93,6 +96,8 @@ func TestDefineBindsTypedArguments(t *testing.T) {
 		t.Error("a mistyped argument was accepted")
 	}
 }
+
+var typedSeq atomic.Int64
 
 func FuzzDecodeRegistry(f *testing.F) {
 	f.Add(`1:4242:3,4:[{"n":"S","a":"x"}]`)

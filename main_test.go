@@ -3,6 +3,7 @@ package multiexit_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -178,3 +179,5 @@ func (p *proc) quiet() {
 		p.t.Errorf("standard error should be empty on success, got:\n%s", s)
 	}
 }
+
+type contextT = context.Context

@@ -98,6 +98,8 @@ type runtimeState struct {
 	cancel       context.CancelCauseFunc // ends sctx early: escalation
 	stopDeadline context.CancelFunc
 
+	layer Layer
+
 	runCancel context.CancelCauseFunc // Run's context
 	mainDone  chan struct{}           // closed when Run's main returned
 }
@@ -157,6 +159,10 @@ func Install(opts ...Option) error {
 	}
 	rt.installed = true
 	rt.cfg = cfg
+	rt.mu.Unlock()
+	layer := initContainment(cfg)
+	rt.mu.Lock()
+	rt.layer = layer
 	rt.mu.Unlock()
 
 	sigs := catchSignals(cfg, w != nil)
@@ -269,6 +275,7 @@ func finish(waitMain bool) {
 	}
 	d := &drainer{s: &exitStack, ctx: ctx, window: lateWindow, log: cfg.log, trace: cfg.trace}
 	d.run()
+	closeContainment()
 	if cfg.trace {
 		cfg.log.Info("multiexit: exiting", "code", code, "duration", time.Since(start))
 	}

@@ -1,0 +1,265 @@
+package multiexit_test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/internal/proctest"
+)
+
+// escapeScript starts, in the child's own process group, one descendant
+// that leaves the group (setsid) and one that double-forks (orphaned, same
+// group), then prints a line and becomes a sleep.
+const escapeScript = `setsid sh -c 'echo "ready esc"; exec sleep 1000 >/dev/null 2>&1 </dev/null' & (sleep 1000 >/dev/null 2>&1 </dev/null &) ; echo "ready ext $$"; exec sleep 1000 >/dev/null`
+
+func init() {
+	scenarios["escape"] = func(args []string) {
+		mustInstall(multiexit.WithGrace(time.Second))
+		multiexit.Register(hook("H1"))
+		n := 1
+		if len(args) > 0 {
+			n, _ = strconv.Atoi(args[0])
+		}
+		if role() == "main" {
+			var cmds []*exec.Cmd
+			for range n {
+				ext := exec.Command("sh", "-c", escapeScript)
+				ext.Stdout = os.Stdout
+				cmds = append(cmds, ext)
+			}
+			if len(args) > 1 { // workers too, each with an escaping grandchild
+				for i := range n {
+					cmds = append(cmds, multiexit.Command(fmt.Sprintf("w%d", i)))
+				}
+			}
+			mustStart(cmds...)
+		} else {
+			ext := exec.Command("sh", "-c", escapeScript)
+			ext.Stdout = os.Stdout
+			mustStart(ext)
+			multiexit.Register(own)
+		}
+		say("ready %s layer %v", role(), multiexit.Containment())
+		select {}
+	}
+	scenarios["stopped-worker"] = func(args []string) {
+		mustInstall()
+		if role() == "main" {
+			mustStart(multiexit.Command("w"))
+		} else {
+			multiexit.Register(own)
+		}
+		say("ready %s %d", role(), os.Getpid())
+		select {}
+	}
+	scenarios["crash"] = func(args []string) {
+		mustInstall()
+		if role() == "main" {
+			kids := mustStart(multiexit.Command("exit3"), multiexit.Command("panic"), multiexit.Command("segv"), multiexit.Command("killed"))
+			for _, k := range kids {
+				k.Wait()
+			}
+			multiexit.Exit(0)
+		}
+		switch role() {
+		case "exit3":
+			os.Exit(3)
+		case "panic":
+			panic("worker panics")
+		case "segv":
+			var p *int
+			println(*p) // a real fault: the Go runtime reports it and exits 2
+		case "killed":
+			syscall.Kill(os.Getpid(), syscall.SIGKILL)
+		}
+		select {}
+	}
+	scenarios["pid1"] = func(args []string) {
+		mustInstall()
+		multiexit.Register(func(ctxArg contextT) error {
+			others, zombies := 0, 0
+			dirs, _ := filepath.Glob("/proc/[0-9]*")
+			for _, d := range dirs {
+				pid, _ := strconv.Atoi(filepath.Base(d))
+				if pid == os.Getpid() {
+					continue
+				}
+				b, err := os.ReadFile(d + "/stat")
+				if err != nil {
+					continue
+				}
+				if env, _ := os.ReadFile(d + "/environ"); strings.Contains(string(env), "MULTIEXIT_GUARDIAN=") {
+					continue // it outlives the hooks, to clean up the cgroups
+				}
+				others++
+				if i := strings.LastIndexByte(string(b), ')'); i > 0 && b[i+2] == 'Z' {
+					zombies++
+				}
+			}
+			say("pid %d; other processes %d; zombies %d", os.Getpid(), others, zombies)
+			return nil
+		})
+		// A zombie-maker: the inner sh exits and its parent, exec'd into
+		// sleep, never reaps it; when the sleep is stopped, the zombie
+		// goes to PID 1. Plus an escapee.
+		ext := exec.Command("sh", "-c", `sh -c "exit 3" & setsid sleep 1000 >/dev/null 2>&1 & exec sleep 1000`)
+		mustStart(ext)
+		syscall.Kill(os.Getpid(), syscall.SIGTERM)
+		select {}
+	}
+}
+
+func layers(t *testing.T) []string {
+	out := []string{"subreaper", "process-group"}
+	if cgroupWritable() {
+		out = append([]string{"cgroup"}, out...)
+	} else {
+		t.Log("no writable cgroup v2 here: the cgroup layer is not tested")
+	}
+	return out
+}
+
+func cgroupWritable() bool {
+	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st syscall.Statfs_t
+		if syscall.Statfs(p, &st) == nil && st.Type == 0x63677270 && syscall.Access(p, 2) == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// outsider starts a process of the same user outside any tree and checks,
+// when the test ends, that it is still alive.
+func outsider(t *testing.T) {
+	cmd := exec.Command("sleep", "1000")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			t.Errorf("a process outside the tree was signalled: %v", err)
+		}
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+}
+
+// Descendants that leave their process group (setsid) or double-fork are
+// stopped with their entry on the cgroup and subreaper layers. With process
+// groups alone the setsid one escapes: the test shows that limit.
+func TestEscapeesAreContained(t *testing.T) {
+	for _, layer := range layers(t) {
+		t.Run(layer, func(t *testing.T) {
+			outsider(t)
+			tag := ""
+			p := startWith(t, func(cmd *exec.Cmd) {
+				for _, kv := range cmd.Env {
+					if v, ok := strings.CutPrefix(kv, proctest.TagVar+"="); ok {
+						tag = v
+					}
+				}
+			}, "escape", nil, multiexit.ContainmentVar+"="+layer)
+			ready := p.waitAll("ready main", "ready ext", "ready esc")
+			if want := "layer " + layer; !strings.HasSuffix(ready["ready main"], want) {
+				t.Fatalf("%q, want %q", ready["ready main"], want)
+			}
+			p.signal(syscall.SIGTERM)
+			trace, how := p.end()
+			if how != exitCode(143) || !slices.Equal(trace, []string{"H1"}) {
+				t.Errorf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())
+			}
+			left := proctest.Survivors(tag)
+			if layer == "process-group" {
+				if len(left) != 1 {
+					t.Errorf("with process groups alone exactly the setsid descendant should escape; left: %v", left)
+				}
+				for _, s := range left { // clean up what this layer cannot
+					syscall.Kill(s.PID, syscall.SIGKILL)
+				}
+				return
+			}
+			if len(left) > 0 {
+				t.Errorf("left behind: %v", left)
+			}
+		})
+	}
+}
+
+// After SIGKILL of the parent, the guardian kills what the workers' own
+// shutdown cannot reach: descendants that left their process groups.
+func TestSIGKILLedParentLeavesNothing(t *testing.T) {
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2: without it escapees of a SIGKILLed parent survive (documented)")
+	}
+	for _, n := range []int{1, 50} {
+		t.Run(fmt.Sprintf("%d externals and %d workers", n, n), func(t *testing.T) {
+			outsider(t)
+			p := start(t, "escape", []string{strconv.Itoa(n), "workers"})
+			want := []string{"ready main"}
+			for i := range n {
+				want = append(want, fmt.Sprintf("ready w%d", i))
+			}
+			p.waitAll(want...)
+			p.signal(syscall.SIGKILL)
+			trace, _ := p.end() // EOF: every holder of the pipe, the guardian too, is gone
+			for i := range n {
+				w := fmt.Sprintf("w%d", i)
+				if !slices.Contains(trace, w+" own") {
+					t.Errorf("worker %s did not run its hook", w)
+				}
+			}
+			// proctest's cleanup proves that nothing is left.
+		})
+	}
+}
+
+// A worker that is stopped (SIGSTOP) when the shutdown comes still runs its
+// hooks: SIGCONT goes with SIGTERM.
+func TestStoppedWorkerStillRunsItsHooks(t *testing.T) {
+	p := start(t, "stopped-worker", nil)
+	ready := p.waitAll("ready main", "ready w")
+	if err := syscall.Kill(readyPID(ready["ready w"]), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(syscall.SIGTERM)
+	p.check([]string{"w own"}, exitCode(143))
+}
+
+// A worker that exits early, panics or segfaults is reaped and reported
+// with its status.
+func TestCrashedWorkersAreReported(t *testing.T) {
+	p := start(t, "crash", nil)
+	p.check(nil, exitCode(0))
+	errLog := p.stderr.String()
+	for _, s := range []string{"exit status 3", "exit status 2", "worker panics", "segmentation violation", "signal: killed"} {
+		if !strings.Contains(errLog, s) {
+			t.Errorf("stderr does not report %q:\n%s", s, errLog)
+		}
+	}
+}
+
+// As PID 1 of a PID namespace (a container's init), the process reaps every
+// zombie and still exits with 128+signal.
+func TestPID1ReapsZombies(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	p := startWith(t, func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"unshare", "--pid", "--fork", "--mount-proc", cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("unshare")
+	}, "pid1", nil)
+	p.check([]string{"pid 1; other processes 0; zombies 0"}, exitCode(143))
+}
