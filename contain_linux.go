@@ -104,8 +104,11 @@ func ownCgroup() (string, error) {
 	return "", errors.New("/proc/self/cgroup has no cgroup v2 line")
 }
 
-// makeTreeCgroup creates multiexit.<pid>.<start time> beside this process's
-// own cgroup members, after removing those left by dead trees.
+// makeTreeCgroup creates multiexit.<pid namespace>.<pid>.<start time> in
+// this process's cgroup, after removing those left by dead trees. PIDs and
+// start times mean something only in their PID namespace, and cgroups are
+// shared across namespaces: a directory is judged only by a process of the
+// namespace that made it.
 func makeTreeCgroup() (string, error) {
 	mnt, err := cgroupMount()
 	if err != nil {
@@ -117,7 +120,7 @@ func makeTreeCgroup() (string, error) {
 	}
 	parent := filepath.Join(mnt, own)
 	cleanStaleCgroups(parent)
-	dir := filepath.Join(parent, fmt.Sprintf("multiexit.%d.%s", os.Getpid(), startTime(os.Getpid())))
+	dir := filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), startTime(os.Getpid())))
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return "", fmt.Errorf("cgroup v2 at %s is not writable: %w", parent, err)
 	}
@@ -143,14 +146,28 @@ func startTime(pid int) string {
 	return ""
 }
 
-// cleanStaleCgroups kills and removes the trees of processes that are gone.
+// pidNamespace is the inode of this process's PID namespace.
+func pidNamespace() string {
+	l, err := os.Readlink("/proc/self/ns/pid") // pid:[4026531836]
+	if err != nil {
+		return "0"
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+}
+
+// cleanStaleCgroups kills and removes the trees, made in this PID
+// namespace, of processes that are gone.
 func cleanStaleCgroups(parent string) {
-	dirs, _ := filepath.Glob(filepath.Join(parent, "multiexit.*.*"))
+	ns := pidNamespace()
+	dirs, _ := filepath.Glob(filepath.Join(parent, "multiexit."+ns+".*.*"))
 	for _, d := range dirs {
-		f := strings.SplitN(filepath.Base(d), ".", 3)
-		pid, err := strconv.Atoi(f[1])
-		if err != nil || (pid != os.Getpid() && startTime(pid) == f[2]) {
-			continue // its owner is alive
+		f := strings.SplitN(filepath.Base(d), ".", 4)
+		if len(f) != 4 || f[1] != ns {
+			continue
+		}
+		pid, err := strconv.Atoi(f[2])
+		if err != nil || pid == os.Getpid() || startTime(pid) == f[3] {
+			continue // its owner is alive (or it is ours)
 		}
 		killCgroup(d, time.Second)
 	}
@@ -295,11 +312,9 @@ func untrack(pid int) {
 // SIGTERM, up to grace, then SIGKILL (cgroup.kill in the cgroup layer), and
 // is reaped. It reports how many it found.
 func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args ...any)) {
-	switch {
-	case e.cg != "":
+	if e.cg != "" {
 		reapOrphans() // adopt the live ones first
-		left := cgroupProcs(e.cg)
-		if len(left) > 0 {
+		if left := cgroupProcs(e.cg); len(left) > 0 {
 			for _, pid := range left {
 				unix.Kill(pid, unix.SIGTERM)
 				unix.Kill(pid, unix.SIGCONT)
@@ -310,28 +325,37 @@ func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args 
 			}
 		}
 		os.WriteFile(filepath.Join(e.cg, "cgroup.kill"), []byte("1"), 0)
-		waitEmpty(e.cg, 5*time.Second)
+		if !waitEmpty(e.cg, 5*time.Second) {
+			log("multiexit: processes are left in the entry's cgroup after cgroup.kill", "cgroup", e.cg, "pids", cgroupProcs(e.cg))
+		}
 		reapOrphans() // the killed orphans are our zombies now
 		if err := removeCgroup(e.cg); err != nil {
 			log("multiexit: cannot remove the entry's cgroup", "cgroup", e.cg, "err", err)
 		}
-	case e.tag != "":
-		for range 8 { // each round may orphan the next generation
-			left := adoptedWith(e.tag)
-			if len(left) == 0 {
-				return
-			}
-			for _, pid := range left {
-				unix.Kill(pid, unix.SIGTERM)
-				unix.Kill(pid, unix.SIGCONT)
-			}
-			end := time.Now().Add(grace)
-			for _, pid := range left {
-				if !waitPID(pid, time.Until(end)) {
-					log("multiexit: orphaned descendant did not stop within the grace period; killing it", "pid", pid)
-					unix.Kill(pid, unix.SIGKILL)
-					waitPID(pid, 5*time.Second)
-				}
+	}
+	if e.tag == "" {
+		return
+	}
+	// Orphans that reparented to this process with the entry's tag: in
+	// the cgroup layer, only those that moved themselves out of it.
+	for range 8 { // each round may orphan the next generation
+		left := adoptedWith(e.tag)
+		if len(left) == 0 {
+			return
+		}
+		if e.cg != "" {
+			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", left)
+		}
+		for _, pid := range left {
+			unix.Kill(pid, unix.SIGTERM)
+			unix.Kill(pid, unix.SIGCONT)
+		}
+		end := time.Now().Add(grace)
+		for _, pid := range left {
+			if !waitPID(pid, time.Until(end)) {
+				log("multiexit: orphaned descendant did not stop within the grace period; killing it", "pid", pid)
+				unix.Kill(pid, unix.SIGKILL)
+				waitPID(pid, 5*time.Second)
 			}
 		}
 	}
@@ -591,5 +615,23 @@ func waitGone(pid int, d time.Duration) {
 			return
 		}
 		d -= time.Since(start)
+	}
+}
+
+// empty reports whether nothing of the entry is alive: no process in its
+// cgroup, no orphan with its tag.
+func (e *entryContainment) empty() bool {
+	if e.cg != "" && populated(e.cg) {
+		return false
+	}
+	return e.tag == "" || len(adoptedWith(e.tag)) == 0
+}
+
+// init: a worker's ends of the control channel must not leak into what it
+// runs before Install; they are close-on-exec from the start.
+func init() {
+	if r, err := decodeRegistry(childEnv); childEnvSet && err == nil {
+		unix.CloseOnExec(int(r.ctl[0]))
+		unix.CloseOnExec(int(r.ctl[1]))
 	}
 }

@@ -1,6 +1,7 @@
 package multiexit_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -117,6 +118,8 @@ func init() {
 		select {}
 	}
 }
+
+type contextT = context.Context
 
 func layers(t *testing.T) []string {
 	out := []string{"subreaper", "process-group"}

@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !windows
 
 package multiexit
 
@@ -24,3 +24,5 @@ func forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
 func untrack(int) {}
 
 func closeContainment() {}
+
+func (*entryContainment) empty() bool { return true }

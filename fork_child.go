@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -64,6 +65,7 @@ func isWorker(cmd *exec.Cmd) (int, bool) {
 // Child is a process started by Start: a worker or an external command.
 type Child struct {
 	cmd    *exec.Cmd
+	group  *childGroup
 	worker bool
 	leader bool // leads its own process group: stop signals the group
 
@@ -80,6 +82,7 @@ type Child struct {
 	groupOK  chan struct{} // closed by stop once the group was killed
 
 	stopOnce sync.Once
+	observed atomic.Bool // someone called Wait: an exit is theirs to report
 }
 
 // PID is the child's process ID.
@@ -88,6 +91,7 @@ func (c *Child) PID() int { return c.cmd.Process.Pid }
 // Wait waits for the child to exit and returns what exec.Cmd.Wait returned.
 // Any number of goroutines may call it.
 func (c *Child) Wait() error {
+	c.observed.Store(true)
 	<-c.done
 	return c.err
 }
@@ -105,7 +109,9 @@ func (c *Child) Stop() error {
 // Actor returns an actor for github.com/oklog/run: execute waits for the
 // child; interrupt stops it.
 func (c *Child) Actor() (execute func() error, interrupt func(error)) {
-	return c.Wait, func(error) { c.Stop() }
+	// Stop in the background: run.Group calls the interrupts one after
+	// another, and the children must stop concurrently.
+	return c.Wait, func(error) { go c.Stop() }
 }
 
 func (c *Child) stop(ctx context.Context, grace time.Duration) {
@@ -171,10 +177,10 @@ func (c *Child) reap() {
 	c.mu.Lock()
 	stopping := c.stopping
 	c.mu.Unlock()
-	if !stopping {
+	if !stopping && c.group != nil {
 		// It ended by itself: a crash, a panic, or its work was done.
 		level := slog.LevelWarn
-		if c.err == nil {
+		if c.err == nil || c.observed.Load() {
 			level = slog.LevelInfo
 		}
 		rt.logger().Log(context.Background(), level, "multiexit: child exited before it was stopped",
@@ -183,6 +189,8 @@ func (c *Child) reap() {
 	if c.deathW != nil {
 		c.deathW.Close()
 	}
+	// Before done: Stop and Wait return once the entry has retired.
+	c.group.childGone(stopping)
 	close(c.done)
 }
 
@@ -215,6 +223,9 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err := checkDefines(); err != nil {
 		return nil, err
 	}
+	if IsChild() && !installed() {
+		return nil, errors.New("multiexit: Start: a worker must call Install (or Run) first: its inherited shared hooks are not on its stack yet")
+	}
 	cfg := rt.config()
 	hooksJSON, err := encodeHooks(exitStack.snapshot())
 	if err != nil {
@@ -226,6 +237,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	}
 	g := &childGroup{ec: ec}
 	entry := &Handle{hook: g.stopAll, group: g}
+	g.entry = entry
 	startMu.Lock()
 	if shuttingDown() {
 		startMu.Unlock()
@@ -240,8 +252,9 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		}
 		return nil, err
 	}
+	defer g.seal()
 	for _, cmd := range cmds {
-		c, err := startChild(cmd, hooksJSON, cfg, ec)
+		c, err := startChild(cmd, hooksJSON, cfg, ec, g)
 		if err != nil {
 			return fail(err)
 		}
@@ -280,17 +293,23 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
+func installed() bool {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.installed
+}
+
 func shuttingDown() bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	return rt.begun
 }
 
-func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment) (*Child, error) {
+func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment, g *childGroup) (*Child, error) {
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
-	c := &Child{cmd: cmd, ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), groupOK: make(chan struct{})}
+	c := &Child{cmd: cmd, group: g, ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), groupOK: make(chan struct{})}
 	envIdx, worker := isWorker(cmd)
 	var childEnds [2]*os.File
 	if worker {
@@ -355,9 +374,53 @@ func closeAll(fs ...*os.File) {
 // childGroup is the children of one Start call: one entry of the stack.
 type childGroup struct {
 	ec       *entryContainment
+	entry    *Handle
 	mu       sync.Mutex
 	children []*Child
-	stopped  bool
+	stopped  bool // the entry ran (or Start failed): stopAll sweeps
+	sealed   bool // Start added every child
+	retired  bool // every child is gone; maybeRetire decided
+	gone     int  // children reaped
+	stops    int  // of which stopped by Stop
+}
+
+func (g *childGroup) seal() {
+	g.mu.Lock()
+	g.sealed = true
+	g.mu.Unlock()
+	g.maybeRetire()
+}
+
+// childGone is called as each child is reaped.
+func (g *childGroup) childGone(stopped bool) {
+	g.mu.Lock()
+	g.gone++
+	if stopped {
+		g.stops++
+	}
+	g.mu.Unlock()
+	g.maybeRetire()
+}
+
+// maybeRetire takes the entry off the stack once every child is gone, so
+// that starting and stopping children over and over does not grow it. If
+// the children were stopped with Stop, or nothing of the entry is left, the
+// entry is swept (its cgroup removed) now; otherwise — descendants live on,
+// left by children that exited by themselves — it stays for the shutdown.
+func (g *childGroup) maybeRetire() {
+	g.mu.Lock()
+	ready := g.sealed && !g.stopped && !g.retired && len(g.children) > 0 && g.gone == len(g.children)
+	explicit := g.stops > 0
+	if ready {
+		g.retired = true
+	}
+	g.mu.Unlock()
+	if !ready || (!explicit && !g.ec.empty()) {
+		return
+	}
+	if g.entry.Unregister() {
+		g.ec.sweep(rt.config().grace, rt.logger().Warn)
+	}
 }
 
 func (g *childGroup) add(c *Child) bool {

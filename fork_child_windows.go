@@ -8,37 +8,79 @@ import (
 	"golang.org/x/sys/windows"
 )
 
-// passControl lets the worker inherit its ends of the control channel; the
-// registry carries their handle values.
+// passControl lets the worker inherit its ends of the control channel (and
+// the job, see jobObject); the registry carries the ends' handle values.
+// ExtraFiles does not exist on Windows: os/exec passes exactly the handles
+// listed in AdditionalInheritedHandles, which must be inheritable, as
+// os.Pipe's are.
 func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
-	if cmd.SysProcAttr == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{}
-	}
-	cmd.SysProcAttr.AdditionalInheritedHandles = append(cmd.SysProcAttr.AdditionalInheritedHandles,
+	a := sysProcAttr(cmd)
+	a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles,
 		syscall.Handle(ends[0].Fd()), syscall.Handle(ends[1].Fd()))
+	if j := jobObject(); j != 0 {
+		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(j))
+	}
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}
 }
 
+// openControl opens a worker's ends, no longer inheritable, so that no
+// program the worker starts holds them.
 func openControl(ids [2]uintptr) (death, ack *os.File) {
+	for _, id := range ids {
+		windows.SetHandleInformation(windows.Handle(id), windows.HANDLE_FLAG_INHERIT, 0)
+	}
 	return os.NewFile(ids[0], "multiexit-parent"), os.NewFile(ids[1], "multiexit-ack")
 }
 
-// prepareChild starts the child in a new process group, so that
-// CTRL_BREAK_EVENT can reach it alone.
-func prepareChild(cmd *exec.Cmd) bool {
+func sysProcAttr(cmd *exec.Cmd) *syscall.SysProcAttr {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
 	}
-	cmd.SysProcAttr.CreationFlags |= windows.CREATE_NEW_PROCESS_GROUP
+	return cmd.SysProcAttr
+}
+
+// prepareChild starts the child in a process group of its own, so that
+// CTRL_BREAK_EVENT reaches it alone, and inside this process's job (see
+// jobObject).
+func prepareChild(cmd *exec.Cmd) bool {
+	sysProcAttr(cmd).CreationFlags |= windows.CREATE_NEW_PROCESS_GROUP
+	jobObject()
 	return true
 }
 
+// terminate asks the child to stop. A worker is told by closing its control
+// channel: it sees EOF, as when its parent dies, and shuts down with 143;
+// that needs no console. CTRL_BREAK_EVENT then goes to the child's process
+// group: an external child gets os.Interrupt (a Go program) or the default
+// handler's exit; a worker ignores it, and the programs it started in its
+// group get it. CTRL_BREAK_EVENT reaches only processes attached to this
+// process's console: a process without one (a service) cannot send it, a
+// child started with its own console does not receive it, and Wine refuses
+// it. An external child that cannot be sent it is terminated after the
+// grace period; that is logged.
 func (c *Child) terminate() {
-	windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(c.cmd.Process.Pid))
+	if c.worker {
+		c.deathW.Close()
+	}
+	err := windows.GenerateConsoleCtrlEvent(windows.CTRL_BREAK_EVENT, uint32(c.cmd.Process.Pid))
+	switch {
+	case err == nil:
+	case c.worker:
+		rt.logger().Info("multiexit: cannot send CTRL_BREAK_EVENT to the worker's process group; the worker itself was told through its control channel",
+			"pid", c.PID(), "cmd", c.cmd.Path, "err", err)
+	default:
+		rt.logger().Warn("multiexit: cannot send CTRL_BREAK_EVENT to the child (does this process have a console?); it will be terminated after the grace period",
+			"pid", c.PID(), "cmd", c.cmd.Path, "grace", rt.config().grace, "err", err)
+	}
 }
 
+// kill terminates the child (TerminateProcess, exit code 1). A worker's own
+// children then see their parent die; an external child's descendants stay
+// in this process's job, which kills them when this process exits.
 func (c *Child) kill() { c.cmd.Process.Kill() }
 
-// On Windows CTRL_BREAK_EVENT arrives as os.Interrupt: it is how a parent
-// stops a worker, so a worker catches it.
-const workerIgnoresInterrupt = false
+// A worker catches and drops os.Interrupt (CTRL_C_EVENT and
+// CTRL_BREAK_EVENT): a console's Ctrl-C and Ctrl-Break reach every process
+// attached to it, and the parent orchestrates; the parent stops a worker
+// through the control channel.
+const workerIgnoresInterrupt = true

@@ -3,7 +3,6 @@ package multiexit_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -179,5 +178,3 @@ func (p *proc) quiet() {
 		p.t.Errorf("standard error should be empty on success, got:\n%s", s)
 	}
 }
-
-type contextT = context.Context

@@ -340,12 +340,14 @@ func Run(main func(ctx context.Context) error, opts ...Option) {
 			}
 			close(done)
 			if begin(code, cause) {
+				if code == 1 { // after a signal, the error is the shutdown's, not a failure
+					rt.logger().Error("multiexit: main returned an error", "err", cause)
+				}
 				finish(false)
 			}
 		}()
 		if err := main(ctx); err != nil {
 			code, cause = 1, err
-			rt.logger().Error("multiexit: main returned an error", "err", err)
 		}
 		returned = true
 	}()

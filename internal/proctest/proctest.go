@@ -56,9 +56,9 @@ type Proc struct {
 func (p Proc) String() string { return fmt.Sprintf("pid %d (%s, state %s)", p.PID, p.Cmd, p.State) }
 
 // Survivors lists the processes, other than this one, whose environment
-// carries tag. A zombie's environment cannot be read, so zombies are found
-// through their parent: a zombie child of a tagged process or of this one
-// is listed too. On systems without /proc it returns nil.
+// carries tag. A zombie's environment cannot be read: a zombie of the tree
+// is a child of a live tagged process (listed) or of init (which reaps it).
+// On systems without /proc it returns nil.
 func Survivors(tag string) []Proc {
 	if runtime.GOOS != "linux" {
 		return nil
@@ -91,11 +91,6 @@ func Survivors(tag string) []Proc {
 		if bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...)) {
 			tagged[pid] = true
 			out = append(out, Proc{pid, s.state, s.cmd})
-		}
-	}
-	for _, s := range all {
-		if s.state == "Z" && tagged[s.ppid] && s.ppid == self {
-			out = append(out, Proc{s.pid, s.state, s.cmd})
 		}
 	}
 	return out

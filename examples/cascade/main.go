@@ -1,0 +1,191 @@
+// Command cascade shows an ordered shutdown down a chain of workers:
+// main starts worker 1, which starts worker 2, which starts worker 3 (each
+// one this binary, re-executed by multiexit.Command). Each process stops
+// the next one in the LIFO place of its Start call, and the shared hook
+// "goodbye", registered once in main, runs last in every process.
+//
+//	go run ./examples/cascade    # builds the chain, shuts it down; exit 0
+//
+// Every line goes through main, which reads the chain's output: that is how
+// it knows that worker 3 is up, and it numbers the hooks in the order they
+// ran. A worker is up before its parent's Start returns, and a Start call
+// returns only once its worker is ready to run its hooks, so the shutdown
+// may begin as soon as worker 3 is up:
+//
+//	worker 1 (pid 101): up
+//	worker 2 (pid 102): up
+//	worker 3 (pid 103): up
+//	main: the chain is up; main returns, the exit hooks run
+//	 1. main: stopping worker 1
+//	 2. worker 1: stopping worker 2
+//	 3. worker 2: stopping worker 3
+//	 4. worker 3: own hook
+//	 5. worker 3: goodbye from the cascade
+//	 6. worker 2: worker 3 has stopped (exit status 143)
+//	 7. worker 2: goodbye from the cascade
+//	 8. worker 1: worker 2 has stopped (exit status 143)
+//	 9. worker 1: goodbye from the cascade
+//	10. main: worker 1 has stopped (exit status 143)
+//	11. main: goodbye from the cascade
+//
+// A worker stopped by its parent exits with 143 (SIGTERM); main exits 0.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/multiexit/multiexit"
+)
+
+const depth = 3
+
+// goodbye is defined at package level, so that every worker, which runs
+// this same binary, knows it by name.
+var goodbye = multiexit.Define("goodbye", func(ctx context.Context, from string) error {
+	hookf("%s: goodbye from %s", me(), from)
+	return nil
+})
+
+func main() {
+	if multiexit.IsChild() {
+		worker() // never returns
+	}
+	goodbye.Register("the cascade") // inherited by worker 1, and by it to worker 2, …
+
+	// The chain writes to a pipe that main reads: a line at a time, it
+	// numbers the hook lines and sees when worker 3 is ready.
+	r, w, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ready, relayed := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(relayed)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			line := sc.Text()
+			if rest, ok := strings.CutPrefix(line, "hook: "); ok {
+				hookf("%s", rest)
+				continue
+			}
+			say("%s", line)
+			if strings.HasPrefix(line, fmt.Sprintf("worker %d ", depth)) && strings.HasSuffix(line, ": up") {
+				close(ready)
+			}
+		}
+	}()
+
+	multiexit.Run(func(ctx context.Context) error {
+		err := startNext(w, relayed)
+		w.Close() // main's copy: the pipe ends when the chain has exited
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ready:
+		case <-relayed:
+			return errors.New("the chain ended before worker 3 was up")
+		case <-ctx.Done():
+			return nil
+		}
+		say("main: the chain is up; main returns, the exit hooks run")
+		return nil
+	})
+}
+
+func worker() {
+	if level() == depth {
+		multiexit.Register(func(ctx context.Context) error {
+			hookf("%s: own hook", me())
+			return nil
+		})
+	}
+	say("%s (pid %d): up", me(), os.Getpid())
+	multiexit.Run(func(ctx context.Context) error {
+		if level() < depth {
+			// After Install (in Run): the next worker inherits "goodbye".
+			if err := startNext(nil, nil); err != nil {
+				return err
+			}
+		}
+		<-ctx.Done() // until the previous process stops this one
+		return nil
+	})
+}
+
+// startNext starts the next worker of the chain, with stdout as its
+// standard output if not nil, between two hooks: the one registered after
+// Start runs before the Start call's entry stops the worker, the one
+// registered before runs after it. If relayed is not nil, that hook first
+// waits for it to be closed.
+func startNext(stdout *os.File, relayed <-chan struct{}) error {
+	next := level() + 1
+	var child *multiexit.Child
+	multiexit.Register(func(ctx context.Context) error {
+		if relayed != nil {
+			select {
+			case <-relayed: // every line of the chain has been printed
+			case <-ctx.Done():
+			}
+		}
+		if child != nil {
+			hookf("%s: worker %d has stopped (%v)", me(), next, child.Wait())
+		}
+		return nil
+	})
+	cmd := multiexit.Command(strconv.Itoa(next))
+	if stdout != nil {
+		cmd.Stdout = stdout
+	}
+	kids, err := multiexit.Start(cmd)
+	if err != nil {
+		return err
+	}
+	child = kids[0]
+	multiexit.Register(func(ctx context.Context) error {
+		hookf("%s: stopping worker %d", me(), next)
+		return nil
+	})
+	return nil
+}
+
+// level is 0 in main, n in worker n.
+func level() int {
+	if !multiexit.IsChild() || len(os.Args) < 2 {
+		return 0
+	}
+	n, _ := strconv.Atoi(os.Args[1])
+	return n
+}
+
+func me() string {
+	if n := level(); n > 0 {
+		return fmt.Sprintf("worker %d", n)
+	}
+	return "main"
+}
+
+var step atomic.Int32
+
+// hookf prints a hook's line. Main numbers it; a worker marks it, for main
+// to number.
+func hookf(format string, args ...any) {
+	if multiexit.IsChild() {
+		say("hook: "+format, args...)
+		return
+	}
+	say("%2d. "+format, append([]any{step.Add(1)}, args...)...)
+}
+
+// say prints one line in a single write: the processes share the pipe.
+func say(format string, args ...any) {
+	os.Stdout.WriteString(fmt.Sprintf(format, args...) + "\n")
+}

@@ -1,0 +1,85 @@
+// Command timeout runs a command with a time limit, like timeout(1), and
+// when the limit expires stops the command and everything it started:
+// SIGTERM to its process group, then SIGKILL after the grace period.
+//
+//	go run ./examples/timeout                          # sh with background sleeps, 2s
+//	go run ./examples/timeout -timeout 5s -- sleep 3   # ends in time: exit 0
+//	go run ./examples/timeout -timeout 1s -grace 200ms -- sh -c 'trap "" TERM; sleep 60'
+//
+// With no command it runs a shell that starts two background sleeps and
+// waits for them.
+//
+// Exit codes:
+//
+//	the command's own  it ended before the time limit (128+n if killed by signal n;
+//	                   1 if waiting for it failed)
+//	124                the time limit expired; the command's tree was stopped
+//	125                the command could not be started
+//	130, 143           timeout itself got Ctrl-C or SIGTERM; the tree was stopped
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/multiexit/multiexit"
+)
+
+func main() {
+	limit := flag.Duration("timeout", 2*time.Second, "time limit")
+	grace := flag.Duration("grace", time.Second, "time between SIGTERM and SIGKILL")
+	flag.Parse()
+	args := flag.Args()
+	if len(args) == 0 {
+		args = []string{"sh", "-c", "sleep 1000 & sleep 1000 & echo sh: started two sleeps; wait"}
+	}
+	multiexit.Run(func(ctx context.Context) error {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// Start puts the command in a process group of its own and pushes
+		// its stop onto the exit stack: a signal to timeout stops it too.
+		kids, err := multiexit.Start(cmd)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "timeout:", err)
+			multiexit.Exit(125)
+		}
+		child := kids[0]
+		fmt.Printf("timeout: started %s (pid %d), limit %v\n", args[0], child.PID(), *limit)
+		done := make(chan error, 1)
+		go func() { done <- child.Wait() }()
+		t := time.NewTimer(*limit)
+		defer t.Stop()
+		select {
+		case err := <-done:
+			multiexit.Exit(exitCode(err))
+		case <-t.C:
+			fmt.Printf("timeout: %v expired; stopping pid %d and its process group\n", *limit, child.PID())
+			fmt.Printf("timeout: stopped: %v\n", child.Stop())
+			multiexit.Exit(124)
+		case <-ctx.Done():
+			// A signal: the exit hooks stop the command; Run exits with 128+signal.
+		}
+		return nil
+	}, multiexit.WithGrace(*grace))
+}
+
+// exitCode is the exit code of a command that ended with err (from Wait).
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case !errors.As(err, &ee):
+		return 1 // Wait failed: it says why
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ee.ExitCode()
+}

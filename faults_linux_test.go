@@ -1,0 +1,160 @@
+package multiexit_test
+
+// The fault-injection suite: real process trees, faults injected at random
+// moments, and counts (survivors, zombies, hooks) asserted, never times.
+// MX_SOAK=1 runs the long version:
+//
+//	MX_SOAK=1 go test -race -run Fault -timeout 60m .
+
+import (
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiexit/multiexit"
+)
+
+func soak() bool { return os.Getenv("MX_SOAK") != "" }
+
+func trials(ci, long int) int {
+	if soak() {
+		return long
+	}
+	return ci
+}
+
+// lineWriter hands what it is written to os.Stdout, so that a command's
+// output goes through exec's copying goroutine instead of a descriptor.
+type lineWriter struct{}
+
+func (lineWriter) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
+
+func init() {
+	scenarios["startup-kill"] = func(args []string) {
+		mustInstall()
+		if role() != "main" {
+			multiexit.Register(own)
+			say("ready %s", role())
+			select {}
+		}
+		ext := exec.Command("sh", "-c", escapeScript)
+		ext.Stdout = os.Stdout
+		mustStart(multiexit.Command("w0"), multiexit.Command("w1"), ext)
+		say("ready main")
+		select {}
+	}
+	// The parent starts with SIGTERM blocked and SIGINT ignored, as some
+	// supervisors leave them, then becomes the "escape" scenario.
+	scenarios["blocked"] = func(args []string) {
+		// The main goroutine is locked to the main thread (lockMain), which
+		// is the one that execs: its mask and ignored dispositions carry over.
+		var set unix.Sigset_t
+		set.Val[0] = 1 << (uint(syscall.SIGTERM) - 1)
+		unix.PthreadSigmask(unix.SIG_BLOCK, &set, nil)
+		signal.Ignore(syscall.SIGINT)
+		var env []string
+		for _, kv := range os.Environ() {
+			if !strings.HasPrefix(kv, "MX_SCENARIO=") {
+				env = append(env, kv)
+			}
+		}
+		env = append(env, "MX_SCENARIO=escape")
+		err := syscall.Exec(os.Args[0], os.Args[:1], env)
+		panic(err)
+	}
+	scenarios["holder"] = func(args []string) {
+		mustInstall(multiexit.WithGrace(200 * time.Millisecond))
+		multiexit.Register(hook("H1"))
+		// The escaped grandchild holds the pipe behind the copying
+		// goroutine: only WaitDelay lets Wait return.
+		ext := exec.Command("sh", "-c", `setsid sh -c 'echo ready esc; exec sleep 1000' & echo ready ext; exec sleep 1000`)
+		ext.Stdout = lineWriter{}
+		mustStart(ext)
+		say("ready main")
+		select {}
+	}
+	scenarios["hostile"] = func(args []string) {
+		mustInstall(multiexit.WithGrace(200 * time.Millisecond))
+		multiexit.Register(hook("H1"))
+		// A descendant that leaves both its process group and the
+		// entry's cgroup, and one that blocks every signal it can.
+		ext := exec.Command("sh", "-c", `setsid sh -c 'echo $$ > "$CGROOT/cgroup.procs" && echo ready esc; exec sleep 1000 >/dev/null 2>&1' & trap "" TERM INT HUP QUIT USR1 USR2; echo ready ext; while :; do sleep 1000; done`)
+		ext.Env = append(os.Environ(), "CGROOT="+args[0])
+		ext.Stdout = os.Stdout
+		mustStart(ext)
+		say("ready main")
+		select {}
+	}
+}
+
+// The parent is SIGKILLed at a random moment of its start-up: no process
+// of the tree survives and no zombie is left.
+func TestFaultKillDuringStartup(t *testing.T) {
+	n := trials(200, 1000)
+	lines := []string{"ready ext", "ready esc", "ready w0", "ready w1", "ready main"}
+	for i := range n {
+		t.Run(strconv.Itoa(i), func(t *testing.T) {
+			p := start(t, "startup-kill", nil)
+			k := rand.IntN(len(lines) + 1) // how many lines to let through first
+			for j := 0; j < k && p.sc.Scan(); j++ {
+				p.lines = append(p.lines, p.sc.Text())
+			}
+			p.signal(syscall.SIGKILL)
+			p.end() // EOF: every process that held the pipe is gone
+			// proctest's cleanup counts survivors and zombies.
+		})
+	}
+}
+
+func TestFaultSignalsBlockedAtStart(t *testing.T) {
+	p := start(t, "blocked", nil)
+	p.waitAll("ready main", "ready ext", "ready esc")
+	p.signal(syscall.SIGTERM)
+	p.check([]string{"H1"}, exitCode(143))
+}
+
+// A grandchild that holds the child's output pipe does not block the
+// shutdown past WaitDelay (set to the grace period when unset).
+func TestFaultGrandchildHoldsPipe(t *testing.T) {
+	p := start(t, "holder", nil)
+	p.waitAll("ready main", "ready ext", "ready esc")
+	p.signal(syscall.SIGTERM)
+	p.check([]string{"H1"}, exitCode(143))
+}
+
+// A descendant that moves itself out of the entry's cgroup and its group
+// is still found (by its tag, as an orphan of this process) and stopped,
+// and reported; one that ignores every signal it can is SIGKILLed.
+func TestFaultHostileDescendants(t *testing.T) {
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2")
+	}
+	root := "/sys/fs/cgroup/unified"
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.procs"); err == nil {
+		root = "/sys/fs/cgroup"
+	}
+	outsider(t)
+	p := start(t, "hostile", []string{root})
+	p.waitAll("ready main", "ready ext", "ready esc")
+	p.signal(syscall.SIGTERM)
+	p.check([]string{"H1"}, exitCode(143))
+	if s := p.stderr.String(); !strings.Contains(s, "descendants left the entry's cgroup") {
+		t.Errorf("the escape from the cgroup is not reported:\n%s", s)
+	}
+}
+
+// Start and stop, over and over: descriptors, goroutines and cgroups come
+// back to their baseline.
+func TestFaultStartStopCycles(t *testing.T) {
+	n := trials(50, 10000)
+	p := start(t, "cycles", []string{strconv.Itoa(n)})
+	p.check([]string{"goroutines: <nil>", "descriptors: 0 more", "entry cgroups left: 0"}, exitCode(0))
+}

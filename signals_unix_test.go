@@ -1,0 +1,102 @@
+//go:build unix
+
+package multiexit_test
+
+import (
+	"fmt"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+func TestSignalRunsHooksLIFO(t *testing.T) {
+	for _, tc := range []struct {
+		sig  syscall.Signal
+		code int
+	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
+		t.Run(tc.sig.String(), func(t *testing.T) {
+			p := start(t, "lifo", nil)
+			p.waitFor("ready")
+			p.signal(tc.sig)
+			p.check([]string{"C", "B", "A"}, exitCode(tc.code))
+			p.quiet()
+		})
+	}
+}
+
+func TestRunContextCause(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{{"main returns nil", nil}, {"main returns an error", []string{"err"}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := start(t, "run-signal", tc.args)
+			p.waitFor("ready")
+			p.signal(syscall.SIGTERM)
+			p.check([]string{"cause received signal terminated", "A"}, exitCode(143))
+		})
+	}
+}
+
+func TestSecondSignalEscalates(t *testing.T) {
+	for _, storm := range []int{1, 200} {
+		t.Run(fmt.Sprintf("%d more signals", storm), func(t *testing.T) {
+			p := start(t, "escalate", nil)
+			p.waitFor("ready")
+			p.signal(syscall.SIGTERM)
+			p.waitFor("S")
+			for i := 0; i < storm; i++ {
+				sig := syscall.SIGINT
+				if i%2 == 1 {
+					sig = syscall.SIGTERM
+				}
+				if err := p.cmd.Process.Signal(sig); err != nil {
+					break // it has exited already
+				}
+			}
+			p.check([]string{"S", "A"}, exitCode(143))
+			if !strings.Contains(p.stderr.String(), "second signal") {
+				t.Errorf("stderr does not report the escalation:\n%s", p.stderr.String())
+			}
+		})
+	}
+}
+
+func TestOnlyConfiguredSignalsAreCaught(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := start(t, "only-configured", nil)
+			p.waitFor("ready")
+			p.signal(sig)
+			p.check(nil, "signal "+sig.String())
+		})
+	}
+}
+
+// A process started with SIGINT ignored (nohup, `sh -c 'prog &'`) keeps it
+// ignored, unless WithSignals names it.
+func TestIgnoredInterruptStaysIgnored(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{{"default", nil, exitCode(143)}, {"WithSignals names it", []string{"explicit"}, exitCode(130)}} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Run it under a shell that ignores SIGINT, as nohup or
+			// `sh -c 'prog &'` would.
+			p := startWith(t, func(cmd *exec.Cmd) {
+				cmd.Args = append([]string{"sh", "-c", `trap "" INT; exec "$0" "$@"`, cmd.Path}, tc.args...)
+				cmd.Path = "/bin/sh"
+			}, "ignored-int", tc.args)
+			p.waitFor("ready")
+			// An ignored signal is discarded when it is sent, so if
+			// SIGINT stayed ignored, SIGTERM decides; if caught, SIGINT.
+			p.signal(syscall.SIGINT)
+			if tc.args == nil {
+				p.signal(syscall.SIGTERM)
+			}
+			p.check([]string{"A"}, tc.want)
+		})
+	}
+}
