@@ -66,13 +66,7 @@ func Survivors(tag string) []Proc {
 	want := []byte(TagVar + "=" + tag + "\x00")
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	self := os.Getpid()
-	tagged := map[int]bool{self: true}
 	var out []Proc
-	type st struct {
-		pid, ppid  int
-		state, cmd string
-	}
-	var all []st
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || pid == self {
@@ -83,13 +77,11 @@ func Survivors(tag string) []Proc {
 			continue
 		}
 		s := parseStat(pid, stat)
-		all = append(all, st{pid, s.ppid, s.state, s.cmd})
 		env, err := os.ReadFile(d + "/environ")
 		if err != nil {
 			continue
 		}
 		if bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...)) {
-			tagged[pid] = true
 			out = append(out, Proc{pid, s.state, s.cmd})
 		}
 	}
