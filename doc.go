@@ -117,11 +117,27 @@
 // run.Group inside Run's main; when a signal arrives or a child exits, the
 // group interrupts the others, main returns, and the hooks run.
 //
+// # Containment
+//
+// Process groups miss descendants that leave them (setsid, double fork).
+// On Linux, Install also chooses the best containment layer the system
+// allows and Containment reports it: a cgroup v2 per Start entry, stopped
+// with cgroup.kill (LayerCgroup); else a child subreaper that stops and
+// reaps orphans it can attribute to an entry (LayerSubreaper); else process
+// groups alone. On the cgroup layer a guardian process (this binary,
+// re-executed outside the tree) kills the tree if this process is
+// SIGKILLed, once its workers have run their hooks. The runtime signals only
+// what it started or contained, and never reaps a status that exec.Cmd.Wait
+// owns (except as PID 1, which reaps every zombie). The README's
+// "Containment" section has the details and the limits of each layer.
+//
 // # Platforms
 //
 // Linux: everything above. macOS and the BSDs: process groups and the
 // control channel (no Pdeathsig; a parent's death is seen as end-of-file),
 // and the group is not pinned while it is killed (no waitid WNOWAIT), so a
 // group ID reused in the instant between reaping and SIGKILL could be hit.
-// Windows: see the README's platform matrix.
+// Windows: children in new process groups, stopped through the control
+// channel (workers) and CTRL_BREAK_EVENT, then TerminateProcess; a Job
+// object kills the tree when the parent dies (see the README).
 package multiexit
