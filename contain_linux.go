@@ -316,8 +316,7 @@ func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args 
 		reapOrphans() // adopt the live ones first
 		if left := cgroupProcs(e.cg); len(left) > 0 {
 			for _, pid := range left {
-				unix.Kill(pid, unix.SIGTERM)
-				unix.Kill(pid, unix.SIGCONT)
+				signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
 			}
 			if !waitEmpty(e.cg, grace) {
 				log("multiexit: descendants that left their process group did not stop within the grace period; killing the cgroup",
@@ -347,14 +346,13 @@ func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args 
 			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", left)
 		}
 		for _, pid := range left {
-			unix.Kill(pid, unix.SIGTERM)
-			unix.Kill(pid, unix.SIGCONT)
+			signalAdopted(pid, unix.SIGTERM, unix.SIGCONT)
 		}
 		end := time.Now().Add(grace)
 		for _, pid := range left {
 			if !waitPID(pid, time.Until(end)) {
 				log("multiexit: orphaned descendant did not stop within the grace period; killing it", "pid", pid)
-				unix.Kill(pid, unix.SIGKILL)
+				signalAdopted(pid, unix.SIGKILL)
 				waitPID(pid, 5*time.Second)
 			}
 		}
@@ -374,6 +372,40 @@ func adoptedWith(tag string) []int {
 		}
 	}
 	return pids
+}
+
+// signalAdopted signals an adopted orphan. It holds the lock the reaper
+// needs, so the orphan — this process's child — cannot be reaped, and its
+// PID reused, between the check and the signal.
+func signalAdopted(pid int, sigs ...unix.Signal) {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if _, ok := tree.adopted[pid]; !ok {
+		return
+	}
+	for _, sig := range sigs {
+		unix.Kill(pid, sig)
+	}
+}
+
+// signalInCgroup signals pid only if it is still the process in cg: it
+// opens a pidfd first, then checks the cgroup, then signals through the
+// pidfd, so a PID reused meanwhile by a process outside the tree is never
+// hit.
+func signalInCgroup(pid int, cg string, sigs ...unix.Signal) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	mnt, _ := cgroupMount()
+	if err != nil || !bytes.Contains(b, []byte("0::"+strings.TrimPrefix(cg, mnt))) {
+		return
+	}
+	for _, sig := range sigs {
+		unix.PidfdSendSignal(fd, sig, nil, 0)
+	}
 }
 
 // waitPID waits up to d for an adopted child to exit and reaps it.
