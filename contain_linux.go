@@ -32,6 +32,8 @@ var tree struct {
 	tracked map[int]bool   // children whose status exec.Cmd.Wait owns
 	adopted map[int]string // orphans seen alive with one of our tags
 	pid1    bool
+	// lingering: zombies, as PID 1, that no one has claimed yet
+	lingering map[int]bool
 
 	guardian     *os.File // write end; the guardian acts when it closes
 	guardianProc *exec.Cmd
@@ -45,6 +47,7 @@ func initContainment(cfg config) Layer {
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]bool{}
 	tree.adopted = map[int]string{}
+	tree.lingering = map[int]bool{}
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
 	tree.layer = LayerProcessGroup
@@ -460,11 +463,28 @@ func reapOrphans() {
 			}
 			continue
 		}
-		if adopted || tree.pid1 || inTree(pid) {
+		switch {
+		case adopted || inTree(pid):
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			delete(tree.adopted, pid)
+		case tree.pid1 && !tree.lingering[pid]:
+			// As PID 1 every zombie is ours to reap, but one may be a
+			// child that code of this process is about to Wait for:
+			// reap it only if it is still a zombie a second later.
+			tree.lingering[pid] = true
+			time.AfterFunc(time.Second, func() { reapLingering(pid) })
 		}
+	}
+}
+
+func reapLingering(pid int) {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	delete(tree.lingering, pid)
+	if state, ok := procState(pid); ok && state == 'Z' && !tree.tracked[pid] {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
 }
 

@@ -7,6 +7,7 @@ package multiexit_test
 //	MX_SOAK=1 go test -race -run Fault -timeout 60m .
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -81,6 +82,53 @@ func init() {
 		say("ready main")
 		select {}
 	}
+	// As PID 1 of a namespace with a small pid_max: a child exits by
+	// itself and is reaped; a process outside the tree is then given its
+	// PID (ns_last_pid, as checkpoint/restore tools do); stopping the child
+	// and its entry must not signal that process.
+	scenarios["pid-reuse"] = func(args []string) {
+		mustInstall(multiexit.WithGrace(time.Second))
+		n, _ := strconv.Atoi(args[0])
+		reused, hit := 0, 0
+		for range n {
+			kids := mustStart(exec.Command("sh", "-c", "exit 7"), exec.Command("sleep", "1000"))
+			pid := kids[0].PID()
+			kids[0].Wait()
+			var x *exec.Cmd
+			for try := 0; try < 20 && x == nil; try++ {
+				os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0)
+				c := exec.Command("sleep", "1000") // outside the tree: plain exec
+				if err := c.Start(); err != nil {
+					panic(err)
+				}
+				if c.Process.Pid == pid {
+					x = c
+					break
+				}
+				c.Process.Kill()
+				c.Wait()
+			}
+			kids[0].Stop()
+			kids[1].Stop()
+			if x == nil {
+				continue
+			}
+			reused++
+			// Alive, and when killed now, killed by this SIGKILL and not
+			// by anything before it.
+			if err := x.Process.Signal(syscall.Signal(0)); err != nil {
+				hit++
+				say("outsider pid %d was dead before the test killed it: %v", pid, err)
+			}
+			x.Process.Kill()
+			if err := x.Wait(); err == nil || !strings.Contains(err.Error(), "signal: killed") {
+				hit++
+				say("outsider pid %d ended with %v", pid, err)
+			}
+		}
+		say("trials %d; PID taken over %d; outsiders signalled %d", n, reused, hit)
+		multiexit.Exit(0)
+	}
 	scenarios["hostile"] = func(args []string) {
 		mustInstall(multiexit.WithGrace(200 * time.Millisecond))
 		multiexit.Register(hook("H1"))
@@ -149,6 +197,38 @@ func TestFaultHostileDescendants(t *testing.T) {
 	if s := p.stderr.String(); !strings.Contains(s, "descendants left the entry's cgroup") {
 		t.Errorf("the escape from the cgroup is not reported:\n%s", s)
 	}
+}
+
+func TestFaultPIDReuse(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil || os.Getuid() != 0 {
+		t.Skip("needs unshare and root for a PID namespace")
+	}
+	n := trials(1000, 5000)
+	p := startWith(t, func(cmd *exec.Cmd) {
+		// A small pid_max of the namespace's own (Linux 6.14+; elsewhere
+		// the write fails and PIDs are handed over through ns_last_pid alone).
+		// As PID 1: the runtime reaps orphaned zombies there, and must
+		// still leave the outsider's exit status to its Wait.
+		cmd.Args = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "sh", "-c",
+			`echo 400 > /proc/sys/kernel/pid_max 2>/dev/null; exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("unshare")
+	}, "pid-reuse", []string{strconv.Itoa(n)})
+	trace, how := p.end()
+	if how != exitCode(0) || len(trace) == 0 {
+		t.Fatalf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())
+	}
+	var got, reused, hit int
+	last := trace[len(trace)-1]
+	if _, err := fmt.Sscanf(last, "trials %d; PID taken over %d; outsiders signalled %d", &got, &reused, &hit); err != nil {
+		t.Fatal(err)
+	}
+	if hit != 0 {
+		t.Errorf("%q", trace)
+	}
+	if reused < n*9/10 {
+		t.Errorf("too few PIDs were taken over for the test to mean anything: %s", last)
+	}
+	t.Log(last)
 }
 
 // Start and stop, over and over: descriptors, goroutines and cgroups come
