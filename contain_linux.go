@@ -26,7 +26,8 @@ const treeVar = "MULTIEXIT_TREE"
 var tree struct {
 	mu      sync.Mutex // held across a fork and its tracking, and by the reaper
 	layer   Layer
-	root    string // the tree's cgroup (LayerCgroup)
+	root    string // the tree's cgroup (LayerCgroup), made at the first Start
+	made    bool
 	seq     int
 	prefix  string         // "<pid>.": the tags of this process's entries
 	tracked map[int]bool   // children whose status exec.Cmd.Wait owns
@@ -62,7 +63,11 @@ func initContainment(cfg config) Layer {
 	tree.layer = LayerSubreaper
 	root, err := "", errors.New(ContainmentVar+"=subreaper")
 	if limit != LayerSubreaper.String() {
-		root, err = makeTreeCgroup()
+		// A probe: the tree's cgroup is made at the first Start, so a
+		// process that never starts children leaves none behind.
+		if root, err = makeTreeCgroup(); err == nil {
+			os.Remove(root)
+		}
 	}
 	if err == nil {
 		tree.root, tree.layer = root, LayerCgroup
@@ -253,6 +258,12 @@ func newEntryContainment() (*entryContainment, error) {
 	tree.seq++
 	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq)}
 	if tree.layer == LayerCgroup {
+		if !tree.made {
+			if err := os.Mkdir(tree.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+				return nil, fmt.Errorf("multiexit: Start: the tree's cgroup: %w", err)
+			}
+			tree.made = true
+		}
 		e.cg = filepath.Join(tree.root, "e"+strconv.Itoa(tree.seq))
 		if err := os.Mkdir(e.cg, 0o755); err != nil {
 			return nil, fmt.Errorf("multiexit: Start: cgroup for the children: %w", err)

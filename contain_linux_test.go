@@ -52,6 +52,11 @@ func init() {
 		say("ready %s layer %v", role(), multiexit.Containment())
 		select {}
 	}
+	scenarios["install-only"] = func(args []string) {
+		mustInstall()
+		say("layer %v", multiexit.Containment())
+		os.Exit(0) // no hooks, no guardian: nothing may be left
+	}
 	scenarios["stopped-worker"] = func(args []string) {
 		mustInstall()
 		if role() == "main" {
@@ -265,4 +270,21 @@ func TestPID1ReapsZombies(t *testing.T) {
 		cmd.Path, _ = exec.LookPath("unshare")
 	}, "pid1", nil)
 	p.check([]string{"pid 1; other processes 0; zombies 0"}, exitCode(143))
+}
+
+// A process that installs but never starts children makes no cgroup, so
+// leaving by os.Exit leaves none behind.
+func TestInstallAloneLeavesNoCgroup(t *testing.T) {
+	p := start(t, "install-only", nil)
+	trace, how := p.end()
+	if how != exitCode(0) || len(trace) != 1 {
+		t.Fatalf("ended with %s, trace %q", how, trace)
+	}
+	pid := p.cmd.Process.Pid
+	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		left, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.*.%d.*", root, pid))
+		if len(left) > 0 {
+			t.Errorf("%s left %v", trace[0], left)
+		}
+	}
 }

@@ -158,11 +158,16 @@ type drainer struct {
 	log    *slog.Logger
 	trace  bool // log every hook with its duration (Info level)
 
-	mu      sync.Mutex
-	gen     int     // runner generation; a stale runner stops popping
-	current *Handle // the hook the runner is in
-	since   time.Time
+	mu       sync.Mutex
+	gen      int     // runner generation; a stale runner stops popping
+	current  *Handle // the hook the runner is in
+	since    time.Time
+	finished int // hooks the runners have returned from
 }
+
+// abandonSlack is how long a hook that is running when the deadline passes
+// may take to return (as one that watches ctx does) before it is abandoned.
+const abandonSlack = 50 * time.Millisecond
 
 type runnerExit struct {
 	finished bool // the stack is empty
@@ -188,8 +193,11 @@ func (d *drainer) run() {
 		}
 		d.mu.Lock()
 		d.gen++ // the runner is stale: it pops nothing more
-		cur, since := d.current, d.since
+		cur, since, finished := d.current, d.since, d.finished
 		d.mu.Unlock()
+		if cur != nil && d.returnsSoon(finished) {
+			cur = nil // it watched its context and returned: not abandoned
+		}
 		if cur != nil {
 			d.log.Error("multiexit: hook abandoned: it did not return before the shutdown deadline",
 				"hook", cur.String(), "running", time.Since(since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
@@ -219,8 +227,24 @@ func (d *drainer) runner(gen int, done chan<- runnerExit) {
 		d.call(d.ctx, h)
 		d.mu.Lock()
 		d.current = nil
+		d.finished++
 		d.mu.Unlock()
 	}
+}
+
+// returnsSoon reports whether the running hook returns within abandonSlack.
+func (d *drainer) returnsSoon(finished int) bool {
+	end := time.Now().Add(abandonSlack)
+	for time.Now().Before(end) {
+		time.Sleep(time.Millisecond)
+		d.mu.Lock()
+		n := d.finished
+		d.mu.Unlock()
+		if n > finished {
+			return true
+		}
+	}
+	return false
 }
 
 // late runs what is left after the deadline, each hook with its own window.

@@ -524,6 +524,8 @@ func TestBadRegistry(t *testing.T) {
 		{"argument of the wrong type", "1:" + ppid + ":3,4:[{\"n\":\"L\",\"a\":\"x\"}]", `argument of "L"`},
 		{"oversize", "1:" + ppid + ":3,4:[" + strings.Repeat(" ", multiexit.MaxRegistry) + "]", "more than the 65536 allowed"},
 		{"started with exec.Cmd.Start", "pending", "not multiexit.Start"},
+		{"control ids that are not pipes", "1:" + ppid + ":0,1:[]", "control channel: descriptor 0 is not a pipe"},
+		{"control ids that are not open", "1:" + ppid + ":97,98:[]", "control channel: descriptor 97: bad file descriptor"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := start(t, "bad-registry", nil, multiexit.EnvVar+"="+tc.value)

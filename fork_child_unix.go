@@ -3,6 +3,7 @@
 package multiexit
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -14,6 +15,20 @@ func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
 	base := 3 + len(cmd.ExtraFiles)
 	cmd.ExtraFiles = append(cmd.ExtraFiles, ends[0], ends[1])
 	return [2]uintptr{uintptr(base), uintptr(base + 1)}
+}
+
+// checkControl verifies that the ids name open pipes, as Start passes.
+func checkControl(ids [2]uintptr) error {
+	for _, id := range ids {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(id), &st); err != nil {
+			return fmt.Errorf("descriptor %d: %w", id, err)
+		}
+		if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
+			return fmt.Errorf("descriptor %d is not a pipe", id)
+		}
+	}
+	return nil
 }
 
 // openControl opens a worker's ends, close-on-exec so that the worker's own

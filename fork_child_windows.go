@@ -1,6 +1,7 @@
 package multiexit
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"syscall"
@@ -21,6 +22,20 @@ func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
 		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(j))
 	}
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}
+}
+
+// checkControl verifies that the ids name pipe handles, as Start passes.
+func checkControl(ids [2]uintptr) error {
+	for _, id := range ids {
+		t, err := windows.GetFileType(windows.Handle(id))
+		if err != nil {
+			return fmt.Errorf("handle %d: %w", id, err)
+		}
+		if t != windows.FILE_TYPE_PIPE {
+			return fmt.Errorf("handle %d is not a pipe", id)
+		}
+	}
+	return nil
 }
 
 // openControl opens a worker's ends, no longer inheritable, so that no

@@ -284,5 +284,8 @@ func decodeWorker() (*inherited, error) {
 		// Keep the argument: a worker's own workers inherit the hook too.
 		in.hooks = append(in.hooks, &Handle{name: w.N, hook: hook, shared: &sharedArg{name: w.N, arg: w.A}})
 	}
+	if err := checkControl(reg.ctl); err != nil {
+		return nil, fmt.Errorf("multiexit: %s: control channel: %w", EnvVar, err)
+	}
 	return in, nil
 }

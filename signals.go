@@ -302,13 +302,18 @@ func Exit(code int) {
 
 // Run installs multiexit (unless Install was called) and runs main with a
 // context that is cancelled when the shutdown begins; context.Cause tells
-// why (a *run.SignalError for a signal). When main returns, or the shutdown
+// why (a *run.SignalError, of github.com/oklog/run, for a signal). When main returns, or the shutdown
 // began and main returned within the deadline, the exit hooks run and the
 // process exits: 0 if main returned nil, 1 if it returned an error (which is
 // logged), 2 if it panicked (the panic and its stack are logged), and
 // 128+signal if a signal began the shutdown, whatever main returned. Run
 // never returns. If Install fails, Run logs the error and exits with 1 after
 // running the hooks registered so far.
+//
+// In a worker, Install acknowledges the start to the parent before main
+// runs, and the parent may stop the worker at once: register the hooks that
+// must run on such a stop before calling Run (in init, or at the top of the
+// program's main).
 func Run(main func(ctx context.Context) error, opts ...Option) {
 	if err := Install(opts...); err != nil {
 		if !errors.Is(err, errInstalled) {

@@ -131,6 +131,17 @@ func init() {
 		}
 		multiexit.Exit(0)
 	}
+	scenarios["watcher"] = func(args []string) {
+		multiexit.Register(func(ctx context.Context) error {
+			<-ctx.Done() // returns as soon as the deadline passes
+			say("watcher returned")
+			return nil
+		})
+		if err := multiexit.Install(multiexit.WithTimeout(100 * time.Millisecond)); err != nil {
+			panic(err)
+		}
+		multiexit.Exit(0)
+	}
 	scenarios["escalate"] = func(args []string) {
 		multiexit.Register(hook("A"))
 		multiexit.Register(func(ctx context.Context) error {
@@ -290,4 +301,11 @@ func TestLoggerReportsProgress(t *testing.T) {
 			t.Errorf("log lacks %s:\n%s", s, errLog)
 		}
 	}
+}
+
+// A hook that returns as soon as its context ends is not abandoned.
+func TestHookWatchingTheDeadlineIsNotAbandoned(t *testing.T) {
+	p := start(t, "watcher", nil)
+	p.check([]string{"watcher returned"}, exitCode(0))
+	p.quiet()
 }

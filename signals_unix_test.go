@@ -40,7 +40,7 @@ func TestRunContextCause(t *testing.T) {
 }
 
 func TestSecondSignalEscalates(t *testing.T) {
-	for _, storm := range []int{1, 200} {
+	for _, storm := range []int{1, 1000} {
 		t.Run(fmt.Sprintf("%d more signals", storm), func(t *testing.T) {
 			p := start(t, "escalate", nil)
 			p.waitFor("ready")
