@@ -1,4 +1,4 @@
-//go:build !linux && !windows
+//go:build !linux
 
 package multiexit
 
@@ -7,11 +7,10 @@ import (
 	"time"
 )
 
-// Without Linux's subreaper and cgroups, containment is by process group
-// (see LayerProcessGroup).
+// Without Linux's subreaper and cgroups, a Start entry needs nothing of its
+// own: containment is by process group (LayerProcessGroup), or on Windows
+// by the job object (LayerJobObject), and no orphan needs reaping.
 type entryContainment struct{}
-
-func initContainment(config) Layer { return LayerProcessGroup }
 
 func newEntryContainment() (*entryContainment, error) { return &entryContainment{}, nil }
 

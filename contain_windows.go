@@ -2,9 +2,7 @@ package multiexit
 
 import (
 	"fmt"
-	"os/exec"
 	"sync"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -78,22 +76,4 @@ func newJob() (windows.Handle, error) {
 	return h, nil
 }
 
-// Containment on Windows is the job object (see jobObject): the entries
-// need nothing of their own, and no orphan needs reaping.
-type entryContainment struct{}
-
 func initContainment(config) Layer { return LayerJobObject }
-
-func newEntryContainment() (*entryContainment, error) { return &entryContainment{}, nil }
-
-func (*entryContainment) prepare(*exec.Cmd) (func(), error) { return func() {}, nil }
-
-func (*entryContainment) sweep(time.Duration, func(string, ...any)) {}
-
-func forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
-
-func untrack(int) {}
-
-func closeContainment() {}
-
-func (*entryContainment) empty() bool { return true }

@@ -2,12 +2,10 @@ package multiexit_test
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 
@@ -49,25 +47,8 @@ type proc struct {
 	cmd    *exec.Cmd
 	sc     *bufio.Scanner
 	lines  []string
-	stderr syncBuffer
+	stderr proctest.Buffer
 	waited bool
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // start runs scenario name with args; env adds to the environment.

@@ -7,7 +7,6 @@ package examples_test
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 	"net/http"
@@ -82,7 +81,7 @@ type prog struct {
 	cmd    *exec.Cmd
 	sc     *bufio.Scanner
 	lines  []string
-	stderr syncBuffer
+	stderr proctest.Buffer
 	waited bool
 	done   func() // releases the read lock on running
 }
@@ -206,23 +205,6 @@ func (p *prog) quiet() {
 	if s := p.stderr.String(); s != "" {
 		p.t.Errorf("standard error should be empty, got:\n%s", s)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(b)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // last returns the last n lines (fewer if there are not n).

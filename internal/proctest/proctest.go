@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -105,4 +106,23 @@ func parseStat(pid int, b []byte) statInfo {
 	}
 	ppid, _ := strconv.Atoi(f[1])
 	return statInfo{ppid: ppid, state: f[0], cmd: s[i+1 : j]}
+}
+
+// Buffer is a bytes.Buffer safe for the goroutines of os/exec to write to
+// while a test reads it: use it as a command's Stderr.
+type Buffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *Buffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *Buffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -1,0 +1,5 @@
+//go:build !linux && !windows
+
+package multiexit
+
+func initContainment(config) Layer { return LayerProcessGroup }
