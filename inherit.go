@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // EnvVar is the environment variable that carries the registry from a
@@ -288,4 +290,49 @@ func decodeWorker() (*inherited, error) {
 		return nil, fmt.Errorf("multiexit: %s: control channel: %w", EnvVar, err)
 	}
 	return in, nil
+}
+
+// workerControl is a worker's end of the control channel.
+type workerControl struct {
+	death, ack *os.File
+	ppid       int
+}
+
+// commit makes the decoded registry this worker's: the inherited hooks at
+// the bottom of the stack, MULTIEXIT out of the environment (so that the
+// worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
+// caught and dropped, and the parent watched.
+func (in *inherited) commit() *workerControl {
+	exitStack.pushBottom(in.hooks)
+	os.Unsetenv(EnvVar)
+	// Caught, not ignored: an ignored disposition would pass on to every
+	// program this worker executes; a caught one is reset by exec. A caught
+	// SIGPIPE makes a write to a dead parent's pipe fail with EPIPE instead
+	// of killing the worker before its hooks ran.
+	if workerIgnoresInterrupt {
+		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
+	}
+	w := &workerControl{ppid: in.reg.ppid}
+	w.death, w.ack = openControl(in.reg.ctl)
+	go w.watch()
+	return w
+}
+
+// watch begins the shutdown when the parent's end of the control channel
+// closes: the parent died, however it died.
+func (w *workerControl) watch() {
+	if w.death == nil {
+		return
+	}
+	io.Copy(io.Discard, w.death)
+	if begin(128+int(syscall.SIGTERM), fmt.Errorf("multiexit: parent process %d died", w.ppid)) {
+		finish(true)
+	}
+}
+
+func (w *workerControl) acknowledge() {
+	if w.ack != nil {
+		w.ack.Write([]byte{1})
+		w.ack.Close()
+	}
 }

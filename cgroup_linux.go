@@ -1,0 +1,207 @@
+package multiexit
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// The cgroup v2 plumbing of the cgroup layer.
+
+// cgroupMount finds a cgroup v2 hierarchy: pure (/sys/fs/cgroup) or the
+// unified half of a hybrid setup.
+func cgroupMount() (string, error) {
+	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			return p, nil
+		}
+	}
+	return "", errors.New("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+}
+
+// ownCgroup is this process's cgroup v2 path, from /proc/self/cgroup.
+func ownCgroup() (string, error) {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			return rest, nil
+		}
+	}
+	return "", errors.New("/proc/self/cgroup has no cgroup v2 line")
+}
+
+// makeTreeCgroup creates multiexit.<pid namespace>.<pid>.<start time> in
+// this process's cgroup, after removing those left by dead trees. PIDs and
+// start times mean something only in their PID namespace, and cgroups are
+// shared across namespaces: a directory is judged only by a process of the
+// namespace that made it.
+func makeTreeCgroup() (string, error) {
+	mnt, err := cgroupMount()
+	if err != nil {
+		return "", err
+	}
+	own, err := ownCgroup()
+	if err != nil {
+		return "", err
+	}
+	parent := filepath.Join(mnt, own)
+	cleanStaleCgroups(parent)
+	dir := filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), startTime(os.Getpid())))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("cgroup v2 at %s is not writable: %w", parent, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err != nil {
+		os.Remove(dir)
+		return "", errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
+	}
+	return dir, nil
+}
+
+// startTime is field 22 of /proc/PID/stat: with the PID, it names one
+// process for good.
+func startTime(pid int) string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ""
+	}
+	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
+		if f := strings.Fields(string(b[i+1:])); len(f) > 19 {
+			return f[19]
+		}
+	}
+	return ""
+}
+
+// pidNamespace is the inode of this process's PID namespace.
+func pidNamespace() string {
+	l, err := os.Readlink("/proc/self/ns/pid") // pid:[4026531836]
+	if err != nil {
+		return "0"
+	}
+	return strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+}
+
+// cleanStaleCgroups kills and removes the trees, made in this PID
+// namespace, of processes that are gone.
+func cleanStaleCgroups(parent string) {
+	ns := pidNamespace()
+	dirs, _ := filepath.Glob(filepath.Join(parent, "multiexit."+ns+".*.*"))
+	for _, d := range dirs {
+		f := strings.SplitN(filepath.Base(d), ".", 4)
+		if len(f) != 4 || f[1] != ns {
+			continue
+		}
+		pid, err := strconv.Atoi(f[2])
+		if err != nil || pid == os.Getpid() || startTime(pid) == f[3] {
+			continue // its owner is alive (or it is ours)
+		}
+		killCgroup(d, time.Second)
+	}
+}
+
+// killCgroup kills everything in dir and below, waits (up to wait) for it to
+// empty, and removes the directories. It reports what it could not remove.
+func killCgroup(dir string, wait time.Duration) error {
+	os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0)
+	waitEmpty(dir, wait)
+	return removeCgroup(dir)
+}
+
+func removeCgroup(dir string) error {
+	subs, _ := os.ReadDir(dir)
+	for _, s := range subs {
+		if s.IsDir() {
+			removeCgroup(filepath.Join(dir, s.Name()))
+		}
+	}
+	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// populated reads cgroup.events: whether any process is in dir or below.
+func populated(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	if err != nil {
+		return false
+	}
+	return bytes.Contains(b, []byte("populated 1"))
+}
+
+// waitEmpty polls cgroup.events until dir is empty or wait passes.
+func waitEmpty(dir string, wait time.Duration) bool {
+	end := time.Now().Add(wait)
+	for d := 100 * time.Microsecond; ; d = min(2*d, 20*time.Millisecond) {
+		if !populated(dir) {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
+		time.Sleep(d)
+	}
+}
+
+// cgroupProcs lists the processes in dir and below.
+func cgroupProcs(dir string) []int {
+	var pids []int
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return nil
+		}
+		b, _ := os.ReadFile(filepath.Join(p, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+		return nil
+	})
+	return pids
+}
+
+// signalInCgroup signals pid only if it is still the process in cg: it
+// opens a pidfd first, then checks the cgroup, then signals through the
+// pidfd, so a PID reused meanwhile by a process outside the tree is never
+// hit.
+func signalInCgroup(pid int, cg string, sigs ...unix.Signal) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	mnt, _ := cgroupMount()
+	if err != nil || !bytes.Contains(b, []byte("0::"+strings.TrimPrefix(cg, mnt))) {
+		return
+	}
+	for _, sig := range sigs {
+		unix.PidfdSendSignal(fd, sig, nil, 0)
+	}
+}
+
+// inTree reports whether pid is in this process's tree cgroup.
+func inTree(pid int) bool {
+	if tree.root == "" {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return false
+	}
+	own, _ := ownCgroup()
+	rel := filepath.Join(own, filepath.Base(tree.root))
+	return bytes.Contains(b, []byte("0::"+rel+"/"))
+}
