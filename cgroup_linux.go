@@ -41,12 +41,15 @@ func ownCgroup() (string, error) {
 	return "", errors.New("/proc/self/cgroup has no cgroup v2 line")
 }
 
-// makeTreeCgroup creates multiexit.<pid namespace>.<pid>.<start time> in
-// this process's cgroup, after removing those left by dead trees. PIDs and
-// start times mean something only in their PID namespace, and cgroups are
-// shared across namespaces: a directory is judged only by a process of the
-// namespace that made it.
-func makeTreeCgroup() (string, error) {
+// treeCgroupPath names the tree's cgroup, multiexit.<pid namespace>.<pid>.
+// <start time> in this process's cgroup (PIDs and start times mean
+// something only in their PID namespace, and cgroups are shared across
+// namespaces: a directory is judged only by a process of the namespace
+// that made it), and checks, changing nothing,
+// that it can be made there: Install runs in every worker, and a mkdir and
+// rmdir of a cgroup (under the kernel's global cgroup mutex) in each of
+// them costs more than the rest of its start.
+func treeCgroupPath() (string, error) {
 	mnt, err := cgroupMount()
 	if err != nil {
 		return "", err
@@ -56,16 +59,13 @@ func makeTreeCgroup() (string, error) {
 		return "", err
 	}
 	parent := filepath.Join(mnt, own)
-	cleanStaleCgroups(parent)
-	dir := filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), startTime(os.Getpid())))
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err := unix.Access(parent, unix.W_OK); err != nil {
 		return "", fmt.Errorf("cgroup v2 at %s is not writable: %w", parent, err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "cgroup.kill")); err != nil {
-		os.Remove(dir)
-		return "", errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
+	if _, err := os.Stat(filepath.Join(mnt, "cgroup.controllers")); err != nil {
+		return "", err
 	}
-	return dir, nil
+	return filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), startTime(os.Getpid()))), nil
 }
 
 // startTime is field 22 of /proc/PID/stat: with the PID, it names one

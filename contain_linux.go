@@ -61,11 +61,10 @@ func initContainment(cfg config) Layer {
 	tree.layer = LayerSubreaper
 	root, err := "", errors.New(ContainmentVar+"=subreaper")
 	if limit != LayerSubreaper.String() {
-		// A probe: the tree's cgroup is made at the first Start, so a
-		// process that never starts children leaves none behind.
-		if root, err = makeTreeCgroup(); err == nil {
-			os.Remove(root)
-		}
+		// A probe that changes nothing: the tree's cgroup is made at
+		// the first Start, so a process that never starts children
+		// (most workers) makes and removes none.
+		root, err = treeCgroupPath()
 	}
 	if err == nil {
 		tree.root, tree.layer = root, LayerCgroup
@@ -100,8 +99,15 @@ func newEntryContainment() (*entryContainment, error) {
 	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq)}
 	if tree.layer == LayerCgroup {
 		if !tree.made {
-			if err := os.Mkdir(tree.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-				return nil, fmt.Errorf("multiexit: Start: the tree's cgroup: %w", err)
+			if err := makeTreeRoot(); err != nil {
+				// The probe at Install said yes, the kernel says no: fall
+				// back to the subreaper layer rather than fail Start.
+				rt.logger().Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
+				tree.layer, tree.root = LayerSubreaper, ""
+				rt.mu.Lock()
+				rt.layer = LayerSubreaper
+				rt.mu.Unlock()
+				return e, nil
 			}
 			tree.made = true
 		}
@@ -114,6 +120,20 @@ func newEntryContainment() (*entryContainment, error) {
 		}
 	}
 	return e, nil
+}
+
+// makeTreeRoot makes the tree's cgroup, after removing those left by dead
+// trees of this PID namespace.
+func makeTreeRoot() error {
+	cleanStaleCgroups(filepath.Dir(tree.root))
+	if err := os.Mkdir(tree.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(tree.root, "cgroup.kill")); err != nil {
+		os.Remove(tree.root)
+		return errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
+	}
+	return nil
 }
 
 // prepare tags cmd and, in the cgroup layer, starts it straight into the

@@ -127,6 +127,10 @@ func (s *stack) remove(h *Handle) bool {
 func (s *stack) pop() *Handle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.popLocked()
+}
+
+func (s *stack) popLocked() *Handle {
 	n := len(s.entries)
 	if n == 0 {
 		s.drained = true
@@ -158,11 +162,13 @@ type drainer struct {
 	log    *slog.Logger
 	trace  bool // log every hook with its duration (Info level)
 
-	mu       sync.Mutex
+	// Guarded by s.mu, so that a hook costs one lock: the runner pops and
+	// records what it runs in one critical section.
 	gen      int     // runner generation; a stale runner stops popping
 	current  *Handle // the hook the runner is in
-	since    time.Time
-	finished int // hooks the runners have returned from
+	begun    time.Time
+	since    time.Duration // when current began, after begun: a read of the monotonic clock only
+	finished int           // hooks the runners have returned from
 }
 
 // abandonSlack is how long a hook that is running when the deadline passes
@@ -174,11 +180,12 @@ type runnerExit struct {
 }
 
 func (d *drainer) run() {
+	d.begun = time.Now()
 	for {
-		d.mu.Lock()
+		d.s.mu.Lock()
 		d.gen++
 		gen := d.gen
-		d.mu.Unlock()
+		d.s.mu.Unlock()
 		done := make(chan runnerExit, 1)
 		go d.runner(gen, done)
 		select {
@@ -191,16 +198,16 @@ func (d *drainer) run() {
 			continue
 		case <-d.ctx.Done():
 		}
-		d.mu.Lock()
+		d.s.mu.Lock()
 		d.gen++ // the runner is stale: it pops nothing more
 		cur, since, finished := d.current, d.since, d.finished
-		d.mu.Unlock()
+		d.s.mu.Unlock()
 		if cur != nil && d.returnsSoon(finished) {
 			cur = nil // it watched its context and returned: not abandoned
 		}
 		if cur != nil {
 			d.log.Error("multiexit: hook abandoned: it did not return before the shutdown deadline",
-				"hook", cur.String(), "running", time.Since(since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
+				"hook", cur.String(), "running", (time.Since(d.begun) - since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
 		}
 		d.late()
 		return
@@ -210,26 +217,24 @@ func (d *drainer) run() {
 func (d *drainer) runner(gen int, done chan<- runnerExit) {
 	finished := false
 	defer func() { done <- runnerExit{finished: finished} }()
-	for {
-		d.mu.Lock()
-		if d.gen != gen {
-			d.mu.Unlock()
-			return
-		}
-		h := d.s.pop()
+	s := d.s
+	s.mu.Lock()
+	for d.gen == gen {
+		h := s.popLocked()
 		if h == nil {
-			d.mu.Unlock()
 			finished = true
-			return
+			break
 		}
-		d.current, d.since = h, time.Now()
-		d.mu.Unlock()
+		d.current, d.since = h, time.Since(d.begun)
+		s.mu.Unlock()
 		d.call(d.ctx, h)
-		d.mu.Lock()
-		d.current = nil
+		s.mu.Lock()
+		if d.gen == gen {
+			d.current = nil
+		}
 		d.finished++
-		d.mu.Unlock()
 	}
+	s.mu.Unlock()
 }
 
 // returnsSoon reports whether the running hook returns within abandonSlack.
@@ -237,9 +242,9 @@ func (d *drainer) returnsSoon(finished int) bool {
 	end := time.Now().Add(abandonSlack)
 	for time.Now().Before(end) {
 		time.Sleep(time.Millisecond)
-		d.mu.Lock()
+		d.s.mu.Lock()
 		n := d.finished
-		d.mu.Unlock()
+		d.s.mu.Unlock()
 		if n > finished {
 			return true
 		}

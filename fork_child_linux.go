@@ -1,6 +1,7 @@
 package multiexit
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
 	"sync"
@@ -43,8 +44,44 @@ func forkLoop(jobs <-chan func()) {
 }
 
 // waitExited waits until pid has exited without reaping it, and reports
-// whether it could.
+// whether it could. It parks the goroutine on the runtime's poller through
+// a pidfd, which becomes readable when the process exits: a blocking
+// waitid would hold an OS thread per child for the child's whole life.
+// Kernels without pidfd_open and PIDFD_NONBLOCK (before 5.10) fall back to
+// the blocking wait.
 func waitExited(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, unix.PIDFD_NONBLOCK)
+	if err != nil {
+		return waitExitedBlocking(pid)
+	}
+	f := os.NewFile(uintptr(fd), "pidfd")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return waitExitedBlocking(pid)
+	}
+	exited := false
+	err = rc.Read(func(fd uintptr) bool {
+		var info unix.Siginfo
+		for {
+			err := unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED|unix.WNOWAIT, nil)
+			switch err {
+			case unix.EINTR:
+				continue
+			case unix.EAGAIN: // still running: park until the pidfd is readable
+				return false
+			}
+			exited = err == nil
+			return true
+		}
+	})
+	if err != nil {
+		return waitExitedBlocking(pid)
+	}
+	return exited
+}
+
+func waitExitedBlocking(pid int) bool {
 	var info unix.Siginfo
 	for {
 		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)

@@ -63,11 +63,11 @@ func tellGuardian(line string) {
 // of the tree outlives this process.
 func closeContainment() {
 	tree.mu.Lock()
-	g, proc, root := tree.guardian, tree.guardianProc, tree.root
+	g, proc, root, made := tree.guardian, tree.guardianProc, tree.root, tree.made
 	tree.guardian = nil
 	tree.mu.Unlock()
 	if g == nil {
-		if root != "" {
+		if root != "" && made {
 			killCgroup(root, time.Second)
 		}
 		return

@@ -245,8 +245,7 @@ func begin(code int, cause error) bool {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	// The deadline's cancel is kept, never called: the context lives until
 	// the process exits.
-	ctx, rt.stopDeadline = context.WithDeadlineCause(ctx, time.Now().Add(rt.cfg.timeout),
-		fmt.Errorf("multiexit: shutdown deadline (%v) passed", rt.cfg.timeout))
+	ctx, rt.stopDeadline = context.WithDeadlineCause(ctx, time.Now().Add(rt.cfg.timeout), deadlinePassed(rt.cfg.timeout))
 	rt.sctx, rt.cancel = ctx, cancel
 	close(rt.started)
 	if rt.runCancel != nil {
@@ -256,6 +255,15 @@ func begin(code int, cause error) bool {
 		rt.cfg.log.Info("multiexit: shutdown begins", "cause", cause.Error(), "code", code, "deadline", rt.cfg.timeout)
 	}
 	return true
+}
+
+// deadlinePassed is the cause of the shutdown context's end at the
+// deadline. It formats only when read: begin runs in every worker's
+// shutdown, where fmt is cold code (page faults, a grown stack).
+type deadlinePassed time.Duration
+
+func (d deadlinePassed) Error() string {
+	return "multiexit: shutdown deadline (" + time.Duration(d).String() + ") passed"
 }
 
 // finish runs the exit stack and exits. It is called once, after begin.
