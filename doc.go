@@ -27,8 +27,11 @@
 //
 // The shutdown has a deadline (WithTimeout, default DefaultTimeout = 20 s,
 // under the 30 s that Kubernetes and docker wait before SIGKILL). Every
-// hook's context carries it. Until it passes, hooks run one after another.
-// A hook still running at the deadline is abandoned (its goroutine is left
+// hook's context carries it: when it passes, the context's Err is
+// context.DeadlineExceeded, after an escalation context.Canceled, and
+// context.Cause says which, for it and for contexts derived from it. Until
+// the deadline, hooks run one after another on one goroutine of
+// multiexit's own (never the goroutine that called Exit). A hook still running at the deadline is abandoned (its goroutine is left
 // behind, and the log names it); each remaining hook then runs with a
 // context of its own that ends after one second, and is abandoned in turn if
 // it overruns that. So the process always exits.

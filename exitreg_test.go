@@ -2,9 +2,11 @@ package multiexit
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 func namedHookForTest(context.Context) error { return nil }
@@ -99,10 +101,60 @@ func TestDrainerOrder(t *testing.T) {
 	s.push(rec("b", nil))
 	s.push(rec("goexit", func() { runtimeGoexit() }))
 	s.push(rec("c", func() { s.push(rec("pushed-inside", nil)) }))
-	d := &drainer{s: &s, ctx: context.Background(), window: lateWindow, log: discardLogger()}
-	d.run()
+	// A hook that ends its goroutine ends run's: the drainer goes on in
+	// another and calls exit from there.
+	done := make(chan struct{})
+	d := &drainer{s: &s, ctx: context.Background(), window: lateWindow, log: discardLogger(), exit: func() { close(done) }}
+	go d.run()
+	<-done
 	want := []string{"c", "pushed-inside", "goexit", "b", "panics", "a"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("ran %v, want %v", got, want)
 	}
+}
+
+// The hooks' context behaves as context.WithDeadlineCause under
+// context.WithCancelCause, for itself and for the contexts derived from it.
+func TestShutdownContext(t *testing.T) {
+	t.Run("deadline", func(t *testing.T) {
+		c := newShutdownCtx()
+		before := time.Now()
+		c.arm(time.Hour)
+		if dl, ok := c.Deadline(); !ok || dl.Before(before.Add(time.Hour)) {
+			t.Errorf("Deadline() = %v, %v; want about an hour from now", dl, ok)
+		}
+		derived, cancel := context.WithTimeout(c, 2*time.Hour) // later than the parent's: WithCancel
+		defer cancel()
+		if c.Err() != nil || derived.Err() != nil || context.Cause(c) != nil {
+			t.Fatalf("before the end: Err %v, derived %v, Cause %v", c.Err(), derived.Err(), context.Cause(c))
+		}
+		c.timer.Reset(0) // the deadline, now
+		<-c.Done()
+		<-derived.Done()
+		want := deadlinePassed(time.Hour)
+		for name, ctx := range map[string]context.Context{"ctx": c, "derived": derived} {
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				t.Errorf("%s: Err() = %v, want DeadlineExceeded", name, ctx.Err())
+			}
+			if got := context.Cause(ctx); got != want {
+				t.Errorf("%s: Cause = %v, want %v", name, got, want)
+			}
+		}
+	})
+	t.Run("escalation", func(t *testing.T) {
+		c := newShutdownCtx()
+		c.arm(time.Hour)
+		derived, cancel := context.WithCancel(c)
+		defer cancel()
+		escalated := errors.New("escalated")
+		if !c.end(escalated, false) || c.end(errors.New("again"), true) {
+			t.Fatal("end: want true once, then false")
+		}
+		<-derived.Done()
+		for name, ctx := range map[string]context.Context{"ctx": c, "derived": derived} {
+			if ctx.Err() != context.Canceled || context.Cause(ctx) != escalated {
+				t.Errorf("%s: Err %v, Cause %v; want Canceled, %v", name, ctx.Err(), context.Cause(ctx), escalated)
+			}
+		}
+	})
 }

@@ -325,9 +325,7 @@ func (w *workerControl) watch() {
 		return
 	}
 	io.Copy(io.Discard, w.death)
-	if begin(128+int(syscall.SIGTERM), fmt.Errorf("multiexit: parent process %d died", w.ppid)) {
-		finish(true)
-	}
+	begin(128+int(syscall.SIGTERM), fmt.Errorf("multiexit: parent process %d died", w.ppid), byParentDeath)
 }
 
 func (w *workerControl) acknowledge() {

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -90,13 +91,14 @@ type runtimeState struct {
 	installed bool
 	cfg       config
 
-	begun        bool
-	code         int
-	cause        error
-	started      chan struct{} // closed when the shutdown begins
-	sctx         context.Context
-	cancel       context.CancelCauseFunc // ends sctx early: escalation
-	stopDeadline context.CancelFunc
+	begun    bool
+	code     int
+	cause    error
+	by       trigger       // what began the shutdown
+	started  chan struct{} // closed when the shutdown begins
+	sc       *shutdownCtx  // the hooks' context, made before the shutdown begins
+	finisher bool          // the goroutine that runs the shutdown was started
+	drainer  *drainer      // the drainer running the stack, once there is one
 
 	layer Layer
 
@@ -159,6 +161,7 @@ func Install(opts ...Option) error {
 	}
 	rt.installed = true
 	rt.cfg = cfg
+	rt.prepareShutdown()
 	rt.mu.Unlock()
 	layer := initContainment(cfg)
 	rt.mu.Lock()
@@ -203,8 +206,7 @@ func signalLoop(ch <-chan os.Signal, worker bool) {
 		if s, ok := sig.(syscall.Signal); ok {
 			code += int(s)
 		}
-		if begin(code, &run.SignalError{Signal: sig}) {
-			go finish(true)
+		if begin(code, &run.SignalError{Signal: sig}, bySignal) {
 			continue
 		}
 		// A later signal while the shutdown runs. In a worker a repeated
@@ -224,29 +226,74 @@ var escalateOnce sync.Once
 func escalate(sig os.Signal) {
 	escalateOnce.Do(func() {
 		rt.mu.Lock()
-		cancel, log := rt.cancel, rt.cfg.log
+		sc, log := rt.sc, rt.cfg.log
 		rt.mu.Unlock()
 		log.Warn("multiexit: second signal during shutdown: abandoning the running hook; each remaining hook gets a short window",
 			"signal", sig.String(), "window", lateWindow)
-		cancel(fmt.Errorf("multiexit: shutdown escalated by a second signal (%v)", sig))
+		if sc.end(fmt.Errorf("multiexit: shutdown escalated by a second signal (%v)", sig), false) {
+			go takeover()
+		}
 	})
 }
 
+// takeover hands what is left of the stack to the late mode, once the
+// shutdown context has ended (deadline or escalation).
+func takeover() {
+	rt.mu.Lock()
+	d := rt.drainer
+	rt.mu.Unlock()
+	if d != nil {
+		d.takeover()
+	}
+}
+
+// prepareShutdown makes what beginning the shutdown needs, so that begin
+// allocates nothing: in a worker, whose shutdown is the parent's stop, the
+// allocator's first use of a size class and a fresh goroutine's stack
+// growth cost more than the hooks. It starts the finisher, the goroutine
+// that runs the shutdown. Called with rt.mu held.
+func (r *runtimeState) prepareShutdown() {
+	if r.sc == nil {
+		r.sc = newShutdownCtx()
+	}
+	if !r.finisher {
+		r.finisher = true
+		go finisher(r.started)
+	}
+}
+
+// finisher runs the shutdown once it has begun: whatever began it (a
+// signal, the parent's death, Exit, Run's main returning) only calls begin.
+// The hooks so run on a goroutine of multiexit's own, never on the caller's,
+// whose deferred functions a hook that ends its goroutine would run.
+func finisher(started <-chan struct{}) {
+	<-started
+	finish()
+}
+
+// trigger is what began the shutdown.
+type trigger int
+
+const (
+	bySignal       trigger = iota // a caught signal
+	byParentDeath                 // a worker's parent died
+	byExit                        // Exit
+	byMainReturned                // Run's main returned (or panicked)
+)
+
 // begin starts the shutdown once: it fixes the exit code and the cause,
-// cancels Run's context and starts the deadline. It reports false if the
-// shutdown had already begun.
-func begin(code int, cause error) bool {
+// cancels Run's context, starts the deadline and wakes the finisher, which
+// runs the hooks and exits. It reports false if the shutdown had already
+// begun.
+func begin(code int, cause error, by trigger) bool {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.begun {
 		return false
 	}
-	rt.begun, rt.code, rt.cause = true, code, cause
-	ctx, cancel := context.WithCancelCause(context.Background())
-	// The deadline's cancel is kept, never called: the context lives until
-	// the process exits.
-	ctx, rt.stopDeadline = context.WithDeadlineCause(ctx, time.Now().Add(rt.cfg.timeout), deadlinePassed(rt.cfg.timeout))
-	rt.sctx, rt.cancel = ctx, cancel
+	rt.begun, rt.code, rt.cause, rt.by = true, code, cause, by
+	rt.prepareShutdown() // made at Install; here if Exit came first
+	rt.sc.arm(rt.cfg.timeout)
 	close(rt.started)
 	if rt.runCancel != nil {
 		rt.runCancel(cause)
@@ -257,6 +304,81 @@ func begin(code int, cause error) bool {
 	return true
 }
 
+// shutdownCtx is the context the hooks get. It is made before the shutdown
+// begins, with a stopped timer, so that beginning allocates nothing: arm
+// sets the deadline and starts the timer. It behaves as
+// context.WithDeadlineCause under context.WithCancelCause: at the deadline
+// Err is context.DeadlineExceeded, after an escalation context.Canceled,
+// and context.Cause says which, for it and for the contexts derived from
+// it.
+type shutdownCtx struct {
+	base     context.Context // a cancelCtx: context.Cause reads the cause there
+	cancel   context.CancelCauseFunc
+	done     chan struct{} // closed after base is cancelled
+	timer    *time.Timer
+	timeout  time.Duration
+	deadline time.Time
+	expired  atomic.Bool
+	once     sync.Once
+}
+
+func newShutdownCtx() *shutdownCtx {
+	c := &shutdownCtx{done: make(chan struct{})}
+	c.base, c.cancel = context.WithCancelCause(context.Background())
+	c.timer = time.AfterFunc(time.Duration(1<<62), c.deadlinePassed)
+	c.timer.Stop()
+	return c
+}
+
+// arm starts the deadline. Called once, by begin, before the context is
+// handed out.
+func (c *shutdownCtx) arm(timeout time.Duration) {
+	c.timeout, c.deadline = timeout, time.Now().Add(timeout)
+	c.timer.Reset(timeout)
+}
+
+func (c *shutdownCtx) deadlinePassed() {
+	if c.end(deadlinePassed(c.timeout), true) {
+		takeover()
+	}
+}
+
+// end ends the context with cause, once, and reports whether it did.
+func (c *shutdownCtx) end(cause error, expired bool) bool {
+	first := false
+	c.once.Do(func() {
+		first = true
+		c.expired.Store(expired)
+		c.cancel(cause) // before done: whoever sees done sees Err and Cause
+		close(c.done)
+	})
+	return first
+}
+
+func (c *shutdownCtx) Deadline() (time.Time, bool) { return c.deadline, true }
+func (c *shutdownCtx) Done() <-chan struct{}       { return c.done }
+func (c *shutdownCtx) Value(key any) any           { return c.base.Value(key) }
+
+func (c *shutdownCtx) Err() error {
+	if c.base.Err() == nil {
+		return nil
+	}
+	if c.expired.Load() {
+		return context.DeadlineExceeded
+	}
+	return context.Canceled
+}
+
+// AfterFunc is what the context package calls to propagate the end of this
+// context to the contexts derived from it (context.WithTimeout(ctx, …) in a
+// hook): they end with this context's Err and Cause, as they would under
+// context.WithDeadlineCause.
+func (c *shutdownCtx) AfterFunc(f func()) (stop func() bool) {
+	return context.AfterFunc(c.base, f)
+}
+
+func (c *shutdownCtx) String() string { return "multiexit.shutdownContext" }
+
 // deadlinePassed is the cause of the shutdown context's end at the
 // deadline. It formats only when read: begin runs in every worker's
 // shutdown, where fmt is cold code (page faults, a grown stack).
@@ -266,28 +388,37 @@ func (d deadlinePassed) Error() string {
 	return "multiexit: shutdown deadline (" + time.Duration(d).String() + ") passed"
 }
 
-// finish runs the exit stack and exits. It is called once, after begin.
-// With waitMain, it first waits for Run's main to return, up to the deadline.
-func finish(waitMain bool) {
+// finish runs the exit stack and exits; the finisher calls it once, after
+// begin. If a signal or the parent's death began the shutdown, it first
+// waits for Run's main to return, up to the deadline.
+func finish() {
 	rt.mu.Lock()
-	ctx, cfg, code, mainDone := rt.sctx, rt.cfg, rt.code, rt.mainDone
+	sc, cfg, code, cause, by, mainDone := rt.sc, rt.cfg, rt.code, rt.cause, rt.by, rt.mainDone
 	rt.mu.Unlock()
 	start := time.Now()
-	if waitMain && mainDone != nil {
+	if by == byMainReturned && code == 1 {
+		cfg.log.Error("multiexit: main returned an error", "err", cause)
+	}
+	if (by == bySignal || by == byParentDeath) && mainDone != nil {
 		select {
 		case <-mainDone:
-		case <-ctx.Done():
+		case <-sc.Done():
 			cfg.log.Error("multiexit: Run's main did not return before the shutdown deadline; running the exit hooks",
-				"cause", context.Cause(ctx))
+				"cause", context.Cause(sc))
 		}
 	}
-	d := &drainer{s: &exitStack, ctx: ctx, window: lateWindow, log: cfg.log, trace: cfg.trace}
+	d := &drainer{s: &exitStack, ctx: sc, window: lateWindow, log: cfg.log, trace: cfg.trace, exit: func() {
+		closeContainment()
+		if cfg.trace {
+			cfg.log.Info("multiexit: exiting", "code", code, "duration", time.Since(start))
+		}
+		exitProcess(code)
+	}}
+	rt.mu.Lock()
+	rt.drainer = d
+	rt.mu.Unlock()
 	d.run()
-	closeContainment()
-	if cfg.trace {
-		cfg.log.Info("multiexit: exiting", "code", code, "duration", time.Since(start))
-	}
-	exitProcess(code)
+	select {} // the process exits from whoever ran the stack to its end
 }
 
 // exitProcess is os.Exit; a variable so that nothing else in the package
@@ -302,10 +433,10 @@ var exitProcess = os.Exit
 // a hook that calls Exit simply ends, and the exit code stays the one the
 // shutdown began with.
 func Exit(code int) {
-	if !begin(code, fmt.Errorf("multiexit: Exit(%d) called", code)) {
+	if !begin(code, fmt.Errorf("multiexit: Exit(%d) called", code), byExit) {
 		runtime.Goexit()
 	}
-	finish(false)
+	select {} // the finisher runs the hooks and exits
 }
 
 // Run installs multiexit (unless Install was called) and runs main with a
@@ -352,12 +483,9 @@ func Run(main func(ctx context.Context) error, opts ...Option) {
 				}
 			}
 			close(done)
-			if begin(code, cause) {
-				if code == 1 { // after a signal, the error is the shutdown's, not a failure
-					rt.logger().Error("multiexit: main returned an error", "err", cause)
-				}
-				finish(false)
-			}
+			// After a signal, begin reports false: main's error is the
+			// shutdown's, not a failure, and is not logged.
+			begin(code, cause, byMainReturned)
 		}()
 		if err := main(ctx); err != nil {
 			code, cause = 1, err
