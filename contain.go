@@ -44,7 +44,8 @@ func (l Layer) String() string {
 
 // ContainmentVar, set to "subreaper" or "process-group", caps the layer
 // Install may choose (to compare layers, or where a cgroup must not be
-// made). Unset, Install takes the best layer the system allows.
+// made). Unset (or "cgroup"), Install takes the best layer the system
+// allows; any other value is logged as a warning and ignored.
 const ContainmentVar = "MULTIEXIT_CONTAINMENT"
 
 // Containment reports the layer that Install chose for this process.

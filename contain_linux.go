@@ -33,6 +33,12 @@ var tree struct {
 	pid1    bool
 	// lingering: zombies, as PID 1, that no one has claimed yet
 	lingering map[int]bool
+	// quiet counts the entries being stopped: their children's exits are
+	// theirs to reap, and the sweep that ends each stop reaps orphans, so
+	// the reaper does not scan on every SIGCHLD meanwhile. missed says it
+	// skipped one.
+	quiet  int
+	missed bool
 
 	guardian     *os.File // write end; the guardian acts when it closes
 	guardianProc *exec.Cmd
@@ -51,6 +57,12 @@ func initContainment(cfg config) Layer {
 	tree.pid1 = os.Getpid() == 1
 	tree.layer = LayerProcessGroup
 	limit := os.Getenv(ContainmentVar)
+	switch limit {
+	case "", LayerProcessGroup.String(), LayerSubreaper.String(), LayerCgroup.String():
+	default:
+		cfg.log.Warn("multiexit: unknown containment layer; ignored", "var", ContainmentVar, "value", limit,
+			"known", LayerCgroup.String()+", "+LayerSubreaper.String()+", "+LayerProcessGroup.String())
+	}
 	if limit == LayerProcessGroup.String() {
 		return tree.layer
 	}
@@ -188,7 +200,15 @@ func untrack(pid int) {
 // is reaped. It reports how many it found.
 func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args ...any)) {
 	if e.cg != "" {
-		reapOrphans() // adopt the live ones first
+		if reapOrphans() == 0 && !populated(e.cg) { // adopt the live ones first
+			// The common case: the children took their descendants
+			// with them. No orphan is this process's child, so none
+			// is adopted, and nothing is in the cgroup to kill.
+			if err := removeCgroup(e.cg); err != nil {
+				log("multiexit: cannot remove the entry's cgroup", "cgroup", e.cg, "err", err)
+			}
+			return
+		}
 		if left := cgroupProcs(e.cg); len(left) > 0 {
 			for _, pid := range left {
 				signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
@@ -287,21 +307,52 @@ func reaper() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, unix.SIGCHLD)
 	for range ch {
-		reapOrphans()
+		tree.mu.Lock()
+		quiet := tree.quiet > 0
+		tree.missed = tree.missed || quiet
+		tree.mu.Unlock()
+		if !quiet {
+			reapOrphans()
+		}
+	}
+}
+
+// quiet keeps the reaper from scanning this process's children on every
+// SIGCHLD while the entry's children are stopped: a stop of N children
+// would scan N times. The returned function ends it, and reaps what the
+// reaper skipped once no entry is being stopped.
+func (e *entryContainment) quiet() (end func()) {
+	tree.mu.Lock()
+	tree.quiet++
+	tree.mu.Unlock()
+	return func() {
+		tree.mu.Lock()
+		tree.quiet--
+		missed := tree.quiet == 0 && tree.missed
+		if missed {
+			tree.missed = false
+		}
+		tree.mu.Unlock()
+		if missed {
+			reapOrphans()
+		}
 	}
 }
 
 // reapOrphans adopts the live orphans that carry one of our tags and reaps
 // the dead ones, by explicit PID. It never touches a child whose status
 // exec.Cmd.Wait owns, nor (unless this process is PID 1) a child it cannot
-// tell is an orphan of the tree.
-func reapOrphans() {
+// tell is an orphan of the tree. It reports how many children it found
+// that are not exec.Cmd.Wait's.
+func reapOrphans() (untracked int) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
+	tree.missed = false // this scan sees whatever a skipped SIGCHLD told
 	for _, pid := range children() {
 		if tree.tracked[pid] {
 			continue
 		}
+		untracked++
 		state, ok := procState(pid)
 		if !ok {
 			continue
@@ -328,6 +379,7 @@ func reapOrphans() {
 			time.AfterFunc(time.Second, func() { reapLingering(pid) })
 		}
 	}
+	return untracked
 }
 
 func reapLingering(pid int) {

@@ -294,3 +294,16 @@ func TestInstallAloneLeavesNoCgroup(t *testing.T) {
 		}
 	}
 }
+
+// A value of MULTIEXIT_CONTAINMENT that names no layer is reported, not
+// silently taken for the default.
+func TestUnknownContainmentIsReported(t *testing.T) {
+	p := start(t, "install-only", nil, multiexit.ContainmentVar+"=process_group")
+	trace, how := p.end()
+	if how != exitCode(0) || len(trace) != 1 {
+		t.Fatalf("ended with %s, trace %q", how, trace)
+	}
+	if s := p.stderr.String(); !strings.Contains(s, "unknown containment layer") || !strings.Contains(s, `value=process_group`) {
+		t.Errorf("the unknown value is not reported:\n%s", s)
+	}
+}

@@ -18,6 +18,8 @@ func (*entryContainment) prepare(*exec.Cmd) (func(), error) { return func() {}, 
 
 func (*entryContainment) sweep(time.Duration, func(string, ...any)) {}
 
+func (*entryContainment) quiet() func() { return func() {} }
+
 func forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
 
 func untrack(int) {}

@@ -74,9 +74,8 @@ type Child struct {
 	err          error
 
 	mu       sync.Mutex
-	isExited bool
+	isExited bool // the process exited; held with mu, reaping waits
 	stopping bool
-	groupOK  chan struct{} // closed by stop once the group was killed
 
 	stopOnce sync.Once
 	observed atomic.Bool // someone called Wait: an exit is theirs to report
@@ -112,55 +111,85 @@ func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 }
 
 func (c *Child) stop(ctx context.Context, grace time.Duration) {
-	c.stopOnce.Do(func() {
-		if c.worker {
-			select {
-			case <-c.ready:
-			case <-c.exited:
-			case <-ctx.Done():
-			}
-		}
-		c.mu.Lock()
-		c.stopping = true
-		exited := c.isExited
-		c.mu.Unlock()
-		if exited {
-			return
-		}
-		c.terminate()
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < grace {
-			grace = time.Until(dl)
-		}
+	if c.startStop(ctx) {
+		grace = boundGrace(ctx, grace)
 		t := time.NewTimer(grace)
 		select {
 		case <-c.exited:
 		case <-t.C:
-			rt.logger().Warn("multiexit: child did not stop within its grace period; killing its process group",
-				"pid", c.PID(), "cmd", c.cmd.Path, "grace", grace)
+			c.killRunning(grace)
 		case <-ctx.Done():
+			c.killRunning(0)
 		}
 		t.Stop()
-		// The leader is alive or an unreaped zombie, so its group ID
-		// cannot have been reused: whatever is left in the group is ours.
-		c.kill()
-		close(c.groupOK)
-	})
+	}
 	<-c.done
 }
 
+// boundGrace bounds grace by ctx's deadline.
+func boundGrace(ctx context.Context, grace time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < grace {
+		return time.Until(dl)
+	}
+	return grace
+}
+
+// startStop sends the child SIGTERM and SIGCONT (see Stop), once; a worker
+// that has not acknowledged Install yet first gets until then. It reports
+// whether this call began the stop of a child still running.
+func (c *Child) startStop(ctx context.Context) bool {
+	first := false
+	c.stopOnce.Do(func() { first = true })
+	if !first {
+		return false
+	}
+	if c.worker {
+		select {
+		case <-c.ready:
+		case <-c.exited:
+		case <-ctx.Done():
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopping = true
+	if c.isExited {
+		return false
+	}
+	// Held with mu: the leader is alive or an unreaped zombie, so its
+	// group ID cannot have been reused.
+	c.terminate()
+	return true
+}
+
+// killRunning kills the child's process group if the child has not exited
+// (its grace period ran out, or the shutdown deadline passed); once it has,
+// reap kills the group. A grace above zero is logged as having run out.
+func (c *Child) killRunning(grace time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isExited {
+		return
+	}
+	if grace > 0 {
+		rt.logger().Warn("multiexit: child did not stop within its grace period; killing its process group",
+			"pid", c.PID(), "cmd", c.cmd.Path, "grace", grace)
+	}
+	c.kill()
+}
+
 // reap waits for the process. Where the platform can wait without reaping,
-// a process that exits while being stopped stays a zombie until stop has
-// killed the rest of its group: that pins the group ID.
+// a child that exits while being stopped has the rest of its process group
+// killed while it is still an unreaped zombie: that pins the group ID.
 func (c *Child) reap() {
 	if waitExited(c.cmd.Process.Pid) {
 		c.mu.Lock()
 		c.isExited = true
-		hold := c.stopping
+		if c.stopping {
+			c.kill()
+		}
 		c.mu.Unlock()
 		close(c.exited)
-		if hold {
-			<-c.groupOK
-		}
 		c.err = c.cmd.Wait()
 		untrack(c.cmd.Process.Pid)
 	} else {
@@ -168,6 +197,9 @@ func (c *Child) reap() {
 		untrack(c.cmd.Process.Pid)
 		c.mu.Lock()
 		c.isExited = true
+		if c.stopping {
+			c.kill() // the group, no longer pinned: see waitExited
+		}
 		c.mu.Unlock()
 		close(c.exited)
 	}
@@ -306,12 +338,12 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
-	c := &Child{cmd: cmd, group: g, ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), groupOK: make(chan struct{})}
+	c := &Child{cmd: cmd, group: g, ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{})}
 	envIdx, worker := isWorker(cmd)
 	var childEnds [2]*os.File
 	if worker {
 		c.worker = true
-		deathR, deathW, err := os.Pipe()
+		deathR, deathW, err := deathPipe()
 		if err != nil {
 			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
 		}
@@ -436,15 +468,45 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 	kids := g.children
 	g.mu.Unlock()
 	grace := rt.config().grace
-	var wg sync.WaitGroup
+	defer g.ec.quiet()()
+	// Every child is signalled at once, and they share one grace period.
+	// A worker that has not acknowledged Install yet is stopped on a
+	// goroutine of its own, once it has.
+	var running []*Child
 	for _, c := range kids {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.stop(ctx, grace)
-		}()
+		select {
+		case <-c.ready:
+		default:
+			go c.stop(ctx, grace)
+			continue
+		}
+		if c.startStop(ctx) {
+			running = append(running, c)
+		}
 	}
-	wg.Wait()
+	if len(running) > 0 {
+		grace := boundGrace(ctx, grace)
+		t := time.NewTimer(grace)
+		for i, c := range running {
+			select {
+			case <-c.exited:
+				continue
+			case <-t.C:
+				for _, c := range running[i:] {
+					c.killRunning(grace)
+				}
+			case <-ctx.Done():
+				for _, c := range running[i:] {
+					c.killRunning(0)
+				}
+			}
+			break
+		}
+		t.Stop()
+	}
+	for _, c := range kids {
+		<-c.done
+	}
 	g.ec.sweep(grace, rt.logger().Warn)
 	return nil
 }

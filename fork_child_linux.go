@@ -18,6 +18,18 @@ func setDeathSignal(a *syscall.SysProcAttr) {
 	}
 }
 
+// deathPipe makes the pipe whose closing tells a worker that its parent
+// died. Neither end is put on the runtime's poller, as os.Pipe's are: the
+// parent never reads or writes its end, only holds and closes it, and the
+// worker's os.NewFile sees a blocking descriptor either way.
+func deathPipe() (r, w *os.File, err error) {
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return nil, nil, os.NewSyscallError("pipe2", err)
+	}
+	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
+}
+
 // The kernel sends Pdeathsig when the thread that forked the child exits,
 // not the process (https://go.dev/issue/27505), so children are forked
 // from one locked OS thread that never exits.

@@ -178,6 +178,19 @@ func init() {
 		say("ready main")
 		select {}
 	}
+	scenarios["externalmix"] = func([]string) {
+		mustInstall(multiexit.WithGrace(300 * time.Millisecond))
+		multiexit.Register(hook("H1"))
+		// One Start, one shared grace period: the first child ignores
+		// SIGTERM; the second exits on it, leaving a member of its
+		// process group that ignores SIGTERM.
+		stubborn := exec.Command("sh", "-c", `trap '' TERM; echo ready stubborn; exec sleep 1000 >/dev/null`)
+		leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; (trap '' TERM; exec sleep 1000) >/dev/null & echo "member $!"; echo ready leader; wait`)
+		stubborn.Stdout, leader.Stdout = os.Stdout, os.Stdout
+		mustStart(stubborn, leader)
+		say("ready main")
+		select {}
+	}
 	scenarios["pool"] = func(args []string) {
 		mustInstall()
 		if role() == "main" {
@@ -429,6 +442,45 @@ func TestExternalCommands(t *testing.T) {
 			t.Errorf("the kill is not reported:\n%s", p.stderr.String())
 		}
 	})
+}
+
+// The children of one Start share a grace period: the one that ignores
+// SIGTERM is killed when it runs out, and the one that exits has the rest of
+// its process group killed as it does. The process-group layer is forced:
+// a cgroup's sweep would otherwise kill the member too.
+func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
+	p := start(t, "externalmix", nil, multiexit.ContainmentVar+"="+multiexit.LayerProcessGroup.String())
+	seen := p.waitAll("member ", "ready stubborn", "ready leader", "ready main")
+	member, err := strconv.Atoi(strings.TrimPrefix(seen["member "], "member "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd, err := unix.PidfdOpen(member, 0)
+	if err != nil {
+		t.Fatalf("the group member %d: %v", member, err)
+	}
+	defer unix.Close(fd)
+	p.signal(syscall.SIGTERM)
+	trace, how := p.end()
+	if diff := cmp.Diff([]string{"H1"}, slices.DeleteFunc(trace, func(l string) bool { return strings.HasPrefix(l, "member ") })); diff != "" || how != exitCode(143) {
+		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.stderr.String())
+	}
+	if n := strings.Count(p.stderr.String(), "did not stop within its grace period"); n != 1 {
+		t.Errorf("%d grace periods reported as run out, want 1 (the stubborn child's):\n%s", n, p.stderr.String())
+	}
+	// The member was SIGKILLed before the parent exited; it may still be
+	// on its way out. Its pidfd becomes readable when it has exited.
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 10_000)
+		if err == unix.EINTR {
+			continue
+		}
+		if n == 0 || err != nil {
+			t.Fatalf("the member %d of the exited child's group is still running (%v)", member, err)
+		}
+		break
+	}
 }
 
 // The workers of one Start call stop concurrently: the barrier only opens

@@ -36,6 +36,7 @@ func checkControl(ids [2]uintptr) error {
 func openControl(ids [2]uintptr) (death, ack *os.File) {
 	syscall.CloseOnExec(int(ids[0]))
 	syscall.CloseOnExec(int(ids[1]))
+	syscall.SetNonblock(int(ids[0]), true)
 	return os.NewFile(ids[0], "multiexit-parent"), os.NewFile(ids[1], "multiexit-ack")
 }
 

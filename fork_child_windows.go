@@ -24,6 +24,9 @@ func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}
 }
 
+// deathPipe makes the pipe whose closing tells a worker to stop.
+func deathPipe() (r, w *os.File, err error) { return os.Pipe() }
+
 // checkControl verifies that the ids name pipe handles, as Start passes.
 func checkControl(ids [2]uintptr) error {
 	for _, id := range ids {

@@ -49,6 +49,8 @@ func ensureGuardian() error {
 		return fmt.Errorf("multiexit: Start: guardian: %w", err)
 	}
 	tree.guardian, tree.guardianProc = w, cmd
+	// closeContainment waits for it: its status is exec.Cmd.Wait's.
+	tree.tracked[cmd.Process.Pid] = true
 	return nil
 }
 
