@@ -35,9 +35,9 @@ type sample struct {
 	goMem       int64 // the parent's Go heap in use and goroutine stacks, after that collection
 	threads     int   // the parent's threads
 	fds         int   // the parent's open descriptors
-	// From SIGTERM to the end, the whole tree: CPU time and minor page
-	// faults (the parent's rusage, which counts the children it reaped,
-	// less what every process had used before).
+	// From SIGTERM to the end, the whole tree: CPU time (see cpuMeter)
+	// and minor page faults (the parent's rusage, which counts the
+	// children it reaped, less what every process had used before).
 	stopCPU    time.Duration
 	stopFaults int64
 }
@@ -68,7 +68,8 @@ func main() {
 	}
 	os.Unsetenv("MULTIEXIT")
 
-	fmt.Printf("mxbench: %d trials of each pool at N = %v, in turns; %s\n\n", *reps, sizes, machine())
+	fmt.Printf("mxbench: %d trials of each pool at N = %v, in turns; %s\n", *reps, sizes, machine())
+	fmt.Printf("CPU time of a stop counted from %s\n\n", newCPUMeterProbe())
 
 	// One untimed trial of each first: the binary and the log directory
 	// are then warm for both.
@@ -151,6 +152,13 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 	cmd := exec.Command(exe)
 	cmd.Env = append(os.Environ(), roleVar+"="+im.role, countVar+"="+strconv.Itoa(n), logVar+"="+logPath, trialVar+"="+tag)
 	cmd.Stdout, cmd.Stderr = w, os.Stderr
+	meter := newCPUMeter(tag)
+	defer func() {
+		if cerr := meter.close(); err == nil {
+			err = cerr
+		}
+	}()
+	cmd.SysProcAttr = meter.attr()
 
 	var pids []int
 	defer func() {
@@ -164,6 +172,7 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 		w.Close()
 		return s, err
 	}
+	meter.started()
 	w.Close()
 	br := bufio.NewReader(r)
 	for len(pids) < n {
@@ -203,7 +212,7 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 		return s, err
 	}
 
-	cpu0, faults0 := usage(append([]int{parent}, pids...))
+	cpu0, faults0 := meter.now(append([]int{parent}, pids...))
 
 	t1 := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
@@ -220,7 +229,11 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 	s.stop = time.Since(t1)
 
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-		s.stopCPU = time.Duration(ru.Utime.Nano()+ru.Stime.Nano()) - cpu0
+		cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		if meter.dir != "" {
+			cpu, _ = meter.now(nil)
+		}
+		s.stopCPU = cpu - cpu0
 		s.stopFaults = ru.Minflt - faults0
 	}
 	if len(rest) > 0 {
