@@ -136,8 +136,11 @@
 //
 // # Platforms
 //
-// Linux: everything above. macOS and the BSDs: process groups and the
-// control channel (no Pdeathsig; a parent's death is seen as end-of-file),
+// Linux: everything above; a worker learns of its parent's death from the
+// kernel (Pdeathsig, SIGTERM), or from the end of the control channel if
+// the parent set SysProcAttr.Pdeathsig to another signal or the worker does
+// not catch SIGTERM. macOS and the BSDs: process groups and the control
+// channel (no Pdeathsig; a parent's death is seen as end-of-file),
 // and the group is not pinned while it is killed (no waitid WNOWAIT), so a
 // group ID reused in the instant between reaping and SIGKILL could be hit.
 // Windows: children in new process groups, stopped through the control

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -102,3 +103,15 @@ func waitExitedBlocking(pid int) bool {
 		}
 	}
 }
+
+// parentDeathSignal is the signal the kernel sends this process when the
+// thread that started it exits (PR_SET_PDEATHSIG; Start asks for SIGTERM).
+// The setting is per thread, and only the main thread has it: it is read
+// during package initialisation, which runs on the main thread.
+var parentDeathSignal = func() syscall.Signal {
+	var sig int32
+	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
+		return 0
+	}
+	return syscall.Signal(sig)
+}()

@@ -401,7 +401,7 @@ func TestParentDeath(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-	}{{"Pdeathsig and EOF", nil}, {"EOF only", []string{"eof"}}} {
+	}{{"Pdeathsig (no watch of the control channel)", nil}, {"EOF only", []string{"eof"}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := start(t, "orphans", tc.args)
 			p.waitAll("ready main", "ready a", "ready b")

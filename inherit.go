@@ -301,8 +301,11 @@ type workerControl struct {
 // commit makes the decoded registry this worker's: the inherited hooks at
 // the bottom of the stack, MULTIEXIT out of the environment (so that the
 // worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
-// caught and dropped, and the parent watched.
-func (in *inherited) commit() *workerControl {
+// caught and dropped, and the parent watched: by the control channel's end,
+// unless the kernel signals the parent's death with SIGTERM and the worker
+// catches it (catchesTERM), which begins the same shutdown with no
+// goroutine, thread or poller entry kept waiting for it.
+func (in *inherited) commit(catchesTERM bool) *workerControl {
 	exitStack.pushBottom(in.hooks)
 	os.Unsetenv(EnvVar)
 	// Caught, not ignored: an ignored disposition would pass on to every
@@ -314,7 +317,9 @@ func (in *inherited) commit() *workerControl {
 	}
 	w := &workerControl{ppid: in.reg.ppid}
 	w.death, w.ack = openControl(in.reg.ctl)
-	go w.watch()
+	if !(catchesTERM && parentDeathSignal == syscall.SIGTERM) {
+		go w.watch()
+	}
 	return w
 }
 

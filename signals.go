@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -97,6 +98,8 @@ type runtimeState struct {
 	by       trigger       // what began the shutdown
 	started  chan struct{} // closed when the shutdown begins
 	sc       *shutdownCtx  // the hooks' context, made before the shutdown begins
+	sig      signalSetup   // the caught signals, once Install set them up
+	heard    bool          // the finisher has handed the signals to later
 	finisher bool          // the goroutine that runs the shutdown was started
 	drainer  *drainer      // the drainer running the stack, once there is one
 
@@ -129,7 +132,10 @@ var errInstalled = errors.New("multiexit: Install called twice")
 // In a worker (see IsChild), Install also reads the registry its parent
 // passed in MULTIEXIT, registers the inherited shared hooks at the bottom of
 // the stack, ignores SIGINT (the parent orchestrates a terminal's Ctrl-C),
-// watches for its parent's death, and acknowledges its start to the parent.
+// watches for its parent's death (on Linux the kernel's parent-death signal,
+// SIGTERM, which Start asks for, does that; elsewhere, or if the parent
+// asked for another signal, the end of the control channel), and
+// acknowledges its start to the parent.
 // If anything in the registry is wrong, Install returns an error that says
 // what and where, and changes nothing.
 //
@@ -161,7 +167,6 @@ func Install(opts ...Option) error {
 	}
 	rt.installed = true
 	rt.cfg = cfg
-	rt.prepareShutdown()
 	rt.mu.Unlock()
 	layer := initContainment(cfg)
 	rt.mu.Lock()
@@ -169,19 +174,60 @@ func Install(opts ...Option) error {
 	rt.mu.Unlock()
 
 	sigs := catchSignals(cfg, w != nil)
-	ch := make(chan os.Signal, 8)
-	if len(sigs) > 0 {
-		signal.Notify(ch, sigs...)
-	}
 	var ctl *workerControl
 	if w != nil {
-		ctl = w.commit()
+		ctl = w.commit(slices.Contains(sigs, os.Signal(syscall.SIGTERM)))
 	}
-	go signalLoop(ch, w != nil)
+	if len(sigs) > 0 {
+		ch := make(chan os.Signal, 8)
+		signal.Notify(ch, sigs...)
+		later := make(chan os.Signal, 8)
+		go laterSignals(later, w != nil)
+		rt.mu.Lock()
+		rt.sig = signalSetup{first: ch, later: later, sigs: sigs, worker: w != nil}
+		heard := rt.heard // Exit came first, and the finisher is past listening
+		rt.mu.Unlock()
+		if heard {
+			rt.sig.hearLater()
+		}
+	}
+	rt.mu.Lock()
+	rt.prepareShutdown()
+	rt.mu.Unlock()
 	if ctl != nil {
 		ctl.acknowledge()
 	}
 	return nil
+}
+
+// signalSetup is how the caught signals reach the shutdown. The finisher
+// itself waits for the first one, so that a signal wakes one goroutine, as
+// in a program that waits for it in main. Only once the shutdown has begun
+// are the signals also sent to later, whose goroutine handles escalation;
+// registering it then wakes no one.
+type signalSetup struct {
+	first  chan os.Signal // the finisher's
+	later  chan os.Signal // laterSignals', registered when the shutdown begins
+	sigs   []os.Signal
+	worker bool
+}
+
+// hearLater sends the signals to later from now on, and handles those that
+// came to first meanwhile. A signal that comes to both is handled twice,
+// which is harmless: there is one escalation.
+func (s signalSetup) hearLater() {
+	if len(s.sigs) == 0 {
+		return
+	}
+	signal.Notify(s.later, s.sigs...)
+	for {
+		select {
+		case sig := <-s.first:
+			laterSignal(sig, s.worker)
+		default:
+			return
+		}
+	}
 }
 
 // catchSignals is the set Install catches. SIGINT that the process was
@@ -200,23 +246,29 @@ func catchSignals(cfg config, worker bool) []os.Signal {
 	return out
 }
 
-func signalLoop(ch <-chan os.Signal, worker bool) {
-	for sig := range ch {
-		code := 128
-		if s, ok := sig.(syscall.Signal); ok {
-			code += int(s)
-		}
-		if begin(code, &run.SignalError{Signal: sig}, bySignal) {
-			continue
-		}
-		// A later signal while the shutdown runs. In a worker a repeated
-		// SIGTERM is no escalation: the parent's stop and the kernel's
-		// Pdeathsig can both deliver one.
-		if worker && sig == syscall.SIGTERM {
-			continue
-		}
-		escalate(sig)
+func signalCode(sig os.Signal) int {
+	code := 128
+	if s, ok := sig.(syscall.Signal); ok {
+		code += int(s)
 	}
+	return code
+}
+
+// laterSignals handles the signals that arrive once the shutdown has begun.
+func laterSignals(ch <-chan os.Signal, worker bool) {
+	for sig := range ch {
+		laterSignal(sig, worker)
+	}
+}
+
+// laterSignal is a signal while the shutdown runs: an escalation, except a
+// worker's repeated SIGTERM (the parent's stop and the kernel's Pdeathsig
+// can both deliver one).
+func laterSignal(sig os.Signal, worker bool) {
+	if worker && sig == syscall.SIGTERM {
+		return
+	}
+	escalate(sig)
 }
 
 var escalateOnce sync.Once
@@ -258,16 +310,27 @@ func (r *runtimeState) prepareShutdown() {
 	}
 	if !r.finisher {
 		r.finisher = true
-		go finisher(r.started)
+		go finisher(r.started, r.sig)
 	}
 }
 
-// finisher runs the shutdown once it has begun: whatever began it (a
-// signal, the parent's death, Exit, Run's main returning) only calls begin.
-// The hooks so run on a goroutine of multiexit's own, never on the caller's,
-// whose deferred functions a hook that ends its goroutine would run.
-func finisher(started <-chan struct{}) {
-	<-started
+// finisher waits for the first caught signal, which begins the shutdown,
+// or for anything else to begin it (the parent's death, Exit, Run's main
+// returning: they only call begin), and runs the shutdown. The hooks so
+// run on a goroutine of multiexit's own, never on the caller's, whose
+// deferred functions a hook that ends its goroutine would run.
+func finisher(started <-chan struct{}, sig signalSetup) {
+	select {
+	case s := <-sig.first:
+		if !begin(signalCode(s), &run.SignalError{Signal: s}, bySignal) {
+			laterSignal(s, sig.worker) // begun meanwhile: this one is later
+		}
+	case <-started:
+	}
+	rt.mu.Lock()
+	rt.heard, sig = true, rt.sig // Install may have set it up since
+	rt.mu.Unlock()
+	sig.hearLater()
 	finish()
 }
 
