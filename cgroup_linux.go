@@ -140,6 +140,13 @@ func populated(dir string) bool {
 	return bytes.Contains(b, []byte("populated 1"))
 }
 
+// unpopulated reports whether cgroup.events could be read and says that
+// no process is in dir or below.
+func unpopulated(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.events"))
+	return err == nil && bytes.Contains(b, []byte("populated 0"))
+}
+
 // waitEmpty polls cgroup.events until dir is empty or wait passes.
 func waitEmpty(dir string, wait time.Duration) bool {
 	end := time.Now().Add(wait)

@@ -33,10 +33,10 @@ var tree struct {
 	pid1    bool
 	// lingering: zombies, as PID 1, that no one has claimed yet
 	lingering map[int]bool
-	// quiet counts the entries being stopped: their children's exits are
-	// theirs to reap, and the sweep that ends each stop reaps orphans, so
-	// the reaper does not scan on every SIGCHLD meanwhile. missed says it
-	// skipped one.
+	// quiet counts the entries being stopped in the shutdown: their
+	// children's exits are theirs to reap, and the sweep that ends each
+	// stop reaps orphans, so the reaper does not scan on every SIGCHLD
+	// meanwhile. missed says it skipped one.
 	quiet  int
 	missed bool
 
@@ -200,7 +200,7 @@ func untrack(pid int) {
 // is reaped. It reports how many it found.
 func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args ...any)) {
 	if e.cg != "" {
-		if reapOrphans() == 0 && !populated(e.cg) { // adopt the live ones first
+		if reapOrphans() == 0 && unpopulated(e.cg) { // adopt the live ones first
 			// The common case: the children took their descendants
 			// with them. No orphan is this process's child, so none
 			// is adopted, and nothing is in the cgroup to kill.
@@ -318,9 +318,11 @@ func reaper() {
 }
 
 // quiet keeps the reaper from scanning this process's children on every
-// SIGCHLD while the entry's children are stopped: a stop of N children
-// would scan N times. The returned function ends it, and reaps what the
-// reaper skipped once no entry is being stopped.
+// SIGCHLD while the entry's children are stopped in the shutdown: a stop
+// of N children would scan N times. The returned function ends it, and
+// reaps what the reaper skipped once no entry is being stopped. (Outside
+// the shutdown the reaper keeps scanning: an orphan it did not see alive
+// cannot be told from its zombie, whose environment is gone.)
 func (e *entryContainment) quiet() (end func()) {
 	tree.mu.Lock()
 	tree.quiet++

@@ -107,8 +107,9 @@
 // # Parent death
 //
 // A worker whose parent dies — even by SIGKILL — runs its hooks and exits
-// with 143: it sees end-of-file on the control channel (all platforms), and
-// on Linux it also gets SIGTERM from the kernel (Pdeathsig). Children are
+// with 143: it sees end-of-file on the control channel (all platforms; on
+// Linux the kernel delivers that end as SIGTERM, see Platforms), and on
+// Linux it also gets SIGTERM from the kernel (Pdeathsig). Children are
 // forked from one locked OS thread that never exits, because the kernel
 // sends Pdeathsig when the forking thread exits, not the process
 // (https://go.dev/issue/27505).
@@ -136,10 +137,11 @@
 //
 // # Platforms
 //
-// Linux: everything above; a worker learns of its parent's death from the
-// kernel (Pdeathsig, SIGTERM), or from the end of the control channel if
-// the parent set SysProcAttr.Pdeathsig to another signal or the worker does
-// not catch SIGTERM. macOS and the BSDs: process groups and the control
+// Linux: everything above; a worker learns of its parent's death as
+// SIGTERM, from the kernel's Pdeathsig and from the end of the control
+// channel, which the kernel turns into SIGTERM (O_ASYNC with F_SETSIG), so
+// that nothing waits for it; a worker that does not catch SIGTERM reads the
+// channel instead. macOS and the BSDs: process groups and the control
 // channel (no Pdeathsig; a parent's death is seen as end-of-file),
 // and the group is not pinned while it is killed (no waitid WNOWAIT), so a
 // group ID reused in the instant between reaping and SIGKILL could be hit.

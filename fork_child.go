@@ -197,7 +197,7 @@ func (c *Child) reap() {
 		untrack(c.cmd.Process.Pid)
 		c.mu.Lock()
 		c.isExited = true
-		if c.stopping {
+		if c.stopping && !groupPinned {
 			c.kill() // the group, no longer pinned: see waitExited
 		}
 		c.mu.Unlock()
@@ -468,7 +468,11 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 	kids := g.children
 	g.mu.Unlock()
 	grace := rt.config().grace
-	defer g.ec.quiet()()
+	if shuttingDown() {
+		// The process exits after the hooks: orphans the reaper would
+		// have adopted meanwhile die with the tree or at the sweep.
+		defer g.ec.quiet()()
+	}
 	// Every child is signalled at once, and they share one grace period.
 	// A worker that has not acknowledged Install yet is stopped on a
 	// goroutine of its own, once it has.

@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -56,6 +55,12 @@ func forkLoop(jobs <-chan func()) {
 	}
 }
 
+// groupPinned: on Linux a stopped child's group is killed while the child
+// is an unreaped zombie (waitExited), or not at all: if waitExited failed
+// (SIGCHLD ignored, or another reaper took the child), the group ID may
+// already belong to someone else.
+const groupPinned = true
+
 // waitExited waits until pid has exited without reaping it, and reports
 // whether it could. It parks the goroutine on the runtime's poller through
 // a pidfd, which becomes readable when the process exits: a blocking
@@ -104,14 +109,36 @@ func waitExitedBlocking(pid int) bool {
 	}
 }
 
-// parentDeathSignal is the signal the kernel sends this process when the
-// thread that started it exits (PR_SET_PDEATHSIG; Start asks for SIGTERM).
-// The setting is per thread, and only the main thread has it: it is read
-// during package initialisation, which runs on the main thread.
-var parentDeathSignal = func() syscall.Signal {
-	var sig int32
-	if err := unix.Prctl(unix.PR_GET_PDEATHSIG, uintptr(unsafe.Pointer(&sig)), 0, 0, 0); err != nil {
-		return 0
+// signalOnHangup asks the kernel to send this process SIGTERM when the
+// last writer of the pipe fd closes it: O_ASYNC, with F_SETSIG naming the
+// signal instead of SIGIO. A worker so learns of its parent's death (the
+// parent holds the only write end of the control channel; the kernel closes
+// it however the parent dies) with no goroutine, OS thread or poller entry
+// waiting. Unlike Pdeathsig, which the kernel also sends, it survives the
+// worker changing its credentials (setuid), which clears Pdeathsig: the
+// owner recorded here is allowed to signal the process. It reports false if
+// the kernel refused, and whether the write end is already closed.
+func signalOnHangup(fd int) (armed, hungUp bool) {
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETOWN, os.Getpid()); err != nil {
+		return false, false
 	}
-	return syscall.Signal(sig)
-}()
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETSIG, int(unix.SIGTERM)); err != nil {
+		return false, false
+	}
+	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
+		return false, false
+	}
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_ASYNC); err != nil {
+		return false, false
+	}
+	// A parent that died before O_ASYNC was set sent no signal.
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return true, err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
+	}
+}

@@ -157,6 +157,15 @@ func init() {
 			mustStart(a, b)
 		} else {
 			multiexit.Register(own)
+			if os.Getenv("MX_DROP_PRIVILEGES") != "" {
+				// Changing credentials clears Pdeathsig (prctl(2)).
+				if err := syscall.Setgid(65534); err != nil {
+					panic(err)
+				}
+				if err := syscall.Setuid(65534); err != nil {
+					panic(err)
+				}
+			}
 		}
 		say("ready %s", role())
 		select {}
@@ -401,9 +410,19 @@ func TestParentDeath(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-	}{{"Pdeathsig (no watch of the control channel)", nil}, {"EOF only", []string{"eof"}}} {
+		env  []string
+	}{
+		{"Pdeathsig and the control channel's end", nil, nil},
+		{"the control channel's end only", []string{"eof"}, nil},
+		// The kernel clears Pdeathsig when a process changes its
+		// credentials: the control channel's end must still tell.
+		{"worker dropped its privileges", nil, []string{"MX_DROP_PRIVILEGES=1"}},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := start(t, "orphans", tc.args)
+			if tc.env != nil && os.Geteuid() != 0 {
+				t.Skip("needs root to drop privileges")
+			}
+			p := start(t, "orphans", tc.args, tc.env...)
 			p.waitAll("ready main", "ready a", "ready b")
 			p.signal(syscall.SIGKILL)
 			trace, how := p.end() // EOF: every process of the tree has exited

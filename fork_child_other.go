@@ -2,16 +2,17 @@
 
 package multiexit
 
-import (
-	"os/exec"
-	"syscall"
-)
+import "os/exec"
 
 func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
+
+// groupPinned: the group is killed after its leader was reaped (see
+// waitExited).
+const groupPinned = false
 
 // waitExited cannot wait without reaping here: the group ID is not pinned.
 func waitExited(pid int) bool { return false }
 
-// parentDeathSignal: no Pdeathsig here; the control channel's end tells a
-// worker that its parent died.
-const parentDeathSignal = syscall.Signal(0)
+// signalOnHangup: only Linux can choose the signal O_ASYNC sends; the
+// worker watches the control channel.
+func signalOnHangup(int) (armed, hungUp bool) { return false, false }

@@ -292,6 +292,11 @@ func decodeWorker() (*inherited, error) {
 	return in, nil
 }
 
+// control is this worker's end of the control channel, referenced for the
+// process's life: the finalizer of an unreferenced *os.File would close
+// the end that the kernel watches for the parent's death.
+var control *workerControl
+
 // workerControl is a worker's end of the control channel.
 type workerControl struct {
 	death, ack *os.File
@@ -301,10 +306,11 @@ type workerControl struct {
 // commit makes the decoded registry this worker's: the inherited hooks at
 // the bottom of the stack, MULTIEXIT out of the environment (so that the
 // worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
-// caught and dropped, and the parent watched: by the control channel's end,
-// unless the kernel signals the parent's death with SIGTERM and the worker
-// catches it (catchesTERM), which begins the same shutdown with no
-// goroutine, thread or poller entry kept waiting for it.
+// caught and dropped, and the parent watched: the end of the control
+// channel. On Linux, if the worker catches SIGTERM (catchesTERM), the kernel
+// turns that end into SIGTERM (see signalOnHangup), which begins the same
+// shutdown with nothing kept waiting for it; elsewhere a goroutine reads
+// the channel to its end.
 func (in *inherited) commit(catchesTERM bool) *workerControl {
 	exitStack.pushBottom(in.hooks)
 	os.Unsetenv(EnvVar)
@@ -317,9 +323,17 @@ func (in *inherited) commit(catchesTERM bool) *workerControl {
 	}
 	w := &workerControl{ppid: in.reg.ppid}
 	w.death, w.ack = openControl(in.reg.ctl)
-	if !(catchesTERM && parentDeathSignal == syscall.SIGTERM) {
-		go w.watch()
+	control = w
+	if catchesTERM {
+		switch armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); {
+		case hungUp:
+			go w.parentDied()
+			return w
+		case armed:
+			return w
+		}
 	}
+	go w.watch()
 	return w
 }
 
@@ -330,6 +344,10 @@ func (w *workerControl) watch() {
 		return
 	}
 	io.Copy(io.Discard, w.death)
+	w.parentDied()
+}
+
+func (w *workerControl) parentDied() {
 	begin(128+int(syscall.SIGTERM), fmt.Errorf("multiexit: parent process %d died", w.ppid), byParentDeath)
 }
 

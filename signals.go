@@ -132,10 +132,9 @@ var errInstalled = errors.New("multiexit: Install called twice")
 // In a worker (see IsChild), Install also reads the registry its parent
 // passed in MULTIEXIT, registers the inherited shared hooks at the bottom of
 // the stack, ignores SIGINT (the parent orchestrates a terminal's Ctrl-C),
-// watches for its parent's death (on Linux the kernel's parent-death signal,
-// SIGTERM, which Start asks for, does that; elsewhere, or if the parent
-// asked for another signal, the end of the control channel), and
-// acknowledges its start to the parent.
+// watches for its parent's death (the end of the control channel, which on
+// Linux the kernel turns into SIGTERM), and acknowledges its start to the
+// parent.
 // If anything in the registry is wrong, Install returns an error that says
 // what and where, and changes nothing.
 //
