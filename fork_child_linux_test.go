@@ -329,8 +329,9 @@ func init() {
 		}
 		say("goroutines: %v", goleak.Find(opt))
 		say("descriptors: %d more", countFDs()-fds)
-		left, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/unified/multiexit.%d.*/e*", os.Getpid()))
-		left2, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/multiexit.%d.*/e*", os.Getpid()))
+		// The tree's cgroup is multiexit.<pid namespace>.<pid>.<start time>.
+		left, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/unified/multiexit.*.%d.*/e*", os.Getpid()))
+		left2, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/multiexit.*.%d.*/e*", os.Getpid()))
 		say("entry cgroups left: %d", len(left)+len(left2))
 		multiexit.Exit(0)
 	}
