@@ -31,6 +31,14 @@ func checkControl(ids [2]uintptr) error {
 	return nil
 }
 
+// openAck opens only the end a worker acknowledges on, close-on-exec like
+// both (see openControl), when the kernel watches the other.
+func openAck(ids [2]uintptr) *os.File {
+	syscall.CloseOnExec(int(ids[0]))
+	syscall.CloseOnExec(int(ids[1]))
+	return os.NewFile(ids[1], "multiexit-ack")
+}
+
 // openControl opens a worker's ends, close-on-exec so that the worker's own
 // children do not hold them.
 func openControl(ids [2]uintptr) (death, ack *os.File) {

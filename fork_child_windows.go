@@ -41,6 +41,13 @@ func checkControl(ids [2]uintptr) error {
 	return nil
 }
 
+// openAck opens only the end a worker acknowledges on (see openControl);
+// Windows never needs it (signalOnHangup is Linux's).
+func openAck(ids [2]uintptr) *os.File {
+	_, ack := openControl(ids)
+	return ack
+}
+
 // openControl opens a worker's ends, no longer inheritable, so that no
 // program the worker starts holds them.
 func openControl(ids [2]uintptr) (death, ack *os.File) {

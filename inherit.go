@@ -292,11 +292,6 @@ func decodeWorker() (*inherited, error) {
 	return in, nil
 }
 
-// control is this worker's end of the control channel, referenced for the
-// process's life: the finalizer of an unreferenced *os.File would close
-// the end that the kernel watches for the parent's death.
-var control *workerControl
-
 // workerControl is a worker's end of the control channel.
 type workerControl struct {
 	death, ack *os.File
@@ -322,17 +317,19 @@ func (in *inherited) commit(catchesTERM bool) *workerControl {
 		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
 	}
 	w := &workerControl{ppid: in.reg.ppid}
-	w.death, w.ack = openControl(in.reg.ctl)
-	control = w
 	if catchesTERM {
-		switch armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); {
-		case hungUp:
-			go w.parentDied()
-			return w
-		case armed:
+		if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
+			// The kernel watches the death end: it stays open, as a
+			// bare descriptor (no *os.File whose finalizer would
+			// close it), for the process's life.
+			w.ack = openAck(in.reg.ctl)
+			if hungUp {
+				go w.parentDied()
+			}
 			return w
 		}
 	}
+	w.death, w.ack = openControl(in.reg.ctl)
 	go w.watch()
 	return w
 }
