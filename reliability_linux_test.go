@@ -79,46 +79,50 @@ var deepTree = scenario("deep-tree", func(args []string) {
 func TestDeepTreeRunsEveryLevelsHooks(t *testing.T) {
 	for _, depth := range []int{1, 2, 3} {
 		for _, how := range []string{"term", "exit", "kill"} {
-			t.Run(fmt.Sprintf("depth %d, %s", depth, how), func(t *testing.T) {
-				var stdin io.WriteCloser
-				p := startWith(t, func(cmd *exec.Cmd) {
-					var err error
-					if stdin, err = cmd.StdinPipe(); err != nil {
-						t.Fatal(err)
-					}
-				}, deepTree, []string{strconv.Itoa(depth), how})
-				want := []string{"ready main", "ready leaf", "ready escapee"}
-				var order []string
-				for l := depth; l >= 1; l-- {
-					want = append(want, fmt.Sprintf("ready L%d", l))
-					order = append(order, fmt.Sprintf("L%d own", l), fmt.Sprintf("L%d S(s)", l))
-				}
-				p.waitAll(want...)
-				wantHow := diedOf(syscall.SIGTERM)
-				switch how {
-				case "term":
-					p.signal(syscall.SIGTERM)
-					order = append(order, "main own", "main S(s)")
-				case "exit":
-					stdin.Close()
-					order = append(order, "main own", "main S(s)")
-					wantHow = exitCode(0)
-				case "kill":
-					p.signal(syscall.SIGKILL)
-					wantHow = diedOf(syscall.SIGKILL)
-				}
-				trace, ended := p.end()
-				var hooks []string
-				for _, l := range trace {
-					if strings.HasSuffix(l, " own") || strings.HasSuffix(l, " S(s)") {
-						hooks = append(hooks, l)
-					}
-				}
-				if diff := cmp.Diff(order, hooks); diff != "" || ended != wantHow {
-					t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.stderr.String())
-				}
-			})
+			t.Run(fmt.Sprintf("depth %d, %s", depth, how), func(t *testing.T) { deepTreeCase(t, depth, how) })
 		}
+	}
+}
+
+// deepTreeCase runs deepTree at depth, stops its top as how says, and
+// checks that every level ran its hooks, leaves first.
+func deepTreeCase(t *testing.T, depth int, how string) {
+	var stdin io.WriteCloser
+	p := startWith(t, func(cmd *exec.Cmd) {
+		var err error
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}, deepTree, []string{strconv.Itoa(depth), how})
+	want := []string{"ready main", "ready leaf", "ready escapee"}
+	var order []string
+	for l := depth; l >= 1; l-- {
+		want = append(want, fmt.Sprintf("ready L%d", l))
+		order = append(order, fmt.Sprintf("L%d own", l), fmt.Sprintf("L%d S(s)", l))
+	}
+	p.waitAll(want...)
+	wantHow := diedOf(syscall.SIGTERM)
+	switch how {
+	case "term":
+		p.signal(syscall.SIGTERM)
+		order = append(order, "main own", "main S(s)")
+	case "exit":
+		stdin.Close()
+		order = append(order, "main own", "main S(s)")
+		wantHow = exitCode(0)
+	case "kill":
+		p.signal(syscall.SIGKILL)
+		wantHow = diedOf(syscall.SIGKILL)
+	}
+	trace, ended := p.end()
+	var hooks []string
+	for _, l := range trace {
+		if strings.HasSuffix(l, " own") || strings.HasSuffix(l, " S(s)") {
+			hooks = append(hooks, l)
+		}
+	}
+	if diff := cmp.Diff(order, hooks); diff != "" || ended != wantHow {
+		t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.stderr.String())
 	}
 }
 
