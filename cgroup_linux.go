@@ -189,14 +189,28 @@ func signalInCgroup(pid int, cg string, sigs ...unix.Signal) {
 		return
 	}
 	defer unix.Close(fd)
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
-	mnt, _ := cgroupMount()
-	if err != nil || !bytes.Contains(b, []byte("0::"+strings.TrimPrefix(cg, mnt))) {
+	if !inCgroup(pid, cg) {
 		return
 	}
 	for _, sig := range sigs {
 		unix.PidfdSendSignal(fd, sig, nil, 0)
 	}
+}
+
+// inCgroup reports whether pid is in cg or below.
+func inCgroup(pid int, cg string) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
+	if err != nil {
+		return false
+	}
+	mnt, _ := cgroupMount()
+	want := strings.TrimPrefix(cg, mnt)
+	for _, line := range strings.Split(string(b), "\n") {
+		if rel, ok := strings.CutPrefix(line, "0::"); ok {
+			return rel == want || strings.HasPrefix(rel, want+"/")
+		}
+	}
+	return false
 }
 
 // inTree reports whether pid is in this process's tree cgroup.

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,9 +28,9 @@ var tree struct {
 	root    string // the tree's cgroup (LayerCgroup), made at the first Start
 	made    bool
 	seq     int
-	prefix  string         // "<pid>.": the tags of this process's entries
-	tracked map[int]bool   // children whose status exec.Cmd.Wait owns
-	adopted map[int]string // orphans seen alive with one of our tags
+	prefix  string            // "<pid>.": the tags of this process's entries
+	tracked map[int]*exec.Cmd // children whose status exec.Cmd.Wait owns
+	adopted map[int]string    // orphans seen alive with one of our tags
 	// owners: whether a zombie child that no Start entry claims can be
 	// told from one an os.Process will wait for (see unowned).
 	owners bool
@@ -47,7 +48,7 @@ var tree struct {
 	quiet  int
 	missed bool
 
-	guardian     *os.File // write end; the guardian acts when it closes
+	guardian     int // the pipe's write end (0: none); the guardian acts when it closes
 	guardianProc *exec.Cmd
 	timeout      time.Duration // the shutdown deadline, for the guardian
 }
@@ -61,7 +62,7 @@ var tree struct {
 func initContainment(cfg config) Layer {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
-	tree.tracked = map[int]bool{}
+	tree.tracked = map[int]*exec.Cmd{}
 	tree.adopted = map[int]string{}
 	tree.lingering = map[int]bool{}
 	tree.waiting = map[*entryContainment]func(){}
@@ -136,8 +137,9 @@ func errString(err error) string {
 
 // entryContainment is one Start entry's share of the tree.
 type entryContainment struct {
-	tag string // MULTIEXIT_TREE value of its children
-	cg  string // its cgroup (LayerCgroup)
+	tag    string       // MULTIEXIT_TREE value of its children
+	cg     string       // its cgroup (LayerCgroup)
+	termed map[int]bool // orphans sent SIGTERM in its stop
 }
 
 func newEntryContainment(cfg config) (*entryContainment, error) {
@@ -147,7 +149,7 @@ func newEntryContainment(cfg config) (*entryContainment, error) {
 		return &entryContainment{}, nil
 	}
 	tree.seq++
-	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq)}
+	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}}
 	if tree.layer == LayerCgroup {
 		if !tree.made {
 			if err := makeTreeRoot(); err != nil {
@@ -234,17 +236,71 @@ func forkTracked(cmd *exec.Cmd) error {
 		return err
 	}
 	if tree.tracked != nil {
-		tree.tracked[cmd.Process.Pid] = true
+		tree.tracked[cmd.Process.Pid] = cmd
 	}
 	tellGuardian("+" + strconv.Itoa(cmd.Process.Pid))
 	return nil
 }
 
-func untrack(pid int) {
+// untrack forgets cmd once it was waited for (not a later child that got
+// its PID).
+func untrack(cmd *exec.Cmd) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
-	delete(tree.tracked, pid)
+	pid := cmd.Process.Pid
+	if tree.tracked[pid] == cmd {
+		delete(tree.tracked, pid)
+	}
 	tellGuardian("-" + strconv.Itoa(pid))
+}
+
+// termEscapees sends SIGTERM (and SIGCONT), as the entry's stop begins, to
+// what its children left outside their process groups (groups): the
+// descendants of its external children (externals) in other groups,
+// processes directly in the entry's cgroup, but for those of workers (whose
+// own children are theirs to stop), and orphans with the entry's tag. So
+// everything of the entry shares one grace period; the sweep kills what is
+// left at its end.
+func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
+	tree.mu.Lock()
+	layer := tree.layer
+	tree.mu.Unlock()
+	if e.tag == "" || layer == LayerProcessGroup {
+		return
+	}
+	var found []int
+	for _, pid := range externals {
+		found = termOutside(pid, groups, 0, found)
+	}
+	if e.cg != "" {
+		var out []int
+		for _, pid := range found {
+			if !inCgroup(pid, e.cg) {
+				out = append(out, pid)
+			}
+		}
+		if len(out) > 0 {
+			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", out)
+		}
+	}
+	skip := func(pid int) bool {
+		pgid, err := unix.Getpgid(pid)
+		return err != nil || slices.Contains(groups, pgid) || slices.Contains(workers, ppidOf(pid))
+	}
+	if e.cg != "" {
+		b, _ := os.ReadFile(filepath.Join(e.cg, "cgroup.procs"))
+		for _, f := range strings.Fields(string(b)) {
+			if pid, err := strconv.Atoi(f); err == nil && !skip(pid) {
+				signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
+			}
+		}
+	}
+	for _, pid := range adoptedWith(e.tag) {
+		if !skip(pid) && !e.termed[pid] {
+			e.termed[pid] = true
+			signalAdopted(pid, unix.SIGTERM, unix.SIGCONT)
+		}
+	}
 }
 
 // sweep runs after the entry's children were stopped: whatever of the
@@ -287,7 +343,7 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 	}
 	// Orphans that reparented to this process with the entry's tag: in
 	// the cgroup layer, only those that moved themselves out of it.
-	termed := map[int]bool{}
+	termed := e.termed
 	warned := false
 	for {
 		left := adoptedWith(e.tag)
@@ -373,23 +429,55 @@ func adoptedWith(tag string) []int {
 	return pids
 }
 
-// signalAdopted signals an adopted orphan and its descendants. It holds the
-// lock the reaper needs, so the orphan — this process's child — cannot be
-// reaped, and its PID reused, between the check and the signal; each
-// descendant is signalled through a pidfd after checking that it is still
-// the child of the process it was found under.
+// signalAdopted signals an adopted orphan and its descendants, these first
+// (so that they do not reparent to this process untagged in between). It
+// holds the lock the reaper needs, so the orphan — this process's child —
+// cannot be reaped, and its PID reused, between the check and the signal.
 func signalAdopted(pid int, sigs ...unix.Signal) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if _, ok := tree.adopted[pid]; !ok {
 		return
 	}
+	signalDescendants(pid, sigs, 0)
 	for _, sig := range sigs {
 		unix.Kill(pid, sig)
 	}
-	signalDescendants(pid, sigs, 0)
 }
 
+// termOutside sends SIGTERM and SIGCONT to the descendants of parent (a
+// live or unreaped child of this process, or one checked below it) that
+// are not in one of groups, with their own descendants.
+func termOutside(parent int, groups []int, depth int, found []int) []int {
+	if depth > 64 {
+		return found
+	}
+	for _, pid := range childrenOf(parent) {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue
+		}
+		if ppidOf(pid) == parent && unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
+			if pgid, err := unix.Getpgid(pid); err == nil && !slices.Contains(groups, pgid) {
+				sigs := []unix.Signal{unix.SIGTERM, unix.SIGCONT}
+				signalDescendants(pid, sigs, depth+1)
+				for _, sig := range sigs {
+					unix.PidfdSendSignal(fd, sig, nil, 0)
+				}
+				found = append(found, pid)
+			} else {
+				found = termOutside(pid, groups, depth+1, found)
+			}
+		}
+		unix.Close(fd)
+	}
+	return found
+}
+
+// signalDescendants signals parent's descendants, deepest first. Each is
+// signalled through a pidfd, opened after it was listed and checked to be
+// the child of parent still: parent itself is pinned (this process's
+// unreaped child, or a descendant whose pidfd is open and checked alive).
 func signalDescendants(parent int, sigs []unix.Signal, depth int) {
 	if depth > 64 {
 		return
@@ -399,11 +487,11 @@ func signalDescendants(parent int, sigs []unix.Signal, depth int) {
 		if err != nil {
 			continue
 		}
-		if ppidOf(pid) == parent {
+		if ppidOf(pid) == parent && unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
+			signalDescendants(pid, sigs, depth+1)
 			for _, sig := range sigs {
 				unix.PidfdSendSignal(fd, sig, nil, 0)
 			}
-			signalDescendants(pid, sigs, depth+1)
 		}
 		unix.Close(fd)
 	}
@@ -426,14 +514,18 @@ func waitAnyGone(pids []int, until time.Time) bool {
 }
 
 // reapPID reaps an adopted child if it has exited, and reports whether it
-// is gone.
+// is gone. Under tree.mu, and only while it is adopted: the reaper may have
+// reaped it, and its PID may belong to another child of this process now.
 func reapPID(pid int) bool {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if _, ok := tree.adopted[pid]; !ok {
+		return true
+	}
 	var ws unix.WaitStatus
 	wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	if err != nil || wpid == pid { // reaped, or not ours any more
-		tree.mu.Lock()
 		delete(tree.adopted, pid)
-		tree.mu.Unlock()
 		return true
 	}
 	return false
@@ -501,7 +593,7 @@ func reapOrphans() (untracked int) {
 	tree.missed = false // this scan sees whatever a skipped SIGCHLD told
 	var held map[int]bool
 	for _, pid := range children() {
-		if tree.tracked[pid] {
+		if tree.tracked[pid] != nil {
 			continue
 		}
 		untracked++
@@ -518,7 +610,14 @@ func reapOrphans() (untracked int) {
 			}
 			continue
 		}
+		if held == nil && tree.owners {
+			held = pidfdsHeld(-1)
+		}
 		switch {
+		case held[pid]:
+			// An os.Process will wait for it (its Env may carry one
+			// of our tags, copied from a child's).
+			delete(tree.adopted, pid)
 		case adopted || inTree(pid):
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
@@ -591,7 +690,7 @@ func reapLingering(pid int) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	delete(tree.lingering, pid)
-	if state, ok := procState(pid); ok && state == 'Z' && !tree.tracked[pid] {
+	if state, ok := procState(pid); ok && state == 'Z' && tree.tracked[pid] == nil {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}

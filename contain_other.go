@@ -26,6 +26,8 @@ func (*entryContainment) release() {}
 
 func forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
 
-func untrack(int) {}
+func untrack(*exec.Cmd) {}
+
+func (*entryContainment) termEscapees(groups, externals, workers []int, log func(string, ...any)) {}
 
 func closeContainment() {}

@@ -164,9 +164,12 @@ type drainer struct {
 	s      *stack
 	ctx    context.Context
 	window time.Duration
-	log    *slog.Logger
-	trace  bool   // log every hook with its duration (Info level)
-	exit   func() // called once the stack is empty; may be nil
+	// hardEnd, if set, bounds the late windows too: a worker's parent
+	// kills it then.
+	hardEnd time.Time
+	log     *slog.Logger
+	trace   bool   // log every hook with its duration (Info level)
+	exit    func() // called once the stack is empty; may be nil
 
 	// Guarded by s.mu, so that a hook costs one lock: the runner pops and
 	// records what it runs in one critical section.
@@ -274,8 +277,12 @@ func (d *drainer) late() {
 		if h == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeoutCause(context.Background(), d.window,
-			fmt.Errorf("multiexit: %v window after the shutdown deadline ran out", d.window))
+		window := d.window
+		if !d.hardEnd.IsZero() {
+			window = max(min(window, time.Until(d.hardEnd)), 10*time.Millisecond)
+		}
+		ctx, cancel := context.WithTimeoutCause(context.Background(), window,
+			fmt.Errorf("multiexit: %v window after the shutdown deadline ran out", window))
 		done := make(chan struct{})
 		start := time.Now()
 		go func() {
@@ -286,7 +293,7 @@ func (d *drainer) late() {
 		case <-done:
 		case <-ctx.Done():
 			d.log.Error("multiexit: hook abandoned: it did not return within its window after the shutdown deadline",
-				"hook", h.String(), "running", time.Since(start).Round(time.Millisecond), "window", d.window)
+				"hook", h.String(), "running", time.Since(start).Round(time.Millisecond), "window", window)
 		}
 		cancel()
 	}

@@ -13,28 +13,55 @@ import (
 // (see Foreground) and returns the terminal's descriptor, or -1.
 func toForeground(cmd *exec.Cmd) int {
 	a := cmd.SysProcAttr
-	if a.Setsid || a.Setctty {
+	if a.Setsid || a.Setctty || (a.Setpgid && a.Pgid != 0) {
 		return -1
 	}
 	fd := -1
-	if f, ok := cmd.Stdin.(*os.File); ok && isTerminal(int(f.Fd())) {
-		fd = int(f.Fd())
-	} else if isTerminal(int(os.Stdin.Fd())) {
-		fd = int(os.Stdin.Fd())
+	if f, ok := cmd.Stdin.(*os.File); ok {
+		fd = fdOf(f)
 	}
-	if fd < 0 {
+	if !isTerminal(fd) {
+		fd = 0 // this process's standard input
+	}
+	if !isTerminal(fd) {
 		return -1
 	}
 	if pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || pgrp != unix.Getpgrp() {
 		return -1 // not ours to give
 	}
-	a.Foreground, a.Ctty = true, fd // Go's child makes its group the foreground before it executes
+	// A descriptor of its own, to take the foreground back with whatever
+	// the caller does with its file meanwhile.
+	own, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return -1
+	}
+	a.Foreground, a.Ctty = true, own // Go's child makes its group the foreground before it executes
+	return own
+}
+
+// fdOf is f's descriptor, without switching it to blocking mode as Fd does.
+func fdOf(f *os.File) int {
+	fd := -1
+	if rc, err := f.SyscallConn(); err == nil {
+		rc.Control(func(u uintptr) { fd = int(u) })
+	}
 	return fd
 }
 
 func isTerminal(fd int) bool {
+	if fd < 0 {
+		return false
+	}
 	_, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
 	return err == nil
+}
+
+// dropTerminal closes the terminal's descriptor of a child that did not
+// start.
+func (c *Child) dropTerminal() {
+	if c.tty >= 0 {
+		unix.Close(c.tty)
+	}
 }
 
 // takeForeground gives the terminal's foreground back to this process's
@@ -44,6 +71,7 @@ func (c *Child) takeForeground() {
 	if c.tty < 0 {
 		return
 	}
+	defer unix.Close(c.tty)
 	if pgrp, err := unix.IoctlGetInt(c.tty, unix.TIOCGPGRP); err != nil || pgrp != c.cmd.Process.Pid {
 		return
 	}

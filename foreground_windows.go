@@ -6,3 +6,5 @@ import "os/exec"
 func toForeground(*exec.Cmd) int { return -1 }
 
 func (c *Child) takeForeground() {}
+
+func (c *Child) dropTerminal() {}

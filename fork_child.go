@@ -143,7 +143,7 @@ func (c *Child) Wait() error {
 // runs its hooks), at most until AckTimeout after its start. Stop is
 // idempotent.
 func (c *Child) Stop() error {
-	stopChildren(context.Background(), []*Child{c}, rt.config().grace)
+	stopChildren(context.Background(), []*Child{c}, rt.config().grace, nil)
 	return c.Wait()
 }
 
@@ -161,32 +161,55 @@ func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 // group, and every child is reaped before it returns. A worker is told its
 // grace period first, so that its own stop fits in it. It returns when the
 // grace period ends (or ended), for the sweep of what the children left.
-func stopChildren(ctx context.Context, kids []*Child, grace time.Duration) (end time.Time) {
-	for _, c := range kids {
-		c.waitCaught(ctx)
-	}
+//
+// What the children left outside their process groups (escapees, on the
+// cgroup and subreaper layers) gets SIGTERM with them, so that everything
+// of the entry shares the one grace period; the sweep that follows kills
+// what is left at its end. If ctx ends first (a second signal, or the
+// deadline), what is still running gets the short late window instead.
+func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *entryContainment) (end time.Time) {
 	grace = share(ctx, grace)
 	end = time.Now().Add(grace)
-	var running []*Child
 	for _, c := range kids {
-		if c.startStop(grace) {
+		c.waitCaught(ctx, end)
+	}
+	var running []*Child
+	var groups, externals, workers []int
+	for _, c := range kids {
+		if c.startStop(end) {
 			running = append(running, c)
 		}
+		if c.leader {
+			groups = append(groups, c.PID())
+		}
+		if c.worker {
+			workers = append(workers, c.PID())
+		} else {
+			externals = append(externals, c.PID())
+		}
+	}
+	if ec != nil {
+		ec.termEscapees(groups, externals, workers, rt.logger().Warn)
 	}
 	if len(running) > 0 {
-		t := time.NewTimer(grace)
-		for i, c := range running {
+		t := time.NewTimer(time.Until(end))
+		done := ctx.Done()
+		for i := 0; i < len(running); {
 			select {
-			case <-c.exited:
+			case <-running[i].exited:
+				i++
+				continue
+			case <-done:
+				done = nil
+				if time.Until(end) > lateWindow {
+					end = time.Now().Add(lateWindow)
+					t.Reset(lateWindow)
+				}
 				continue
 			case <-t.C:
-				for _, c := range running[i:] {
-					c.killRunning(grace)
-				}
-			case <-ctx.Done():
-				for _, c := range running[i:] {
-					c.killRunning(0)
-				}
+			}
+			for _, c := range running[i:] {
+				c.killRunning(grace)
 			}
 			break
 		}
@@ -212,9 +235,9 @@ func share(ctx context.Context, grace time.Duration) time.Duration {
 
 // waitCaught waits, for a worker still starting, until it caught SIGTERM
 // (a signal before that would kill it without its hooks), or exited, or
-// ctx ended, at most until AckTimeout after its start; one that never got
-// there is killed with its group.
-func (c *Child) waitCaught(ctx context.Context) {
+// ctx ended, at most until end (the grace period's) and AckTimeout after
+// its start; one that never got there is killed with its group.
+func (c *Child) waitCaught(ctx context.Context, end time.Time) {
 	if !c.worker {
 		return
 	}
@@ -225,7 +248,11 @@ func (c *Child) waitCaught(ctx context.Context) {
 		return
 	default:
 	}
-	t := time.NewTimer(time.Until(c.started.Add(ackTimeout)))
+	until := c.started.Add(ackTimeout)
+	if end.Before(until) {
+		until = end
+	}
+	t := time.NewTimer(time.Until(until))
 	defer t.Stop()
 	select {
 	case <-c.caught:
@@ -239,9 +266,9 @@ func (c *Child) waitCaught(ctx context.Context) {
 }
 
 // startStop sends the child SIGTERM and SIGCONT (see Stop), once, telling a
-// worker first how long it has. It reports whether this call began the
+// worker first until when it has. It reports whether this call began the
 // stop of a child still running.
-func (c *Child) startStop(grace time.Duration) bool {
+func (c *Child) startStop(end time.Time) bool {
 	first := false
 	c.stopOnce.Do(func() { first = true })
 	if !first {
@@ -254,7 +281,7 @@ func (c *Child) startStop(grace time.Duration) bool {
 		return false
 	}
 	if c.worker {
-		c.tell(msgBudget, grace)
+		c.tell(msgBudget, int64(monotonicAt(end)))
 	}
 	// Held with mu: the leader is alive or an unreaped zombie, so its
 	// group ID cannot have been reused.
@@ -263,12 +290,12 @@ func (c *Child) startStop(grace time.Duration) bool {
 }
 
 // tell writes one line of the control channel to a worker.
-func (c *Child) tell(kind byte, d time.Duration) {
-	if c.deathW == nil {
+func (c *Child) tell(kind byte, n int64) {
+	if c.deathW == nil || n <= 0 {
 		return
 	}
 	var b [24]byte
-	line := strconv.AppendInt(append(b[:0], kind), int64(d), 10)
+	line := strconv.AppendInt(append(b[:0], kind), n, 10)
 	c.deathW.Write(append(line, '\n'))
 }
 
@@ -303,10 +330,10 @@ func (c *Child) reap() {
 		close(c.exited)
 		c.takeForeground()
 		c.err = c.cmd.Wait()
-		untrack(c.cmd.Process.Pid)
+		untrack(c.cmd)
 	} else {
 		c.err = c.cmd.Wait()
-		untrack(c.cmd.Process.Pid)
+		untrack(c.cmd)
 		c.mu.Lock()
 		c.isExited = true
 		if c.stopping && !groupPinned {
@@ -426,7 +453,8 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 			return fail(err)
 		}
 		if !g.add(c) {
-			stopChildren(context.Background(), []*Child{c}, cfg.grace)
+			end := stopChildren(context.Background(), []*Child{c}, cfg.grace, ec)
+			ec.sweep(end, cfg.log.Warn)
 			return nil, errShuttingDown
 		}
 	}
@@ -447,9 +475,18 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		}
 		select {
 		case <-c.ready: // it acknowledged, then exited: that is its business
+			continue
 		default:
-			<-c.done
+		}
+		// Its acknowledgement end closed without a word: it exited, or
+		// closed it. Its exit decides.
+		select {
+		case <-c.done:
 			return fail(fmt.Errorf("multiexit: Start: worker %v exited before it acknowledged Install: %v", c, exitStatus(c.err)))
+		case <-rt.started:
+			return nil, errShuttingDown
+		case <-t.C:
+			return fail(fmt.Errorf("multiexit: Start: worker %v closed its control channel without acknowledging Install within %v; it was killed, with what it started", c, ackTimeout))
 		}
 	}
 	return append([]*Child(nil), g.children...), nil
@@ -486,7 +523,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 		}
 		c.ackR, c.deathW = ackR, deathW
 		childEnds = [2]*os.File{deathR, ackW}
-		c.tell(msgDeadline, cfg.timeout) // read if this process dies
+		c.tell(msgDeadline, int64(cfg.timeout)) // read if this process dies
 		ids := passControl(cmd, childEnds)
 		enc, err := encodeRegistry(os.Getpid(), ids, hooksJSON)
 		if err != nil {
@@ -519,6 +556,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	}
 	if err != nil {
 		closeAll(c.ackR, c.deathW)
+		c.dropTerminal()
 		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 	}
 	if c.ackR != nil {
@@ -623,7 +661,7 @@ func (g *childGroup) abort(grace time.Duration) {
 			c.killRunning(0)
 		}
 	}
-	end := stopChildren(context.Background(), kids, grace)
+	end := stopChildren(context.Background(), kids, grace, g.ec)
 	g.ec.sweep(end, rt.logger().Warn)
 }
 
@@ -643,7 +681,7 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 		// have adopted meanwhile die with the tree or at the sweep.
 		defer g.ec.quiet()()
 	}
-	end := stopChildren(ctx, kids, cfg.grace)
+	end := stopChildren(ctx, kids, cfg.grace, g.ec)
 	g.ec.sweep(end, cfg.log.Warn)
 	return nil
 }

@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // passControl hands the worker its ends of the control channel as extra
@@ -105,3 +108,14 @@ func (c *Child) signal(sig syscall.Signal) {
 }
 
 const workerIgnoresInterrupt = true
+
+// monotonicAt is t on CLOCK_MONOTONIC, which every process of the machine
+// shares: how a parent tells a worker until when it has (a worker that
+// reads it late does not overrun).
+func monotonicAt(t time.Time) time.Duration { return monotonicNow() + time.Until(t) }
+
+func monotonicNow() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/windows"
 )
@@ -61,6 +62,12 @@ func writeByte(id uintptr, b byte) {
 	var n uint32
 	windows.WriteFile(windows.Handle(id), []byte{b}, &n, nil)
 }
+
+// monotonicAt is t as the machine's clock: how a parent tells a worker
+// until when it has.
+func monotonicAt(t time.Time) time.Duration { return time.Duration(t.UnixNano()) }
+
+func monotonicNow() time.Duration { return time.Duration(time.Now().UnixNano()) }
 
 // readNonblock is never called here: the kernel watches no end on Windows.
 func readNonblock(int, []byte) (int, error) { return -1, syscall.EINVAL }

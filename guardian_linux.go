@@ -34,17 +34,21 @@ const guardianVar = "MULTIEXIT_GUARDIAN"
 
 // ensureGuardian starts the guardian, once. Called with tree.mu held.
 func ensureGuardian(cfg config) error {
-	if tree.guardian != nil {
+	if tree.guardian != 0 {
 		return nil
 	}
 	exe, err := selfExecutable()
 	if err != nil {
 		return fmt.Errorf("guardian: %w", err)
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
+	var p [2]int
+	// The write end never blocks: it is written under tree.mu, and a line
+	// that does not fit (the guardian stopped reading) is dropped.
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
 		return fmt.Errorf("guardian: %w", err)
 	}
+	r, w := os.NewFile(uintptr(p[0]), "|0"), p[1]
+	unix.SetNonblock(w, true)
 	cmd := exec.Command(exe)
 	if len(os.Args) > 0 {
 		cmd.Args[0] = os.Args[0]
@@ -57,18 +61,18 @@ func ensureGuardian(cfg config) error {
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
-		w.Close()
+		unix.Close(w)
 		return fmt.Errorf("guardian: %w", err)
 	}
 	tree.guardian, tree.guardianProc = w, cmd
 	// closeContainment waits for it: its status is exec.Cmd.Wait's.
-	tree.tracked[cmd.Process.Pid] = true
+	tree.tracked[cmd.Process.Pid] = cmd
 	return nil
 }
 
 func tellGuardian(line string) {
-	if tree.guardian != nil {
-		tree.guardian.WriteString(line + "\n")
+	if tree.guardian != 0 {
+		unix.Write(tree.guardian, []byte(line+"\n"))
 	}
 }
 
@@ -78,15 +82,15 @@ func tellGuardian(line string) {
 func closeContainment() {
 	tree.mu.Lock()
 	g, proc, root, made := tree.guardian, tree.guardianProc, tree.root, tree.made
-	tree.guardian = nil
+	tree.guardian = 0
 	tree.mu.Unlock()
-	if g == nil {
+	if g == 0 {
 		if root != "" && made {
 			killCgroup(root, time.Second)
 		}
 		return
 	}
-	g.Close()
+	unix.Close(g)
 	done := make(chan struct{})
 	go func() { proc.Wait(); close(done) }()
 	select {
@@ -128,43 +132,49 @@ func parseGuardian(v string) (*guardian, error) {
 		return nil, fmt.Errorf("timeout %q is not a positive number", f[1])
 	}
 	ppid, err := strconv.Atoi(f[2])
-	if err != nil || ppid != os.Getppid() {
-		return nil, fmt.Errorf("parent PID %q is not this process's parent (%d)", f[2], os.Getppid())
-	}
-	if st := startTime(ppid); st == "" || st != f[3] {
-		return nil, fmt.Errorf("parent start time %q is not that of process %d", f[3], ppid)
-	}
-	want, err := parentTreeCgroup(ppid, f[3])
-	if err != nil {
-		return nil, err
-	}
-	if f[0] != want {
-		return nil, fmt.Errorf("cgroup %q is not the tree of process %d (%s)", f[0], ppid, want)
+	if err != nil || ppid < 1 {
+		return nil, fmt.Errorf("parent PID %q is not a process's", f[2])
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(3, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return nil, errors.New("descriptor 3 is not a pipe")
 	}
-	return &guardian{root: want, timeout: time.Duration(timeout), pipe: os.NewFile(3, "multiexit-guardian")}, nil
-}
-
-// parentTreeCgroup is the cgroup the process ppid, started at start, makes
-// for its tree (see treeCgroupPath).
-func parentTreeCgroup(ppid int, start string) (string, error) {
+	switch {
+	case ppid == os.Getppid() && startTime(ppid) == f[3]:
+		// The parent is alive and is this process's.
+	case startTime(ppid) != f[3] && pipeClosed(3):
+		// The parent died before this process could look at it (it was
+		// SIGKILLed right after starting its guardian): it is gone, and
+		// so is the write end of the pipe.
+	default:
+		return nil, fmt.Errorf("process %d (started at %q) is not this process's parent (%d)", ppid, f[3], os.Getppid())
+	}
+	// The cgroup must be that parent's tree: named after it (PID, start
+	// time, PID namespace), in the cgroup v2 hierarchy. Where it is in
+	// the hierarchy is not checked: the parent may have moved since it
+	// named it.
 	mnt, err := cgroupMount()
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(ppid) + "/cgroup")
-	if err != nil {
-		return "", err
+	root := filepath.Clean(f[0])
+	name := fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), ppid, f[3])
+	if filepath.Base(root) != name || !strings.HasPrefix(root, mnt+"/") {
+		return nil, fmt.Errorf("cgroup %q is not the tree of process %d (%s under %s)", f[0], ppid, name, mnt)
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "0::"); ok {
-			return filepath.Join(mnt, rest, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), ppid, start)), nil
+	return &guardian{root: root, timeout: time.Duration(timeout), pipe: os.NewFile(3, "multiexit-guardian")}, nil
+}
+
+// pipeClosed reports whether the write end of the pipe fd is closed.
+func pipeClosed(fd int) bool {
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(fds, 0)
+		if err == unix.EINTR {
+			continue
 		}
+		return err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
 	}
-	return "", fmt.Errorf("process %d has no cgroup v2", ppid)
 }
 
 func (g *guardian) guard() int {

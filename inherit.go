@@ -272,6 +272,10 @@ func IsChild() bool { return childEnvSet }
 // only once the registry, the parent included, has been verified.
 var earlyTERM chan os.Signal
 
+// initReg is the registry init verified, so that a refused Install can
+// undo what init did.
+var initReg *registry
+
 // init verifies a worker's registry, changing nothing on error, and only
 // then touches its descriptors: they become close-on-exec, so that what the
 // worker runs before Install does not hold them.
@@ -284,6 +288,7 @@ func init() {
 		return // Install reports it
 	}
 	closeOnExec(reg.ctl)
+	initReg = reg
 	earlyTERM = make(chan os.Signal, 8)
 	signal.Notify(earlyTERM, syscall.SIGTERM)
 	// Tell the parent that a SIGTERM can no longer kill this worker
@@ -294,13 +299,13 @@ func init() {
 // undoInit undoes what init did for a registry that Install then refused
 // (a hook this binary does not define): SIGTERM is no longer held, and the
 // descriptors are inheritable again.
-func undoInit(reg *registry) {
+func undoInit() {
 	if earlyTERM == nil {
 		return
 	}
 	signal.Stop(earlyTERM)
 	earlyTERM = nil
-	inheritable(reg.ctl)
+	inheritable(initReg.ctl)
 }
 
 // verifyRegistry decodes MULTIEXIT and checks that it was written for this
@@ -338,12 +343,12 @@ func decodeWorker() (*inherited, error) {
 	for i, w := range reg.hooks {
 		def, ok := defs.byName[w.N]
 		if !ok {
-			undoInit(reg)
+			undoInit()
 			return nil, fmt.Errorf("multiexit: %s: hook %d: %q is not defined in this binary (no Define(%q))", EnvVar, i, w.N, w.N)
 		}
 		hook, err := def.bind(w.A)
 		if err != nil {
-			undoInit(reg)
+			undoInit()
 			return nil, fmt.Errorf("multiexit: %s: hook %d: argument of %q (defined at %s): %v", EnvVar, i, w.N, def.where, err)
 		}
 		// Keep the argument: a worker's own workers inherit the hook too.
@@ -358,9 +363,11 @@ func decodeWorker() (*inherited, error) {
 // The control channel carries, from the parent to the worker, besides its
 // end (the parent died, or on Windows: stop), lines of text:
 //
-//	d<nanoseconds>	the parent's shutdown deadline, written at Start
-//	b<nanoseconds>	the time the worker has to stop, written just before
-//			the parent's SIGTERM
+//	d<nanoseconds>	the parent's shutdown deadline (WithTimeout), written at
+//			Start: the worker's budget if the parent dies
+//	b<nanoseconds>	until when the worker has to stop, on CLOCK_MONOTONIC
+//			(which every process shares), written just before the
+//			parent's SIGTERM
 //
 // so that a worker's stop fits the time its parent gives it (see "One
 // budget for the tree" in the package documentation).
@@ -381,7 +388,9 @@ type workerControl struct {
 	died            atomic.Bool
 }
 
-// commit makes the decoded registry this worker's: the inherited hooks at
+// commit makes the decoded registry this worker's (it reports whether the
+// parent has died already: then the caller begins the shutdown, once the
+// worker is in place): the inherited hooks at
 // the bottom of the stack, MULTIEXIT out of the environment (so that the
 // worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
 // caught and dropped, and the parent watched: the end of the control
@@ -389,7 +398,7 @@ type workerControl struct {
 // writes) into SIGTERM (see signalOnHangup), which begins the same shutdown
 // with nothing kept waiting for it; elsewhere a goroutine reads the channel
 // to its end.
-func (in *inherited) commit() *workerControl {
+func (in *inherited) commit() (w *workerControl, parentGone bool) {
 	exitStack.pushBottom(in.hooks)
 	os.Unsetenv(EnvVar)
 	// Caught, not ignored: an ignored disposition would pass on to every
@@ -399,21 +408,18 @@ func (in *inherited) commit() *workerControl {
 	if workerIgnoresInterrupt {
 		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
 	}
-	w := &workerControl{ppid: in.reg.ppid, deathFD: -1}
+	w = &workerControl{ppid: in.reg.ppid, deathFD: -1}
 	if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
 		// The kernel watches the death end: it stays open, as a bare
 		// descriptor (no *os.File whose finalizer would close it), for
 		// the process's life.
 		w.deathFD = int(in.reg.ctl[0])
 		w.ack = openAck(in.reg.ctl)
-		if hungUp {
-			go w.parentDied()
-		}
-		return w
+		return w, hungUp
 	}
 	w.death, w.ack = openControl(in.reg.ctl)
 	go w.watch()
-	return w
+	return w, false
 }
 
 // watch reads what the parent says until its end of the control channel
@@ -467,21 +473,25 @@ func parseNanos(b []byte) (int64, bool) {
 	return n, len(b) > 0 && n > 0
 }
 
-// budget is the time the parent gives this worker to stop, if it said, and
-// whether the parent has died (then the budget is what is left to the
-// parent's guardian: the parent's deadline). The margin leaves the parent
-// room to see this worker exit before its own time runs out.
-func (w *workerControl) budget() (given time.Duration, died bool) {
+// budget is the time the parent gives this worker to stop, if it said:
+// deadline for its hooks, hard for everything (the late windows of hooks
+// that overran included) before the parent's SIGKILL. If the parent has
+// died, the budget is what is left to its guardian: the parent's deadline.
+// The margins leave the worker room to abandon a hook, and the parent room
+// to see it exit, before the parent's own time runs out.
+func (w *workerControl) budget() (deadline, hard time.Duration, died bool) {
 	w.readControl()
-	ns, died := w.given.Load(), w.died.Load()
-	if ns <= 0 && died {
-		ns = w.deadline.Load()
+	died = w.died.Load()
+	var d time.Duration
+	if end := w.given.Load(); end > 0 {
+		d = time.Duration(end) - monotonicNow()
+	} else if died {
+		d = time.Duration(w.deadline.Load())
 	}
-	if ns <= 0 {
-		return 0, died
+	if d <= 0 {
+		return 0, 0, died
 	}
-	d := time.Duration(ns)
-	return d - min(d/20, 100*time.Millisecond), died
+	return d - min(d/10, 500*time.Millisecond), d - min(d/50, 50*time.Millisecond), died
 }
 
 // readControl reads what is waiting on the end the kernel watches, without

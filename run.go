@@ -32,10 +32,11 @@ func Install(opts ...Option) error {
 		return errInstalled
 	}
 	cfg, err := newConfig(opts)
-	if err != nil {
-		return err
+	if err == nil {
+		err = checkDefines()
 	}
-	if err := checkDefines(); err != nil {
+	if err != nil {
+		undoInit()
 		return err
 	}
 	w, err := decodeWorker()
@@ -54,8 +55,9 @@ func Install(opts ...Option) error {
 
 	var ctl *workerControl
 	var first chan os.Signal
+	parentGone := false
 	if w != nil {
-		ctl = w.commit()
+		ctl, parentGone = w.commit()
 		first = earlyTERM
 	}
 	setup := newSignalSetup(first, catchSignals(cfg, w != nil), rt.laterSignal)
@@ -66,6 +68,9 @@ func Install(opts ...Option) error {
 	rt.mu.Unlock()
 	if listening {
 		setup.hearLater(rt.laterSignal)
+	}
+	if parentGone {
+		ctl.parentDied()
 	}
 	if ctl != nil {
 		ctl.acknowledge()

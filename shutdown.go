@@ -87,6 +87,7 @@ type shutdown struct {
 	runCancel context.CancelCauseFunc
 	mainDone  chan struct{} // closed when Run's main returned
 	escalate  sync.Once
+	hardEnd   time.Time // a worker's: when its parent kills it (zero: unknown)
 }
 
 // rt is the process's shutdown.
@@ -175,15 +176,13 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 	timeout := s.cfg.timeout
 	var given time.Duration // what a worker's parent gave it
 	if s.worker != nil && (by == bySignal || by == byParentDeath) && sig == syscall.SIGTERM {
-		var died bool
-		given, died = s.worker.budget()
+		deadline, hard, died := s.worker.budget()
 		if died && by == bySignal {
 			by, cause = byParentDeath, s.worker.deathCause()
 		}
-		if given > 0 && given < timeout {
-			timeout = given
-		} else {
-			given = 0
+		if deadline > 0 && deadline < timeout {
+			timeout, given = deadline, deadline
+			s.hardEnd = time.Now().Add(hard)
 		}
 	}
 	drain := by == bySignal && s.cfg.drain > 0 && s.worker == nil
@@ -262,7 +261,7 @@ func (s *shutdown) takeover() {
 // the process; the finisher calls it once, after begin.
 func (s *shutdown) finish() {
 	s.mu.Lock()
-	sc, cfg, code, cause, by, mainDone, ph := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase
+	sc, cfg, code, cause, by, mainDone, ph, hardEnd := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase, s.hardEnd
 	s.mu.Unlock()
 	start := time.Now()
 	if ph == phaseDraining {
@@ -289,7 +288,7 @@ func (s *shutdown) finish() {
 		s.waitMain(sc, mainDone, cfg.log)
 	}
 	notifyStatus("running the exit hooks")
-	d := &drainer{s: &exitStack, ctx: sc, window: lateWindow, log: cfg.log, trace: cfg.trace, exit: func() { s.end(start) }}
+	d := &drainer{s: &exitStack, ctx: sc, window: lateWindow, hardEnd: hardEnd, log: cfg.log, trace: cfg.trace, exit: func() { s.end(start) }}
 	s.mu.Lock()
 	s.drainer = d
 	s.mu.Unlock()

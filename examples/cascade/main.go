@@ -8,13 +8,14 @@
 //
 // Every line goes through main, which reads the chain's output: that is how
 // it knows that worker 3 is up, and it numbers the hooks in the order they
-// ran. A worker is up before its parent's Start returns, and a Start call
-// returns only once its worker is ready to run its hooks, so the shutdown
-// may begin as soon as worker 3 is up:
+// ran. A worker says it is up once its own Start call has returned (a Start
+// returns only once its worker is ready to run its hooks, and one still
+// waiting when the shutdown begins returns an error instead), so the
+// shutdown may begin once every worker is up; they say so in any order:
 //
-//	worker 1 (pid 101): up
-//	worker 2 (pid 102): up
 //	worker 3 (pid 103): up
+//	worker 2 (pid 102): up
+//	worker 1 (pid 101): up
 //	main: the chain is up; main returns, the exit hooks run
 //	 1. main: stopping worker 1
 //	 2. worker 1: stopping worker 2
@@ -69,6 +70,7 @@ func main() {
 	ready, relayed := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(relayed)
+		up := 0
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			line := sc.Text()
@@ -77,8 +79,10 @@ func main() {
 				continue
 			}
 			say("%s", line)
-			if strings.HasPrefix(line, fmt.Sprintf("worker %d ", depth)) && strings.HasSuffix(line, ": up") {
-				close(ready)
+			if strings.HasPrefix(line, "worker ") && strings.HasSuffix(line, ": up") {
+				if up++; up == depth {
+					close(ready)
+				}
 			}
 		}
 	}()
@@ -92,7 +96,7 @@ func main() {
 		select {
 		case <-ready:
 		case <-relayed:
-			return errors.New("the chain ended before worker 3 was up")
+			return errors.New("the chain ended before every worker was up")
 		case <-ctx.Done():
 			return nil
 		}
@@ -108,7 +112,6 @@ func worker() {
 			return nil
 		})
 	}
-	say("%s (pid %d): up", me(), os.Getpid())
 	multiexit.Run(func(ctx context.Context) error {
 		if level() < depth {
 			// After Install (in Run): the next worker inherits "goodbye".
@@ -116,6 +119,7 @@ func worker() {
 				return err
 			}
 		}
+		say("%s (pid %d): up", me(), os.Getpid())
 		<-ctx.Done() // until the previous process stops this one
 		return nil
 	})
