@@ -108,6 +108,10 @@ func (n *NotifySocket) Until(t testing.TB, want string, limit time.Duration) []s
 	}
 }
 
+// Messages is the channel the messages arrive on, in order; it is closed
+// when the socket is.
+func (n *NotifySocket) Messages() <-chan string { return n.msgs }
+
 // Pending returns the messages already received, without waiting.
 func (n *NotifySocket) Pending() []string {
 	var got []string

@@ -1,0 +1,350 @@
+package examples_test
+
+// The examples under the engines that run daemons, the real programs: a
+// private systemd manager and runc. Each test skips, saying why, where its
+// engine cannot run (not root, a program missing, no writable cgroup v2).
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiexit/multiexit/internal/proctest"
+)
+
+// engineLimit bounds every wait on an engine: a guard against a hang, far
+// above what any step takes on a loaded machine, never a timing claim.
+const engineLimit = 60 * time.Second
+
+const systemdBin = "/lib/systemd/systemd"
+
+var engineSeq atomic.Int64
+
+// needPrograms skips t unless it runs as root and every program is there.
+func needPrograms(t *testing.T, progs ...string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the engine needs new namespaces and cgroups")
+	}
+	for _, p := range progs {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s is not installed (%v)", p, err)
+		}
+	}
+}
+
+// engineCmd runs a command to its end, bounded by engineLimit, and returns
+// its combined output.
+func engineCmd(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), engineLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Stdin = nil
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	return string(out), err
+}
+
+// cgroupV2 returns this process's cgroup v2 directory, or skips t.
+func cgroupV2(t *testing.T) string {
+	t.Helper()
+	mnt := ""
+	for _, p := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if unix.Statfs(p, &st) == nil && st.Type == unix.CGROUP2_SUPER_MAGIC {
+			mnt = p
+			break
+		}
+	}
+	if mnt == "" {
+		t.Skip("no cgroup v2 hierarchy at /sys/fs/cgroup or /sys/fs/cgroup/unified")
+	}
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if own, ok := strings.CutPrefix(l, "0::"); ok {
+			dir := filepath.Join(mnt, own)
+			if unix.Access(dir, unix.W_OK) != nil {
+				t.Skipf("cgroup v2 at %s is not writable", dir)
+			}
+			return dir
+		}
+	}
+	t.Skip("/proc/self/cgroup has no cgroup v2 line")
+	return ""
+}
+
+// cgroupProcs lists the processes in cg and every cgroup below it.
+func cgroupProcs(cg string) []string {
+	var pids []string
+	filepath.WalkDir(cg, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.Name() == "cgroup.procs" {
+			b, _ := os.ReadFile(path)
+			pids = append(pids, strings.Fields(string(b))...)
+		}
+		return nil
+	})
+	return pids
+}
+
+// removeCgroup removes cg and the cgroups below it, deepest first.
+func removeCgroup(cg string) error {
+	var dirs []string
+	filepath.WalkDir(cg, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	var errs []error
+	for _, d := range slices.Backward(dirs) {
+		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// systemd is a private systemd manager: PID 1 of new PID, mount and cgroup
+// namespaces, in a cgroup of its own, with a unit directory of its own so
+// that the machine's units stay out. The units it runs write into dir.
+type systemd struct {
+	t   *testing.T
+	pid int    // the manager, as this process sees it
+	cg  string // its cgroup, as this process sees it
+	dir string
+	tag string // carried by every unit the test starts (proctest)
+}
+
+// The manager's units: stubs of the targets it insists on, and the target
+// it boots into. None pulls in anything.
+var systemdUnits = map[string]string{
+	"sysinit.target":  "[Unit]\nDescription=sysinit stub\nDefaultDependencies=no\n",
+	"basic.target":    "[Unit]\nDescription=basic stub\nDefaultDependencies=no\n",
+	"shutdown.target": "[Unit]\nDescription=shutdown stub\nDefaultDependencies=no\n",
+	"multiexit-test.target": "[Unit]\nDescription=multiexit test manager\nDefaultDependencies=no\n" +
+		"AllowIsolate=yes\n",
+}
+
+// bootScript runs in the new namespaces: $1 is the unit directory, $2 the
+// notify socket the manager reports its start to (it sends READY=1 to its
+// container manager, which is the test).
+const bootScript = `set -e
+mount -t proc proc /proc
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t tmpfs tmpfs /run
+exec env -i container=ci SYSTEMD_UNIT_PATH="$1" NOTIFY_SOCKET="$2" ` + systemdBin + ` --unit=multiexit-test.target --log-target=kmsg`
+
+// startSystemd starts a manager and waits until it has booted; t's
+// cleanup tears it down and checks that nothing it ran is left.
+func startSystemd(t *testing.T) *systemd {
+	t.Helper()
+	needPrograms(t, systemdBin, "unshare", "nsenter", "systemctl", "systemd-run")
+	parent := cgroupV2(t)
+	s := &systemd{t: t, dir: t.TempDir(), tag: proctest.Tag(t)}
+	s.cg = filepath.Join(parent, fmt.Sprintf("multiexit-test-systemd.%d.%d", os.Getpid(), engineSeq.Add(1)))
+	if err := os.Mkdir(s.cg, 0o755); err != nil {
+		t.Skipf("cannot make a cgroup for the manager: %v", err)
+	}
+	units := filepath.Join(s.dir, "units")
+	os.Mkdir(units, 0o755)
+	for name, text := range systemdUnits {
+		if err := os.WriteFile(filepath.Join(units, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ns := proctest.ListenNotify(t)
+	cgfd, err := unix.Open(s.cg, unix.O_DIRECTORY|unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cgfd)
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+		"--uts", "--ipc", "--cgroup", "--kill-child", "sh", "-c", bootScript, "sh", units, ns.Path)
+	var out proctest.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// In its own cgroup from the start: the new cgroup namespace is rooted
+	// there. If this test process dies, unshare and so the manager die.
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		removeCgroup(s.cg)
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { s.teardown(cmd, exited) })
+
+	guard := time.NewTimer(engineLimit)
+	defer guard.Stop()
+	for ready := false; !ready; {
+		select {
+		case m := <-ns.Messages():
+			ready = slices.Contains(strings.Split(m, "\n"), "READY=1")
+		case <-exited:
+			t.Skipf("the private systemd manager did not start: %v\n%s", cmd.ProcessState, out.String())
+		case <-guard.C:
+			t.Fatalf("the private systemd manager did not report READY=1 within %v\n%s", engineLimit, out.String())
+		}
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
+	if s.pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+		t.Fatalf("the manager's PID: %q: %v", b, err)
+	}
+	return s
+}
+
+// teardown ends the manager (systemctl --force exit; its PID namespace
+// ends with it), or, past engineLimit, kills its cgroup: everything in it
+// was started by this test. Nothing may be left in the cgroup.
+func (s *systemd) teardown(cmd *exec.Cmd, exited <-chan struct{}) {
+	t := s.t
+	if s.pid != 0 {
+		if _, err := s.ctl(t, "systemctl", "--force", "exit"); err != nil {
+			t.Log(err)
+		}
+	}
+	select {
+	case <-exited:
+	case <-time.After(engineLimit):
+		t.Errorf("the manager did not exit within %v of systemctl --force exit; killing its cgroup", engineLimit)
+		os.WriteFile(filepath.Join(s.cg, "cgroup.kill"), []byte("1"), 0)
+		<-exited
+	}
+	if left := cgroupProcs(s.cg); len(left) > 0 {
+		t.Errorf("processes left in the manager's cgroup after it exited (killed now): %v", left)
+		os.WriteFile(filepath.Join(s.cg, "cgroup.kill"), []byte("1"), 0)
+	}
+	if err := removeCgroup(s.cg); err != nil {
+		t.Errorf("removing the manager's cgroup: %v", err)
+	}
+}
+
+// ctl runs a command (systemctl, systemd-run) in the manager's mount and
+// PID namespaces.
+func (s *systemd) ctl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	return engineCmd(t, "nsenter", append([]string{"-t", strconv.Itoa(s.pid), "-m", "-p"}, args...)...)
+}
+
+// unit is a transient service run by the manager.
+type unit struct {
+	t                 *testing.T
+	s                 *systemd
+	name              string
+	out, result, left string // files: its output, its outcome, what was left at its end
+}
+
+// runUnit starts a transient service running args; systemd-run returns
+// once the start job is done (for Type=notify: once READY=1 came). The
+// unit records its outcome and the test's processes still alive once its
+// main process has ended (those systemd would then kill) in files.
+func (s *systemd) runUnit(t *testing.T, props []string, args ...string) (*unit, error) {
+	u := &unit{t: t, s: s, name: fmt.Sprintf("mx-%d", engineSeq.Add(1))}
+	u.out = filepath.Join(s.dir, u.name+".out")
+	u.result = filepath.Join(s.dir, u.name+".result")
+	u.left = filepath.Join(s.dir, u.name+".left")
+	// env -u: the recording shell must not count itself.
+	stopPost := fmt.Sprintf(`/usr/bin/env -u %s /bin/sh -c "echo $SERVICE_RESULT $EXIT_CODE $EXIT_STATUS >%s; grep -l -a -s -F %s /proc/[0-9]*/environ >%s; true"`,
+		proctest.TagVar, u.result, proctest.Env(s.tag), u.left)
+	cmd := []string{"systemd-run", "--unit=" + u.name, "--quiet",
+		"-p", "TimeoutStartSec=" + engineLimit.String(),
+		"-p", "StandardOutput=file:" + u.out, "-p", "StandardError=file:" + u.out,
+		"-p", "ExecStopPost=" + stopPost,
+		"-E", proctest.Env(s.tag), "-E", "GORACE=atexit_sleep_ms=0"}
+	for _, p := range props {
+		cmd = append(cmd, "-p", p)
+	}
+	_, err := s.ctl(t, append(cmd, args...)...)
+	return u, err
+}
+
+// output is what the unit wrote, line by line.
+func (u *unit) output() []string {
+	b, _ := os.ReadFile(u.out)
+	return strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+}
+
+// stop runs systemctl stop, which returns once the unit has stopped, and
+// checks what systemd recorded: Result=success and the main process killed
+// by SIGTERM, nothing of the test left when the main process ended (so
+// systemd's final SIGKILL had nothing to kill), and the unit's cgroup gone
+// or empty.
+func (u *unit) stop() {
+	t := u.t
+	t.Helper()
+	if _, err := u.s.ctl(t, "systemctl", "stop", u.name); err != nil {
+		t.Fatal(err)
+	}
+	result, err := os.ReadFile(u.result)
+	if err != nil {
+		t.Fatalf("the unit's ExecStopPost did not record its result: %v\noutput:\n%s", err, strings.Join(u.output(), "\n"))
+	}
+	if got := strings.TrimSpace(string(result)); got != "success killed TERM" {
+		t.Errorf("SERVICE_RESULT EXIT_CODE EXIT_STATUS = %q, want %q\noutput:\n%s", got, "success killed TERM", strings.Join(u.output(), "\n"))
+	}
+	if left, err := os.ReadFile(u.left); err != nil || len(left) > 0 {
+		t.Errorf("processes of the unit alive after its main process ended: %q, %v", left, err)
+	}
+	cg := filepath.Join(u.s.cg, "system.slice", u.name+".service")
+	if left := cgroupProcs(cg); len(left) > 0 {
+		t.Errorf("the unit's cgroup %s still holds %v", cg, left)
+	}
+}
+
+// The demo as a Type=notify unit: systemd-run returns once it is ready,
+// and systemctl stop is a clean stop with every hook run in order.
+func TestSystemd(t *testing.T) {
+	s := startSystemd(t)
+	for _, mode := range []string{"control-group", "mixed"} {
+		t.Run("workerpool KillMode="+mode, func(t *testing.T) {
+			u, err := s.runUnit(t, []string{"Type=notify", "KillMode=" + mode}, filepath.Join(bin, "workerpool"), "-serve")
+			if err != nil {
+				t.Fatal(err)
+			}
+			// systemd-run returned: READY=1 came, after Start returned.
+			if out := u.output(); !slices.ContainsFunc(out, func(l string) bool {
+				return strings.HasPrefix(l, "parent (pid ") && strings.Contains(l, "started 3 workers")
+			}) {
+				t.Errorf("systemd-run returned before the workers were started; output:\n%s", strings.Join(out, "\n"))
+			}
+			if st, err := s.ctl(t, "systemctl", "show", "-p", "ActiveState", "-p", "SubState", u.name); err != nil || st != "ActiveState=active\nSubState=running\n" {
+				t.Errorf("after systemd-run: %q, %v", st, err)
+			}
+			u.stop()
+			checkWorkerpool(t, u.output(), "received signal terminated")
+		})
+	}
+	t.Run("a hook longer than TimeoutStopSec, inside WithTimeout", func(t *testing.T) {
+		u, err := s.runUnit(t, []string{"Type=notify", "KillMode=mixed", "TimeoutStopSec=2s"},
+			filepath.Join(bin, "hooks"), "-wait", "-slow", "4s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		u.stop()
+		diff(t, "the hooks", []string{
+			"main: received signal terminated",
+			"hook 3: remove the pid file (takes 4s)",
+			"hook 3: remove the pid file",
+			"hook 2: flush the log",
+			"hook 1: close the database",
+		}, after(u.output(), "ready: pid"))
+	})
+}
