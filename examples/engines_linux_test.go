@@ -580,3 +580,65 @@ func TestRunc(t *testing.T) {
 		t.Errorf("the container's PID 1 (%d) is still there", init)
 	}
 }
+
+// environ is the environment of a live process, entry by entry.
+func environ(t *testing.T, pid int) []string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Split(string(b), "\x00")
+}
+
+// pidAfter finds "(pid N)" after the first occurrence of marker in the
+// lines.
+func pidAfter(t *testing.T, lines []string, marker string) int {
+	t.Helper()
+	for _, l := range lines {
+		if _, rest, ok := strings.Cut(l, marker); ok {
+			if _, rest, ok = strings.Cut(rest, "(pid "); ok {
+				if n, err := strconv.Atoi(rest[:max(0, strings.IndexByte(rest, ')'))]); err == nil {
+					return n
+				}
+			}
+		}
+	}
+	t.Fatalf("no line with %q…(pid N) in:\n%s", marker, strings.Join(lines, "\n"))
+	return 0
+}
+
+// The demo under a service manager's notify socket (a fake one; TestSystemd
+// runs the real one): READY=1 once every worker has acknowledged, and only
+// then; STOPPING=1 with EXTEND_TIMEOUT_USEC (the demo's WithTimeout, 8 s,
+// and the margin) when the shutdown begins; neither the workers nor the
+// external command inherit NOTIFY_SOCKET, so only the parent speaks.
+func TestNotifySocket(t *testing.T) {
+	ns := proctest.ListenNotify(t)
+	t.Setenv("NOTIFY_SOCKET", ns.Path)
+	p := start(t, "workerpool", "-serve")
+	p.waitFor("serving status on ")
+	diff(t, "messages before serving", []string{"READY=1"}, ns.Until(t, "READY=1", limit))
+	pids := []int{pidAfter(t, p.lines, "parent "), pidAfter(t, p.lines, "workers and sh ")}
+	for i := 1; i <= 3; i++ {
+		pids = append(pids, pidAfter(t, p.lines, fmt.Sprintf("worker %d ", i)))
+	}
+	for i, pid := range pids {
+		env := environ(t, pid)
+		if !slices.Contains(env, "GORACE=atexit_sleep_ms=0") { // set by start
+			t.Errorf("pid %d: not the example's? environment %q", pid, env)
+		}
+		has := slices.Contains(env, "NOTIFY_SOCKET="+ns.Path)
+		if i == 0 && !has {
+			t.Errorf("the parent (pid %d) lost NOTIFY_SOCKET", pid)
+		}
+		if i > 0 && has {
+			t.Errorf("child pid %d inherited NOTIFY_SOCKET", pid)
+		}
+	}
+	p.signal(syscall.SIGTERM)
+	p.end()
+	msgs := ns.Until(t, "STOPPING=1", limit)
+	first := strings.Split(msgs[0], "\n")
+	diff(t, "the shutdown's first message", []string{"STOPPING=1", "EXTEND_TIMEOUT_USEC=9000000"}, first[:min(2, len(first))])
+}
