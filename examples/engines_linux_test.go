@@ -207,8 +207,12 @@ func startSystemd(t *testing.T) *systemd {
 			t.Fatalf("the private systemd manager did not report READY=1 within %v\n%s", engineLimit, out.String())
 		}
 	}
+	// unshare's one child, which became the manager.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", cmd.Process.Pid, cmd.Process.Pid))
-	if s.pid, err = strconv.Atoi(strings.TrimSpace(string(b))); err != nil {
+	if err == nil {
+		s.pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	if err != nil {
 		t.Fatalf("the manager's PID: %q: %v", b, err)
 	}
 	return s
@@ -268,7 +272,7 @@ func (s *systemd) runUnit(t *testing.T, props []string, args ...string) (*unit, 
 	stopPost := fmt.Sprintf(`/usr/bin/env -u %s /bin/sh -c "echo $SERVICE_RESULT $EXIT_CODE $EXIT_STATUS >%s; grep -l -a -s -F %s /proc/[0-9]*/environ >%s; true"`,
 		proctest.TagVar, u.result, proctest.Env(s.tag), u.left)
 	cmd := []string{"systemd-run", "--unit=" + u.name, "--quiet",
-		"-p", "TimeoutStartSec=" + engineLimit.String(),
+		"-p", "TimeoutStartSec=" + (engineLimit / 2).String(),
 		"-p", "StandardOutput=file:" + u.out, "-p", "StandardError=file:" + u.out,
 		"-p", "ExecStopPost=" + stopPost,
 		"-E", proctest.Env(s.tag), "-E", "GORACE=atexit_sleep_ms=0"}
@@ -320,7 +324,7 @@ func TestSystemd(t *testing.T) {
 		t.Run("workerpool KillMode="+mode, func(t *testing.T) {
 			u, err := s.runUnit(t, []string{"Type=notify", "KillMode=" + mode}, filepath.Join(bin, "workerpool"), "-serve")
 			if err != nil {
-				t.Fatal(err)
+				t.Fatalf("%v\nthe unit's output:\n%s", err, strings.Join(u.output(), "\n"))
 			}
 			// systemd-run returned: READY=1 came, after Start returned.
 			if out := u.output(); !slices.ContainsFunc(out, func(l string) bool {
@@ -339,7 +343,7 @@ func TestSystemd(t *testing.T) {
 		u, err := s.runUnit(t, []string{"Type=notify", "KillMode=mixed", "TimeoutStopSec=2s"},
 			filepath.Join(bin, "hooks"), "-wait", "-slow", "4s")
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%v\nthe unit's output:\n%s", err, strings.Join(u.output(), "\n"))
 		}
 		u.stop()
 		diff(t, "the hooks", []string{
