@@ -178,6 +178,18 @@
 // does (and so the terminal's Ctrl-C), and the parent takes it back when the
 // child exits.
 //
+// # systemd, Kubernetes and containers
+//
+// Under systemd (NOTIFY_SOCKET set) a program calls Ready once it serves and
+// runs as a Type=notify unit; when the shutdown begins multiexit sends
+// STOPPING=1 and EXTEND_TIMEOUT_USEC (the deadline and a second), so that
+// systemd waits for a shutdown still inside it, and STATUS= lines as it goes.
+// Workers and other children do not inherit NOTIFY_SOCKET nor the
+// socket-activation variables meant for this process. Without NOTIFY_SOCKET
+// none of this does anything. Under Kubernetes, WithDrain keeps serving
+// after SIGTERM while readiness fails (Stopping). The README's "Running under
+// systemd, Kubernetes and containers" has a unit file and pod settings.
+//
 // # Platforms
 //
 // Linux: everything above; a worker learns of its parent's death as

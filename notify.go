@@ -1,10 +1,126 @@
 package multiexit
 
-import "time"
+import (
+	"os"
+	"strconv"
+	"time"
 
-// Placeholder until the systemd notify protocol lands (issue #13): the
-// shutdown calls these at its start and as it goes.
-func notifying() bool                      { return false }
-func notifyStopping(time.Duration)         {}
-func notifyStatus(string)                  {}
-func scrubEngineEnv(env []string) []string { return env }
+	"github.com/coreos/go-systemd/v22/daemon"
+)
+
+// The service manager's variables (sd_notify(3), sd_listen_fds(3)). They
+// are meant for the process systemd started, not for its children.
+const (
+	envNotifySocket = "NOTIFY_SOCKET"
+	envListenFDs    = "LISTEN_FDS"
+	envListenPID    = "LISTEN_PID"
+	envListenNames  = "LISTEN_FDNAMES"
+)
+
+// stopMargin is added to the shutdown deadline in EXTEND_TIMEOUT_USEC: the
+// exit itself, and the short windows of hooks that run after the deadline,
+// take a moment more.
+const stopMargin = time.Second
+
+// Ready tells the service manager that this program is ready: under
+// systemd (NOTIFY_SOCKET is set, as for a Type=notify unit) it sends
+// READY=1, in one call, and systemctl start returns. Call it once the
+// program serves, for example after Start returned (every worker has
+// acknowledged Install). Without NOTIFY_SOCKET it does nothing and returns
+// nil, so a program can call it unconditionally; it works without Install,
+// on every platform.
+//
+// multiexit itself tells systemd when the shutdown begins (STOPPING=1), and
+// extends systemd's stop timeout (TimeoutStopSec) to the shutdown deadline
+// (WithTimeout), so that systemd does not kill a shutdown that is still
+// inside it. Workers and other children do not inherit NOTIFY_SOCKET, nor
+// the socket-activation variables (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES)
+// this process was given: only this process speaks to systemd.
+func Ready() error {
+	return sdNotify(daemon.SdNotifyReady)
+}
+
+// notifying reports whether this process speaks to a service manager. It
+// allocates nothing and makes no system call.
+func notifying() bool { return os.Getenv(envNotifySocket) != "" }
+
+// notifyStopping tells the service manager that the shutdown has begun,
+// and asks it to wait for the shutdown deadline plus a margin before it
+// kills (EXTEND_TIMEOUT_USEC). Without NOTIFY_SOCKET it does nothing, and
+// costs one environment lookup: it runs in every worker's shutdown.
+func notifyStopping(deadline time.Duration) {
+	if !notifying() {
+		return
+	}
+	usec := (deadline + stopMargin).Microseconds()
+	sdNotify(daemon.SdNotifyStopping +
+		"\nEXTEND_TIMEOUT_USEC=" + strconv.FormatInt(usec, 10) +
+		"\nSTATUS=multiexit: shutting down (deadline " + deadline.String() + ")")
+}
+
+// notifyStatus sends a STATUS= line (what the shutdown is doing, shown by
+// systemctl status). Without NOTIFY_SOCKET it does nothing; a caller that
+// formats s should check notifying first.
+func notifyStatus(s string) {
+	if !notifying() {
+		return
+	}
+	sdNotify("STATUS=" + s)
+}
+
+// sdNotify sends state to NOTIFY_SOCKET, if set. It never changes the
+// environment.
+func sdNotify(state string) error {
+	_, err := daemon.SdNotify(false, state)
+	return err
+}
+
+// scrubEngineEnv returns env without the service manager's variables that
+// were meant for this process: NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID and
+// LISTEN_FDNAMES, each only where its value is the one in this process's
+// environment (multiexit never changes that). A caller that set its own
+// value for a child (a proxy notify socket, say) keeps it. env is not
+// modified; a nil env stands for this process's environment, as in
+// exec.Cmd.Env, and stays nil when there is nothing to remove. Without
+// these variables env is returned as it is.
+func scrubEngineEnv(env []string) []string {
+	var own [4]string // "NAME=value" of each variable this process has
+	n := 0
+	for _, name := range [...]string{envNotifySocket, envListenFDs, envListenPID, envListenNames} {
+		if v, ok := os.LookupEnv(name); ok {
+			own[n] = name + "=" + v
+			n++
+		}
+	}
+	if n == 0 {
+		return env
+	}
+	if env == nil {
+		env = os.Environ()
+	}
+	drop := func(kv string) bool {
+		for _, o := range own[:n] {
+			if kv == o {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	for i, kv := range env {
+		if !drop(kv) {
+			if out != nil {
+				out = append(out, kv)
+			}
+			continue
+		}
+		if out == nil {
+			out = make([]string, i, len(env)-1)
+			copy(out, env[:i])
+		}
+	}
+	if out == nil {
+		return env
+	}
+	return out
+}

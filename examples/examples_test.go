@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -28,7 +29,7 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-var examples = []string{"hooks", "workerpool", "cascade", "tidy", "timeout"}
+var examples = []string{"hooks", "workerpool", "cascade", "tidy", "timeout", "drain"}
 
 // bin is the directory that holds the built examples.
 var bin string
@@ -475,4 +476,81 @@ func TestTimeout(t *testing.T) {
 		p.check("signal terminated")
 		p.quiet()
 	})
+}
+
+// The Kubernetes contract, emulated: SIGTERM goes to the process only; the
+// endpoints still point at it for a while, so a client keeps sending
+// requests after its readiness fails; the kubelet's SIGKILL would follow
+// at the end of the grace period. No request may fail, readiness must
+// fail once the signal is in, and the process must end by SIGTERM without
+// the SIGKILL.
+func TestDrain(t *testing.T) {
+	t.Parallel()
+	const (
+		grace   = limit // terminationGracePeriodSeconds, above -timeout
+		lagging = 20    // requests sent after readiness failed
+	)
+	p := start(t, "drain", "-addr", "127.0.0.1:0", "-drain", "3s", "-timeout", "20s")
+	url := strings.TrimPrefix(p.waitFor("listening on "), "listening on ")
+	tr := &http.Transport{} // keeps its connections alive, as a load balancer does
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	get := func(path string) int {
+		t.Helper()
+		resp, err := client.Get(url + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	sent := 0
+	work := func() {
+		t.Helper()
+		sent++
+		if code := get("/"); code != http.StatusOK {
+			t.Fatalf("GET / (request %d): %d", sent, code)
+		}
+	}
+	if code := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("GET /readyz before SIGTERM: %d", code)
+	}
+	work()
+
+	var killed atomic.Bool
+	kubelet := time.AfterFunc(grace, func() { killed.Store(true); p.cmd.Process.Kill() })
+	defer kubelet.Stop()
+	p.signal(syscall.SIGTERM)
+	// Until readiness fails, and then for a while, requests keep coming.
+	ready := true
+	for i := 0; ready; i++ {
+		if i == 10000 {
+			t.Fatal("/readyz still answers 200 after 10000 requests since SIGTERM")
+		}
+		work()
+		switch code := get("/readyz"); code {
+		case http.StatusServiceUnavailable:
+			ready = false
+		case http.StatusOK:
+		default:
+			t.Fatalf("GET /readyz after SIGTERM: %d", code)
+		}
+	}
+	for range lagging {
+		work()
+	}
+	tr.CloseIdleConnections()
+
+	lines := p.check("signal terminated")
+	if killed.Load() {
+		t.Fatalf("the kubelet's SIGKILL was needed: the stop took longer than the grace period (%v)", grace)
+	}
+	diff(t, "the stop", []string{
+		"stopping: /readyz fails from now on; / serves on for the drain delay (3s)",
+		"drain over: main returns, the exit hooks run",
+		fmt.Sprintf("hook: close the server (served %d requests)", sent),
+		"hook: close the database",
+	}, after(lines, "listening on "))
+	p.quiet()
 }

@@ -8,6 +8,12 @@
 //	go run ./examples/hooks -wait    # waits for a signal:
 //	                                 #   Ctrl-C        -> hooks 3, 2, 1; dies by SIGINT (shell: 130)
 //	                                 #   kill -TERM    -> hooks 3, 2, 1; dies by SIGTERM (shell: 143)
+//	go run ./examples/hooks -wait -slow 30s   # hook 3 takes 30s
+//
+// With -wait it tells systemd it is ready (multiexit.Ready), so it can run
+// as a Type=notify unit; with -slow, its stop outlasts a short
+// TimeoutStopSec and systemd waits, since multiexit extends the stop
+// timeout to the shutdown deadline.
 //
 // A sample run:
 //
@@ -26,17 +32,27 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/multiexit/multiexit"
 )
 
 func main() {
 	wait := flag.Bool("wait", false, "wait for Ctrl-C or SIGTERM instead of returning")
+	slow := flag.Duration("slow", 0, "how long hook 3 takes")
 	flag.Parse()
 
 	// Hooks may be registered before Run (or Install), for example in init.
 	for i, what := range []string{"close the database", "flush the log", "remove the pid file"} {
 		multiexit.Register(func(ctx context.Context) error {
+			if i == 2 && *slow > 0 {
+				say("hook %d: %s (takes %v)", i+1, what, *slow)
+				select {
+				case <-time.After(*slow):
+				case <-ctx.Done(): // the shutdown deadline
+					return context.Cause(ctx)
+				}
+			}
 			say("hook %d: %s", i+1, what)
 			return nil
 		})
@@ -47,6 +63,9 @@ func main() {
 		if !*wait {
 			say("main: done, returning nil")
 			return nil
+		}
+		if err := multiexit.Ready(); err != nil { // under systemd: READY=1
+			return err
 		}
 		say("ready: pid %d; press Ctrl-C or run: kill -TERM %d", os.Getpid(), os.Getpid())
 		<-ctx.Done()

@@ -7,6 +7,7 @@
 //	go run ./examples/workerpool              # a full cycle by itself; exit 0
 //	go run ./examples/workerpool -serve       # runs until Ctrl-C (then dies by SIGINT)
 //	go run ./examples/workerpool -serve -addr 127.0.0.1:8080
+//	systemd-run -p Type=notify --unit=pool /path/to/workerpool -serve
 //
 // With no flags it starts everything, queries its own status endpoint, and
 // ends its run group, which begins the shutdown. Every process then prints
@@ -123,6 +124,11 @@ func parent(ctx context.Context, addr string, serve bool) error {
 		}, interrupt)
 	}
 	if serve {
+		// Every worker has acknowledged and the server listens: under
+		// systemd (a Type=notify unit) this is READY=1; elsewhere a no-op.
+		if err := multiexit.Ready(); err != nil {
+			return err
+		}
 		say("serving status on %s  (press Ctrl-C to stop)", url)
 	} else {
 		ctx, cancel := context.WithCancel(ctx)
