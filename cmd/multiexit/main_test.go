@@ -8,6 +8,7 @@ package main_test
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -90,6 +91,9 @@ func start(t *testing.T, env []string, args ...string) *prog {
 	// GORACE: a race-enabled binary otherwise sleeps 1s before exit 0.
 	p.cmd.Env = append(append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0"), env...)
 	p.cmd.Stderr = &p.stderr
+	// Wait also waits for standard error to close: a process that holds
+	// it after multiexit exited is a survivor, and Wait says so.
+	p.cmd.WaitDelay = 10 * time.Second
 	in, err := p.cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -138,24 +142,35 @@ func (p *prog) waitFor(prefix string) string {
 	return ""
 }
 
-// pids reads lines until one starting with each prefix was seen, each
-// ending in a PID, and returns a pidfd for each, opened at once.
+// pids reads lines until one starting with each prefix was seen, in any
+// order, each ending in a PID, and returns a pidfd for each, opened at
+// once.
 func (p *prog) pids(prefixes ...string) map[string]int {
 	p.t.Helper()
 	fds := map[string]int{}
-	for _, pre := range prefixes {
-		line := p.waitFor(pre)
-		f := strings.Fields(line)
-		pid, err := strconv.Atoi(f[len(f)-1])
-		if err != nil {
-			p.t.Fatalf("no PID at the end of %q", line)
+	for len(fds) < len(prefixes) {
+		if !p.sc.Scan() {
+			p.t.Fatalf("output ended; waiting for %q; lines:\n%s\nstderr:\n%s",
+				prefixes, strings.Join(p.lines, "\n"), p.stderr.String())
 		}
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			p.t.Fatalf("%s: pid %d: %v", pre, pid, err)
+		line := p.sc.Text()
+		p.lines = append(p.lines, line)
+		for _, pre := range prefixes {
+			if !strings.HasPrefix(line, pre) {
+				continue
+			}
+			f := strings.Fields(line)
+			pid, err := strconv.Atoi(f[len(f)-1])
+			if err != nil {
+				p.t.Fatalf("no PID at the end of %q", line)
+			}
+			fd, err := unix.PidfdOpen(pid, 0)
+			if err != nil {
+				p.t.Fatalf("%s: pid %d: %v", pre, pid, err)
+			}
+			p.t.Cleanup(func() { unix.Close(fd) })
+			fds[pre] = fd
 		}
-		p.t.Cleanup(func() { unix.Close(fd) })
-		fds[pre] = fd
 	}
 	return fds
 }
@@ -181,7 +196,9 @@ func (p *prog) wait() string {
 	p.t.Helper()
 	err := p.cmd.Wait()
 	p.waited = true
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+	if errors.Is(err, exec.ErrWaitDelay) {
+		p.t.Errorf("a process held multiexit's standard error after it exited: %v", err)
+	} else if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		p.t.Fatal(err)
 	}
 	if s := p.stderr.String(); strings.Contains(s, "DATA RACE") {
