@@ -67,10 +67,12 @@ s.serve_forever()`, port)
 // SIGTERM, a double-forked one, and a member of COMMAND's group that
 // ignores SIGTERM; each says its PID. COMMAND then waits for a line on
 // its standard input and exits 3.
-const escapees = `setsid sh -c 'trap "" TERM; echo setsid $$; exec sleep 1000' &
+const escapees = makeEscapees + "read _; exit 3"
+
+const makeEscapees = `setsid sh -c 'trap "" TERM; echo setsid $$; exec sleep 1000' &
 (sh -c 'echo double $$; exec sleep 1000' &)
 (trap "" TERM; sh -c 'echo stubborn $$; exec sleep 1000') &
-read _; exit 3`
+`
 
 var escapeeNames = []string{"setsid ", "double ", "stubborn "}
 
