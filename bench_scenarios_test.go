@@ -142,7 +142,7 @@ func (t *benchTree) term() {
 	rest, _ := io.ReadAll(t.out)
 	err := t.cmd.Wait()
 	t.kill.Stop()
-	if code := t.cmd.ProcessState.ExitCode(); code != 143 || len(rest) > 0 {
+	if ws, _ := t.cmd.ProcessState.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM || len(rest) > 0 {
 		t.b.Fatalf("parent ended with %v, output %q", err, rest)
 	}
 }

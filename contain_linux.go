@@ -30,9 +30,16 @@ var tree struct {
 	prefix  string         // "<pid>.": the tags of this process's entries
 	tracked map[int]bool   // children whose status exec.Cmd.Wait owns
 	adopted map[int]string // orphans seen alive with one of our tags
-	pid1    bool
-	// lingering: zombies, as PID 1, that no one has claimed yet
+	// owners: whether a zombie child that no Start entry claims can be
+	// told from one an os.Process will wait for (see unowned).
+	owners bool
+	pid1   bool
+	// lingering: zombies, as PID 1 where owners is false, that no one
+	// has claimed yet
 	lingering map[int]bool
+	// waiting: entries whose children are gone but whose descendants
+	// live on; released when they are gone too (see whenEmpty)
+	waiting map[*entryContainment]func()
 	// quiet counts the entries being stopped in the shutdown: their
 	// children's exits are theirs to reap, and the sweep that ends each
 	// stop reaps orphans, so the reaper does not scan on every SIGCHLD
@@ -42,19 +49,25 @@ var tree struct {
 
 	guardian     *os.File // write end; the guardian acts when it closes
 	guardianProc *exec.Cmd
+	timeout      time.Duration // the shutdown deadline, for the guardian
 }
 
 // initContainment chooses the layer: cgroup v2 where a writable hierarchy
-// exists, else the subreaper, else process groups. It also starts the
-// reaper of orphans.
+// exists, else the subreaper, else process groups. On the first two the
+// process becomes a child subreaper, and starts the reaper: it reaps the
+// orphans of the tree, and every other zombie child that no os.Process
+// will wait for (the orphans of commands it shells out to), so that none
+// piles up.
 func initContainment(cfg config) Layer {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]bool{}
 	tree.adopted = map[int]string{}
 	tree.lingering = map[int]bool{}
+	tree.waiting = map[*entryContainment]func(){}
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
+	tree.timeout = cfg.timeout
 	tree.layer = LayerProcessGroup
 	limit := os.Getenv(ContainmentVar)
 	switch limit {
@@ -64,6 +77,10 @@ func initContainment(cfg config) Layer {
 			"known", LayerCgroup.String()+", "+LayerSubreaper.String()+", "+LayerProcessGroup.String())
 	}
 	if limit == LayerProcessGroup.String() {
+		if tree.pid1 {
+			tree.owners = pidfdsOwnChildren()
+			go reaper()
+		}
 		return tree.layer
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
@@ -71,6 +88,10 @@ func initContainment(cfg config) Layer {
 		return tree.layer
 	}
 	tree.layer = LayerSubreaper
+	tree.owners = pidfdsOwnChildren()
+	if !tree.owners && !tree.pid1 {
+		cfg.log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
+	}
 	root, err := "", errors.New(ContainmentVar+"=subreaper")
 	if limit != LayerSubreaper.String() {
 		// A probe that changes nothing: the tree's cgroup is made at
@@ -88,6 +109,24 @@ func initContainment(cfg config) Layer {
 	return tree.layer
 }
 
+// pidfdsOwnChildren reports whether the kernel gives Go's os package
+// pidfds (Linux 5.4 and later, as os checks): then every child started
+// through os/exec or os.StartProcess holds one, from its fork until it is
+// waited for, which is how the reaper tells a zombie someone will wait for
+// from one nobody will.
+func pidfdsOwnChildren() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil); err != unix.ECHILD {
+		return false
+	}
+	return unix.PidfdSendSignal(fd, 0, nil, 0) == nil
+}
+
 func errString(err error) string {
 	if err == nil {
 		return ""
@@ -101,7 +140,7 @@ type entryContainment struct {
 	cg  string // its cgroup (LayerCgroup)
 }
 
-func newEntryContainment() (*entryContainment, error) {
+func newEntryContainment(cfg config) (*entryContainment, error) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if tree.prefix == "" { // Install was not called: process groups only
@@ -114,24 +153,38 @@ func newEntryContainment() (*entryContainment, error) {
 			if err := makeTreeRoot(); err != nil {
 				// The probe at Install said yes, the kernel says no: fall
 				// back to the subreaper layer rather than fail Start.
-				rt.logger().Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
+				cfg.log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
 				tree.layer, tree.root = LayerSubreaper, ""
-				rt.mu.Lock()
-				rt.layer = LayerSubreaper
-				rt.mu.Unlock()
+				rt.setLayer(LayerSubreaper)
 				return e, nil
 			}
 			tree.made = true
+		}
+		if err := ensureGuardian(cfg); err != nil {
+			// Without a guardian a SIGKILL of this process would leave
+			// the tree's escapees: the subreaper layer promises no more.
+			cfg.log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
+			killCgroup(tree.root, time.Second)
+			tree.layer, tree.root, tree.made = LayerSubreaper, "", false
+			rt.setLayer(LayerSubreaper)
+			return e, nil
 		}
 		e.cg = filepath.Join(tree.root, "e"+strconv.Itoa(tree.seq))
 		if err := os.Mkdir(e.cg, 0o755); err != nil {
 			return nil, fmt.Errorf("multiexit: Start: cgroup for the children: %w", err)
 		}
-		if err := ensureGuardian(); err != nil {
-			return nil, err
-		}
 	}
 	return e, nil
+}
+
+// release removes the entry's cgroup: nothing of the entry is alive.
+func (e *entryContainment) release() {
+	tree.mu.Lock()
+	delete(tree.waiting, e)
+	tree.mu.Unlock()
+	if e.cg != "" {
+		removeCgroup(e.cg)
+	}
 }
 
 // makeTreeRoot makes the tree's cgroup, after removing those left by dead
@@ -196,9 +249,11 @@ func untrack(pid int) {
 
 // sweep runs after the entry's children were stopped: whatever of the
 // entry is left — descendants that left their process groups — gets
-// SIGTERM, up to grace, then SIGKILL (cgroup.kill in the cgroup layer), and
-// is reaped. It reports how many it found.
-func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args ...any)) {
+// SIGTERM now and SIGKILL at end, the end of the entry's one grace period
+// (cgroup.kill in the cgroup layer), and is reaped. Orphans that appear
+// while it runs (the children of a killed escapee) get SIGKILL at once
+// once end has passed: nothing of the entry gets a second grace period.
+func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any)) {
 	if e.cg != "" {
 		if reapOrphans() == 0 && unpopulated(e.cg) { // adopt the live ones first
 			// The common case: the children took their descendants
@@ -213,7 +268,7 @@ func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args 
 			for _, pid := range left {
 				signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
 			}
-			if !waitEmpty(e.cg, grace) {
+			if !waitEmpty(e.cg, time.Until(end)) {
 				log("multiexit: descendants that left their process group did not stop within the grace period; killing the cgroup",
 					"cgroup", e.cg, "pids", cgroupProcs(e.cg))
 			}
@@ -232,26 +287,75 @@ func (e *entryContainment) sweep(grace time.Duration, log func(msg string, args 
 	}
 	// Orphans that reparented to this process with the entry's tag: in
 	// the cgroup layer, only those that moved themselves out of it.
-	for range 8 { // each round may orphan the next generation
+	termed := map[int]bool{}
+	warned := false
+	for {
 		left := adoptedWith(e.tag)
 		if len(left) == 0 {
 			return
 		}
-		if e.cg != "" {
+		late := !time.Now().Before(end)
+		if e.cg != "" && !warned {
 			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", left)
 		}
-		for _, pid := range left {
-			signalAdopted(pid, unix.SIGTERM, unix.SIGCONT)
+		if late && !warned && len(termed) > 0 {
+			log("multiexit: orphaned descendants did not stop within the grace period; killing them", "pids", left)
 		}
-		end := time.Now().Add(grace)
+		warned = warned || late || e.cg != ""
 		for _, pid := range left {
-			if !waitPID(pid, time.Until(end)) {
-				log("multiexit: orphaned descendant did not stop within the grace period; killing it", "pid", pid)
+			switch {
+			case late:
 				signalAdopted(pid, unix.SIGKILL)
-				waitPID(pid, 5*time.Second)
+			case !termed[pid]:
+				termed[pid] = true
+				signalAdopted(pid, unix.SIGTERM, unix.SIGCONT)
 			}
 		}
+		until := end
+		if late {
+			until = time.Now().Add(5 * time.Second)
+		}
+		if !waitAnyGone(left, until) && late {
+			log("multiexit: orphaned descendants are left after SIGKILL", "pids", left)
+			return
+		}
 	}
+}
+
+// whenEmpty calls f once nothing of the entry is alive: now, or as the
+// reaper sees its last descendant go.
+func (e *entryContainment) whenEmpty(f func()) {
+	if e.tag == "" || e.empty() {
+		f()
+		return
+	}
+	tree.mu.Lock()
+	tree.waiting[e] = f
+	tree.mu.Unlock()
+	e.checkEmpty() // it may have emptied meanwhile
+}
+
+// checkEmpty calls the entry's whenEmpty function if it is empty now.
+func (e *entryContainment) checkEmpty() {
+	if !e.empty() {
+		return
+	}
+	tree.mu.Lock()
+	f, ok := tree.waiting[e]
+	delete(tree.waiting, e)
+	tree.mu.Unlock()
+	if ok {
+		f()
+	}
+}
+
+// empty reports whether nothing of the entry is alive: no process in its
+// cgroup, no orphan with its tag.
+func (e *entryContainment) empty() bool {
+	if e.cg != "" && populated(e.cg) {
+		return false
+	}
+	return e.tag == "" || len(adoptedWith(e.tag)) == 0
 }
 
 // adoptedWith scans this process's children and returns the live ones
@@ -269,9 +373,11 @@ func adoptedWith(tag string) []int {
 	return pids
 }
 
-// signalAdopted signals an adopted orphan. It holds the lock the reaper
-// needs, so the orphan — this process's child — cannot be reaped, and its
-// PID reused, between the check and the signal.
+// signalAdopted signals an adopted orphan and its descendants. It holds the
+// lock the reaper needs, so the orphan — this process's child — cannot be
+// reaped, and its PID reused, between the check and the signal; each
+// descendant is signalled through a pidfd after checking that it is still
+// the child of the process it was found under.
 func signalAdopted(pid int, sigs ...unix.Signal) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
@@ -281,28 +387,60 @@ func signalAdopted(pid int, sigs ...unix.Signal) {
 	for _, sig := range sigs {
 		unix.Kill(pid, sig)
 	}
+	signalDescendants(pid, sigs, 0)
 }
 
-// waitPID waits up to d for an adopted child to exit and reaps it.
-func waitPID(pid int, d time.Duration) bool {
-	end := time.Now().Add(d)
-	for s := 100 * time.Microsecond; ; s = min(2*s, 20*time.Millisecond) {
-		var ws unix.WaitStatus
-		wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		if err != nil || wpid == pid { // reaped, or not ours any more
-			tree.mu.Lock()
-			delete(tree.adopted, pid)
-			tree.mu.Unlock()
-			return true
+func signalDescendants(parent int, sigs []unix.Signal, depth int) {
+	if depth > 64 {
+		return
+	}
+	for _, pid := range childrenOf(parent) {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue
 		}
-		if time.Now().After(end) {
-			return false
+		if ppidOf(pid) == parent {
+			for _, sig := range sigs {
+				unix.PidfdSendSignal(fd, sig, nil, 0)
+			}
+			signalDescendants(pid, sigs, depth+1)
 		}
-		time.Sleep(s)
+		unix.Close(fd)
 	}
 }
 
-// reaper reaps orphans as they die: a subreaper inherits them.
+// waitAnyGone waits until one of the adopted pids has exited (and reaps
+// it), or until.
+func waitAnyGone(pids []int, until time.Time) bool {
+	for d := 100 * time.Microsecond; ; d = min(2*d, 20*time.Millisecond) {
+		for _, pid := range pids {
+			if reapPID(pid) {
+				return true
+			}
+		}
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(min(d, max(time.Until(until), 0)+time.Millisecond))
+	}
+}
+
+// reapPID reaps an adopted child if it has exited, and reports whether it
+// is gone.
+func reapPID(pid int) bool {
+	var ws unix.WaitStatus
+	wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	if err != nil || wpid == pid { // reaped, or not ours any more
+		tree.mu.Lock()
+		delete(tree.adopted, pid)
+		tree.mu.Unlock()
+		return true
+	}
+	return false
+}
+
+// reaper reaps orphans as they die (a subreaper inherits them), and
+// releases the entries that emptied.
 func reaper() {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, unix.SIGCHLD)
@@ -310,9 +448,17 @@ func reaper() {
 		tree.mu.Lock()
 		quiet := tree.quiet > 0
 		tree.missed = tree.missed || quiet
+		var waiting []*entryContainment
+		for e := range tree.waiting {
+			waiting = append(waiting, e)
+		}
 		tree.mu.Unlock()
-		if !quiet {
-			reapOrphans()
+		if quiet {
+			continue
+		}
+		reapOrphans()
+		for _, e := range waiting {
+			e.checkEmpty()
 		}
 	}
 }
@@ -342,14 +488,18 @@ func (e *entryContainment) quiet() (end func()) {
 }
 
 // reapOrphans adopts the live orphans that carry one of our tags and reaps
-// the dead ones, by explicit PID. It never touches a child whose status
-// exec.Cmd.Wait owns, nor (unless this process is PID 1) a child it cannot
-// tell is an orphan of the tree. It reports how many children it found
-// that are not exec.Cmd.Wait's.
+// the dead children that nobody else will wait for: orphans of the tree,
+// and (where the kernel gives Go pidfds) every zombie child that no
+// os.Process holds, such as the orphaned background jobs of the commands
+// this process runs. It never takes a status that exec.Cmd.Wait owns:
+// those children are tracked (Start's) or held by a pidfd of their
+// os.Process until they are waited for. It reports how many children it
+// found that are not Start's.
 func reapOrphans() (untracked int) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	tree.missed = false // this scan sees whatever a skipped SIGCHLD told
+	var held map[int]bool
 	for _, pid := range children() {
 		if tree.tracked[pid] {
 			continue
@@ -373,15 +523,68 @@ func reapOrphans() (untracked int) {
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			delete(tree.adopted, pid)
+		case tree.owners:
+			if held == nil {
+				held = pidfdsHeld(-1)
+			}
+			if !held[pid] {
+				reapUnowned(pid)
+			}
 		case tree.pid1 && !tree.lingering[pid]:
 			// As PID 1 every zombie is ours to reap, but one may be a
 			// child that code of this process is about to Wait for:
-			// reap it only if it is still a zombie a second later.
+			// without pidfds to tell, reap it only if it is still a
+			// zombie a second later.
 			tree.lingering[pid] = true
 			time.AfterFunc(time.Second, func() { reapLingering(pid) })
 		}
 	}
 	return untracked
+}
+
+// reapUnowned reaps the zombie pid, which no pidfd of this process held
+// when it was seen: through a pidfd of its own, opened first and checked
+// again, so that if an os.Process waited for it meanwhile and its PID was
+// reused, nothing else is reaped.
+func reapUnowned(pid int) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if pidfdsHeld(fd)[pid] {
+		return
+	}
+	var info unix.Siginfo
+	unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+}
+
+// pidfdsHeld lists the processes that the pidfds open in this process,
+// but for the descriptor except, refer to.
+func pidfdsHeld(except int) map[int]bool {
+	held := map[int]bool{}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if e.Name() == strconv.Itoa(except) {
+			continue
+		}
+		l, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil || l != "anon_inode:[pidfd]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+				if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+					held[pid] = true
+				}
+			}
+		}
+	}
+	return held
 }
 
 func reapLingering(pid int) {
@@ -395,11 +598,15 @@ func reapLingering(pid int) {
 }
 
 // children lists this process's children (of every thread).
-func children() []int {
+func children() []int { return childrenOf(os.Getpid()) }
+
+// childrenOf lists pid's children (of every thread).
+func childrenOf(pid int) []int {
 	var pids []int
-	tasks, _ := os.ReadDir("/proc/self/task")
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, _ := os.ReadDir(dir)
 	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		b, err := os.ReadFile(dir + "/" + t.Name() + "/children")
 		if err != nil {
 			continue
 		}
@@ -410,6 +617,24 @@ func children() []int {
 		}
 	}
 	return pids
+}
+
+// ppidOf is pid's parent, from /proc/PID/stat (0 if it cannot be read).
+func ppidOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 func procState(pid int) (byte, bool) {
@@ -435,13 +660,4 @@ func envOf(pid int, name string) string {
 		}
 	}
 	return ""
-}
-
-// init: a worker's ends of the control channel must not leak into what it
-// runs before Install; they are close-on-exec from the start.
-func init() {
-	if r, err := decodeRegistry(childEnv); childEnvSet && err == nil {
-		unix.CloseOnExec(int(r.ctl[0]))
-		unix.CloseOnExec(int(r.ctl[1]))
-	}
 }

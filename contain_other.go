@@ -12,18 +12,20 @@ import (
 // by the job object (LayerJobObject), and no orphan needs reaping.
 type entryContainment struct{}
 
-func newEntryContainment() (*entryContainment, error) { return &entryContainment{}, nil }
+func newEntryContainment(config) (*entryContainment, error) { return &entryContainment{}, nil }
 
 func (*entryContainment) prepare(*exec.Cmd) (func(), error) { return func() {}, nil }
 
-func (*entryContainment) sweep(time.Duration, func(string, ...any)) {}
+func (*entryContainment) sweep(time.Time, func(string, ...any)) {}
 
 func (*entryContainment) quiet() func() { return func() {} }
+
+func (*entryContainment) whenEmpty(f func()) { f() }
+
+func (*entryContainment) release() {}
 
 func forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
 
 func untrack(int) {}
 
 func closeContainment() {}
-
-func (*entryContainment) empty() bool { return true }

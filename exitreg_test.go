@@ -117,7 +117,7 @@ func TestDrainerOrder(t *testing.T) {
 // context.WithCancelCause, for itself and for the contexts derived from it.
 func TestShutdownContext(t *testing.T) {
 	t.Run("deadline", func(t *testing.T) {
-		c := newShutdownCtx()
+		c := newShutdownCtx(nil)
 		before := time.Now()
 		c.arm(time.Hour)
 		if dl, ok := c.Deadline(); !ok || dl.Before(before.Add(time.Hour)) {
@@ -142,7 +142,7 @@ func TestShutdownContext(t *testing.T) {
 		}
 	})
 	t.Run("escalation", func(t *testing.T) {
-		c := newShutdownCtx()
+		c := newShutdownCtx(nil)
 		c.arm(time.Hour)
 		derived, cancel := context.WithCancel(c)
 		defer cancel()

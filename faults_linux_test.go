@@ -166,7 +166,7 @@ func TestFaultSignalsBlockedAtStart(t *testing.T) {
 	p := start(t, "blocked", nil)
 	p.waitAll("ready main", "ready ext", "ready esc")
 	p.signal(syscall.SIGTERM)
-	p.check([]string{"H1"}, exitCode(143))
+	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
 }
 
 // A grandchild that holds the child's output pipe does not block the
@@ -175,7 +175,7 @@ func TestFaultGrandchildHoldsPipe(t *testing.T) {
 	p := start(t, "holder", nil)
 	p.waitAll("ready main", "ready ext", "ready esc")
 	p.signal(syscall.SIGTERM)
-	p.check([]string{"H1"}, exitCode(143))
+	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
 }
 
 // A descendant that moves itself out of the entry's cgroup and its group
@@ -193,7 +193,7 @@ func TestFaultHostileDescendants(t *testing.T) {
 	p := start(t, "hostile", []string{root})
 	p.waitAll("ready main", "ready ext", "ready esc")
 	p.signal(syscall.SIGTERM)
-	p.check([]string{"H1"}, exitCode(143))
+	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
 	if s := p.stderr.String(); !strings.Contains(s, "descendants left the entry's cgroup") {
 		t.Errorf("the escape from the cgroup is not reported:\n%s", s)
 	}

@@ -7,25 +7,36 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"weak"
 )
 
 // AckTimeout bounds how long Start waits for a worker to call Install.
 const AckTimeout = 30 * time.Second
 
-// Command returns a command that re-executes this binary (os.Executable,
-// so it works under `go run`) as a worker, with args as its arguments
-// (os.Args[1:] in the worker). Start it with Start: that encodes the
-// registry into the worker's environment and opens the control channel.
+// ackTimeout is AckTimeout; tests shorten it.
+var ackTimeout = AckTimeout
+
+// Command returns a command that re-executes this binary as a worker, with
+// args as its arguments (os.Args[1:] in the worker). On Linux it runs the
+// file this process runs (/proc/self/exe), so a deploy that replaces or
+// deletes the binary does not break it, and the worker is the same program
+// as its parent; elsewhere it runs os.Executable. Start it with Start: that
+// encodes the registry into the worker's environment and opens the control
+// channel.
+//
 // The worker inherits this process's environment, standard output and
-// standard error; change Env, Stdout or Stderr before Start if needed, but
-// keep the MULTIEXIT entry that Command puts last in Env.
+// standard error; change Env, Stdout or Stderr before Start if needed. The
+// command stays a worker whatever is done to its Env: Start knows it by
+// identity. Its Env holds MULTIEXIT=pending, so that a worker started with
+// exec.Cmd.Start instead of Start fails its Install with an error saying so.
 func Command(args ...string) *exec.Cmd {
-	exe, err := os.Executable()
+	exe, err := selfExecutable()
 	cmd := exec.Command(exe, args...)
 	if err != nil {
 		cmd.Err = fmt.Errorf("multiexit: Command: cannot find this binary: %w", err)
@@ -35,7 +46,45 @@ func Command(args ...string) *exec.Cmd {
 	}
 	cmd.Env = append(environWithout(os.Environ(), EnvVar), EnvVar+"="+pending)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	commands.add(cmd)
 	return cmd
+}
+
+// commands are the commands Command made and Start has not started yet,
+// known by identity. Weak pointers: a command dropped unstarted is
+// forgotten.
+var commands workerSet
+
+type workerSet struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[exec.Cmd]]struct{}
+}
+
+func (w *workerSet) add(cmd *exec.Cmd) {
+	p := weak.Make(cmd)
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[weak.Pointer[exec.Cmd]]struct{}{}
+	}
+	w.m[p] = struct{}{}
+	w.mu.Unlock()
+	runtime.AddCleanup(cmd, w.forget, p)
+}
+
+func (w *workerSet) forget(p weak.Pointer[exec.Cmd]) {
+	w.mu.Lock()
+	delete(w.m, p)
+	w.mu.Unlock()
+}
+
+// take reports whether cmd came from Command, and forgets it.
+func (w *workerSet) take(cmd *exec.Cmd) bool {
+	p := weak.Make(cmd)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.m[p]
+	delete(w.m, p)
+	return ok
 }
 
 func environWithout(env []string, name string) []string {
@@ -48,27 +97,18 @@ func environWithout(env []string, name string) []string {
 	return out
 }
 
-// isWorker reports whether cmd came from Command (its last MULTIEXIT entry
-// is the pending mark) and returns that entry's index.
-func isWorker(cmd *exec.Cmd) (int, bool) {
-	for i := len(cmd.Env) - 1; i >= 0; i-- {
-		if strings.HasPrefix(cmd.Env[i], EnvVar+"=") {
-			return i, cmd.Env[i] == EnvVar+"="+pending
-		}
-	}
-	return -1, false
-}
-
 // Child is a process started by Start: a worker or an external command.
 type Child struct {
-	cmd    *exec.Cmd
-	group  *childGroup
-	worker bool
-	leader bool // leads its own process group: stop signals the group
+	cmd     *exec.Cmd
+	group   *childGroup
+	worker  bool
+	leader  bool      // leads its own process group: stop signals the group
+	started time.Time // when Start started it
 
 	ackR, deathW *os.File      // the parent's ends of a worker's control channel
+	caught       chan struct{} // closed when a worker caught SIGTERM (package initialisation)
 	ready        chan struct{} // closed when a worker acknowledged Install
-	ackRead      chan struct{} // closed when the acknowledgement (or EOF) was read
+	ackRead      chan struct{} // closed when the acknowledgement end reached EOF
 	exited       chan struct{} // closed when the process exited (maybe not yet reaped)
 	done         chan struct{} // closed when reaped; err is then set
 	err          error
@@ -95,10 +135,12 @@ func (c *Child) Wait() error {
 // Stop stops the child and returns what Wait returns: SIGTERM and SIGCONT
 // to its process group (on Windows, CTRL_BREAK_EVENT), up to the grace
 // period (WithGrace) for it to exit, then SIGKILL to the whole group, and
-// reap. A worker that has not yet acknowledged Install is given until then
-// first, so that it runs its hooks. Stop is idempotent.
+// reap. A worker that is still starting is given until its package
+// initialisation has caught SIGTERM (it then holds it until Install, and
+// runs its hooks), at most until AckTimeout after its start. Stop is
+// idempotent.
 func (c *Child) Stop() error {
-	c.stop(context.Background(), rt.config().grace)
+	stopChildren(context.Background(), []*Child{c}, rt.config().grace)
 	return c.Wait()
 }
 
@@ -110,45 +152,97 @@ func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 	return c.Wait, func(error) { go c.Stop() }
 }
 
-func (c *Child) stop(ctx context.Context, grace time.Duration) {
-	if c.startStop(ctx) {
-		grace = boundGrace(ctx, grace)
+// stopChildren is the stop ladder, for the children of one entry or one
+// Child: each gets SIGTERM and SIGCONT at once, they share one grace period
+// (bounded by ctx: see share), what is left is SIGKILLed with its process
+// group, and every child is reaped before it returns. A worker is told its
+// grace period first, so that its own stop fits in it. It returns when the
+// grace period ends (or ended), for the sweep of what the children left.
+func stopChildren(ctx context.Context, kids []*Child, grace time.Duration) (end time.Time) {
+	for _, c := range kids {
+		c.waitCaught(ctx)
+	}
+	grace = share(ctx, grace)
+	end = time.Now().Add(grace)
+	var running []*Child
+	for _, c := range kids {
+		if c.startStop(grace) {
+			running = append(running, c)
+		}
+	}
+	if len(running) > 0 {
 		t := time.NewTimer(grace)
-		select {
-		case <-c.exited:
-		case <-t.C:
-			c.killRunning(grace)
-		case <-ctx.Done():
-			c.killRunning(0)
+		for i, c := range running {
+			select {
+			case <-c.exited:
+				continue
+			case <-t.C:
+				for _, c := range running[i:] {
+					c.killRunning(grace)
+				}
+			case <-ctx.Done():
+				for _, c := range running[i:] {
+					c.killRunning(0)
+				}
+			}
+			break
 		}
 		t.Stop()
 	}
-	<-c.done
+	for _, c := range kids {
+		<-c.done
+	}
+	return end
 }
 
-// boundGrace bounds grace by ctx's deadline.
-func boundGrace(ctx context.Context, grace time.Duration) time.Duration {
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < grace {
-		return time.Until(dl)
+// share is the grace period children get when ctx carries a deadline (the
+// shutdown's): at most half of what is left of it, so that the hooks below
+// the entry, and in a worker its parent's margin, still have time. This is
+// how one budget holds for a whole tree: a worker is given its grace period
+// as its own deadline, and gives its children at most half of that.
+func share(ctx context.Context, grace time.Duration) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(min(grace, time.Until(dl)/2), 0)
 	}
 	return grace
 }
 
-// startStop sends the child SIGTERM and SIGCONT (see Stop), once; a worker
-// that has not acknowledged Install yet first gets until then. It reports
-// whether this call began the stop of a child still running.
-func (c *Child) startStop(ctx context.Context) bool {
+// waitCaught waits, for a worker still starting, until it caught SIGTERM
+// (a signal before that would kill it without its hooks), or exited, or
+// ctx ended, at most until AckTimeout after its start; one that never got
+// there is killed with its group.
+func (c *Child) waitCaught(ctx context.Context) {
+	if !c.worker {
+		return
+	}
+	select {
+	case <-c.caught:
+		return
+	case <-c.exited:
+		return
+	default:
+	}
+	t := time.NewTimer(time.Until(c.started.Add(ackTimeout)))
+	defer t.Stop()
+	select {
+	case <-c.caught:
+		return
+	case <-c.exited:
+		return
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	c.killRunning(0)
+}
+
+// startStop sends the child SIGTERM and SIGCONT (see Stop), once, telling a
+// worker first how long it has. It reports whether this call began the
+// stop of a child still running.
+func (c *Child) startStop(grace time.Duration) bool {
 	first := false
 	c.stopOnce.Do(func() { first = true })
 	if !first {
 		return false
-	}
-	if c.worker {
-		select {
-		case <-c.ready:
-		case <-c.exited:
-		case <-ctx.Done():
-		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -156,10 +250,23 @@ func (c *Child) startStop(ctx context.Context) bool {
 	if c.isExited {
 		return false
 	}
+	if c.worker {
+		c.tell(msgBudget, grace)
+	}
 	// Held with mu: the leader is alive or an unreaped zombie, so its
 	// group ID cannot have been reused.
 	c.terminate()
 	return true
+}
+
+// tell writes one line of the control channel to a worker.
+func (c *Child) tell(kind byte, d time.Duration) {
+	if c.deathW == nil {
+		return
+	}
+	var b [24]byte
+	line := strconv.AppendInt(append(b[:0], kind), int64(d), 10)
+	c.deathW.Write(append(line, '\n'))
 }
 
 // killRunning kills the child's process group if the child has not exited
@@ -168,6 +275,7 @@ func (c *Child) startStop(ctx context.Context) bool {
 func (c *Child) killRunning(grace time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.stopping = true
 	if c.isExited {
 		return
 	}
@@ -223,36 +331,60 @@ func (c *Child) reap() {
 	close(c.done)
 }
 
-// readAck waits for the worker's acknowledgement. It runs apart from reap:
-// a worker that never calls Install may leave its end open in a
-// grandchild, and that must not keep it from being reaped.
+// readAck reads what the worker says on the acknowledgement end until its
+// end. It runs apart from reap: a worker that never calls Install may leave
+// its end open in a grandchild, and that must not keep it from being
+// reaped.
 func (c *Child) readAck() {
 	defer close(c.ackRead)
+	caught := false
 	var b [1]byte
-	if n, _ := c.ackR.Read(b[:]); n == 1 {
-		close(c.ready)
+	for {
+		n, err := c.ackR.Read(b[:])
+		if n == 1 && !caught && (b[0] == ackCaught || b[0] == ackInstalled) {
+			caught = true
+			close(c.caught)
+		}
+		if n == 1 && b[0] == ackInstalled {
+			close(c.ready)
+			break
+		}
+		if err != nil {
+			break
+		}
 	}
 	c.ackR.Close()
 }
 
+func (c *Child) String() string {
+	return fmt.Sprintf("pid %d (%s)", c.PID(), strings.Join(c.cmd.Args, " "))
+}
+
 var startMu sync.Mutex // serialises Start's check of the shutdown with its push
+
+var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
 
 // Start starts cmds as children of this process and pushes one entry onto
 // the exit stack: when it runs, it stops them all concurrently (see Stop).
 // Commands from Command are workers: Start encodes the registry (the active
 // shared hooks) into their environment, and returns only once every worker
-// has acknowledged Install, or with an error after AckTimeout. Every child
-// gets its own process group; on Linux it also gets SIGTERM when this
-// process dies (Pdeathsig), unless the caller set SysProcAttr.Pdeathsig.
-// Other SysProcAttr settings of the caller are kept.
+// has acknowledged Install. A worker that has not done so within AckTimeout
+// is killed, with whatever it started, the others are stopped, and Start
+// returns an error naming it. Every child gets its own process group; on
+// Linux it also gets SIGTERM when this process dies (Pdeathsig), unless the
+// caller set SysProcAttr.Pdeathsig. Other SysProcAttr settings of the
+// caller are kept. Children do not inherit the systemd variables meant for
+// this process (NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES).
 //
 // If anything fails, Start stops what it started and returns an error that
-// names the command; it also fails once the shutdown has begun.
+// names the command. Once the shutdown has begun Start starts nothing, and
+// a Start still waiting for its workers when it begins returns at once with
+// an error; the entry's turn in the shutdown stops what it had started.
 func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err := checkDefines(); err != nil {
 		return nil, err
 	}
-	if IsChild() && !installed() {
+	if IsChild() && !rt.isInstalled() {
 		return nil, errors.New("multiexit: Start: a worker must call Install (or Run) first: its inherited shared hooks are not on its stack yet")
 	}
 	cfg := rt.config()
@@ -260,7 +392,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("multiexit: Start: %w", err)
 	}
-	ec, err := newEntryContainment()
+	ec, err := newEntryContainment(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -268,16 +400,17 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	entry := &Handle{hook: g.stopAll, group: g}
 	g.entry = entry
 	startMu.Lock()
-	if shuttingDown() {
+	if rt.begun() {
 		startMu.Unlock()
-		return nil, errors.New("multiexit: Start: the shutdown has begun")
+		ec.release()
+		return nil, errShuttingDown
 	}
 	exitStack.push(entry)
 	startMu.Unlock()
 
 	fail := func(err error) ([]*Child, error) {
 		if entry.Unregister() {
-			g.stopAll(context.Background())
+			g.abort(cfg.grace)
 		}
 		return nil, err
 	}
@@ -288,11 +421,11 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 			return fail(err)
 		}
 		if !g.add(c) {
-			c.stop(context.Background(), cfg.grace)
-			return fail(errors.New("multiexit: Start: the shutdown has begun"))
+			stopChildren(context.Background(), []*Child{c}, cfg.grace)
+			return nil, errShuttingDown
 		}
 	}
-	t := time.NewTimer(AckTimeout)
+	t := time.NewTimer(ackTimeout)
 	defer t.Stop()
 	for _, c := range g.children {
 		if !c.worker {
@@ -302,14 +435,16 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		case <-c.ready:
 			continue
 		case <-c.ackRead: // EOF, or the acknowledgement just being read
+		case <-rt.started:
+			return nil, errShuttingDown // the entry's turn stops them
 		case <-t.C:
-			return fail(fmt.Errorf("multiexit: Start: worker pid %d did not acknowledge Install within %v (does it call multiexit.Install or Run?)", c.PID(), AckTimeout))
+			return fail(fmt.Errorf("multiexit: Start: worker %v did not acknowledge Install within %v (does it call multiexit.Install or Run?); it was killed, with what it started", c, ackTimeout))
 		}
 		select {
 		case <-c.ready: // it acknowledged, then exited: that is its business
 		default:
 			<-c.done
-			return fail(fmt.Errorf("multiexit: Start: worker pid %d exited before it acknowledged Install: %v", c.PID(), exitStatus(c.err)))
+			return fail(fmt.Errorf("multiexit: Start: worker %v exited before it acknowledged Install: %v", c, exitStatus(c.err)))
 		}
 	}
 	return append([]*Child(nil), g.children...), nil
@@ -322,26 +457,18 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-func installed() bool {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.installed
-}
-
-func shuttingDown() bool {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.begun
-}
-
 func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment, g *childGroup) (*Child, error) {
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
-	c := &Child{cmd: cmd, group: g, ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{})}
-	envIdx, worker := isWorker(cmd)
+	c := &Child{cmd: cmd, group: g, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{})}
+	env := cmd.Env
+	if env == nil {
+		env = os.Environ()
+	}
+	env = scrubEngineEnv(env)
 	var childEnds [2]*os.File
-	if worker {
+	if commands.take(cmd) {
 		c.worker = true
 		deathR, deathW, err := deathPipe()
 		if err != nil {
@@ -349,36 +476,36 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 		}
 		ackR, ackW, err := os.Pipe()
 		if err != nil {
-			deathR.Close()
-			deathW.Close()
+			closeAll(deathR, deathW)
 			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
 		}
 		c.ackR, c.deathW = ackR, deathW
 		childEnds = [2]*os.File{deathR, ackW}
+		c.tell(msgDeadline, cfg.timeout) // read if this process dies
 		ids := passControl(cmd, childEnds)
 		enc, err := encodeRegistry(os.Getpid(), ids, hooksJSON)
-		if err == nil {
-			cmd.Env = append([]string(nil), cmd.Env...)
-			cmd.Env[envIdx] = EnvVar + "=" + enc
-		}
 		if err != nil {
 			closeAll(deathR, deathW, ackR, ackW)
 			return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 		}
+		env = append(environWithout(env, EnvVar), EnvVar+"="+enc)
 	} else {
+		close(c.caught)
 		close(c.ready)
 		close(c.ackRead)
 	}
+	cmd.Env = env
 	c.leader = prepareChild(cmd)
 	if cmd.WaitDelay == 0 {
-		cmd.WaitDelay = cfg.grace
+		cmd.WaitDelay = max(cfg.grace, 100*time.Millisecond)
 	}
 	release, err := ec.prepare(cmd)
 	if err == nil {
+		c.started = time.Now()
 		err = forkTracked(cmd)
 		release()
 	}
-	if worker {
+	if c.worker {
 		closeAll(childEnds[0], childEnds[1])
 	}
 	if err != nil {
@@ -433,9 +560,10 @@ func (g *childGroup) childGone(stopped bool) {
 
 // maybeRetire takes the entry off the stack once every child is gone, so
 // that starting and stopping children over and over does not grow it. If
-// the children were stopped with Stop, or nothing of the entry is left, the
-// entry is swept (its cgroup removed) now; otherwise — descendants live on,
-// left by children that exited by themselves — it stays for the shutdown.
+// the children were stopped with Stop, what is left of the entry is swept
+// now; otherwise the entry is released (its cgroup removed) as soon as
+// nothing of it is alive — descendants left by children that exited by
+// themselves may live on for a while — and stays on the stack until then.
 func (g *childGroup) maybeRetire() {
 	g.mu.Lock()
 	ready := g.sealed && !g.stopped && !g.retired && len(g.children) > 0 && g.gone == len(g.children)
@@ -444,12 +572,21 @@ func (g *childGroup) maybeRetire() {
 		g.retired = true
 	}
 	g.mu.Unlock()
-	if !ready || (!explicit && !g.ec.empty()) {
+	if !ready {
 		return
 	}
-	if g.entry.Unregister() {
-		g.ec.sweep(rt.config().grace, rt.logger().Warn)
+	if explicit {
+		if g.entry.Unregister() {
+			cfg := rt.config()
+			g.ec.sweep(time.Now().Add(cfg.grace), cfg.log.Warn)
+		}
+		return
 	}
+	g.ec.whenEmpty(func() {
+		if g.entry.Unregister() {
+			g.ec.release()
+		}
+	})
 }
 
 func (g *childGroup) add(c *Child) bool {
@@ -462,56 +599,43 @@ func (g *childGroup) add(c *Child) bool {
 	return true
 }
 
+// abort stops what a failed Start started: a worker that has not
+// acknowledged Install is killed at once (it has no hooks in place, and
+// has had its time), the others are stopped.
+func (g *childGroup) abort(grace time.Duration) {
+	g.mu.Lock()
+	g.stopped = true
+	kids := g.children
+	g.mu.Unlock()
+	for _, c := range kids {
+		select {
+		case <-c.ready:
+		default:
+			c.killRunning(0)
+		}
+	}
+	end := stopChildren(context.Background(), kids, grace)
+	g.ec.sweep(end, rt.logger().Warn)
+}
+
+// stopAll is the entry's hook: it stops the children and sweeps what is
+// left of the entry.
 func (g *childGroup) stopAll(ctx context.Context) error {
 	g.mu.Lock()
 	g.stopped = true
 	kids := g.children
 	g.mu.Unlock()
-	grace := rt.config().grace
-	if shuttingDown() {
+	cfg := rt.config()
+	if notifying() {
+		notifyStatus("stopping " + g.String())
+	}
+	if rt.begun() {
 		// The process exits after the hooks: orphans the reaper would
 		// have adopted meanwhile die with the tree or at the sweep.
 		defer g.ec.quiet()()
 	}
-	// Every child is signalled at once, and they share one grace period.
-	// A worker that has not acknowledged Install yet is stopped on a
-	// goroutine of its own, once it has.
-	var running []*Child
-	for _, c := range kids {
-		select {
-		case <-c.ready:
-		default:
-			go c.stop(ctx, grace)
-			continue
-		}
-		if c.startStop(ctx) {
-			running = append(running, c)
-		}
-	}
-	if len(running) > 0 {
-		grace := boundGrace(ctx, grace)
-		t := time.NewTimer(grace)
-		for i, c := range running {
-			select {
-			case <-c.exited:
-				continue
-			case <-t.C:
-				for _, c := range running[i:] {
-					c.killRunning(grace)
-				}
-			case <-ctx.Done():
-				for _, c := range running[i:] {
-					c.killRunning(0)
-				}
-			}
-			break
-		}
-		t.Stop()
-	}
-	for _, c := range kids {
-		<-c.done
-	}
-	g.ec.sweep(grace, rt.logger().Warn)
+	end := stopChildren(ctx, kids, cfg.grace)
+	g.ec.sweep(end, cfg.log.Warn)
 	return nil
 }
 

@@ -129,7 +129,9 @@ func signalOnHangup(fd int) (armed, hungUp bool) {
 	if err != nil {
 		return false, false
 	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_ASYNC); err != nil {
+	// Non-blocking too: the shutdown reads what the parent said (see
+	// workerControl.readControl) without waiting.
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_ASYNC|unix.O_NONBLOCK); err != nil {
 		return false, false
 	}
 	// A parent that died before O_ASYNC was set sent no signal.
@@ -141,4 +143,14 @@ func signalOnHangup(fd int) (armed, hungUp bool) {
 		}
 		return true, err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
 	}
+}
+
+// selfExecutable is the file this process runs, as the kernel holds it:
+// still there if the binary was replaced or deleted since it started.
+func selfExecutable() (string, error) {
+	const self = "/proc/self/exe"
+	if _, err := os.Lstat(self); err != nil {
+		return os.Executable()
+	}
+	return self, nil
 }

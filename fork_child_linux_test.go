@@ -293,6 +293,15 @@ func init() {
 		err := multiexit.Install()
 		say("install error: %v", err)
 		say("IsChild: %v; MULTIEXIT kept: %v", multiexit.IsChild(), os.Getenv(multiexit.EnvVar) != "")
+		// Descriptors 3 and 4, where the test passed pipes, are as they
+		// were: inheritable, blocking, without O_ASYNC.
+		for _, fd := range []int{3, 4} {
+			fdFlags, err1 := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+			flFlags, err2 := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+			if err1 == nil && err2 == nil && (fdFlags&unix.FD_CLOEXEC != 0 || flFlags&(unix.O_ASYNC|unix.O_NONBLOCK) != 0) {
+				say("descriptor %d was changed", fd)
+			}
+		}
 		os.Exit(1)
 	}
 	scenarios["dup-define"] = func(args []string) {
@@ -381,7 +390,7 @@ func TestCascade(t *testing.T) {
 	p := start(t, "cascade", nil)
 	p.waitAll("ready main", "ready w1", "ready w2")
 	p.signal(syscall.SIGTERM)
-	p.check(cascadeOrder, exitCode(143))
+	p.check(cascadeOrder, diedOf(syscall.SIGTERM))
 	p.quiet()
 }
 
@@ -404,7 +413,7 @@ func TestTerminalInterrupt(t *testing.T) {
 	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
-	p.check(cascadeOrder, exitCode(130))
+	p.check(cascadeOrder, diedOf(syscall.SIGINT))
 }
 
 func TestParentDeath(t *testing.T) {
@@ -450,14 +459,14 @@ func TestExternalCommands(t *testing.T) {
 		p := start(t, "external", []string{"group"})
 		p.waitAll("ready main", "ready ext")
 		p.signal(syscall.SIGTERM)
-		p.check([]string{"H2", "E stopped", "H1"}, exitCode(143))
+		p.check([]string{"H2", "E stopped", "H1"}, diedOf(syscall.SIGTERM))
 		p.quiet()
 	})
 	t.Run("SIGTERM ignored: SIGKILL after the grace period", func(t *testing.T) {
 		p := start(t, "external", []string{"stubborn"})
 		p.waitAll("ready main", "ready ext")
 		p.signal(syscall.SIGTERM)
-		p.check([]string{"H2", "H1"}, exitCode(143))
+		p.check([]string{"H2", "H1"}, diedOf(syscall.SIGTERM))
 		if !strings.Contains(p.stderr.String(), "did not stop within its grace period") {
 			t.Errorf("the kill is not reported:\n%s", p.stderr.String())
 		}
@@ -482,7 +491,7 @@ func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
 	defer unix.Close(fd)
 	p.signal(syscall.SIGTERM)
 	trace, how := p.end()
-	if diff := cmp.Diff([]string{"H1"}, slices.DeleteFunc(trace, func(l string) bool { return strings.HasPrefix(l, "member ") })); diff != "" || how != exitCode(143) {
+	if diff := cmp.Diff([]string{"H1"}, slices.DeleteFunc(trace, func(l string) bool { return strings.HasPrefix(l, "member ") })); diff != "" || how != diedOf(syscall.SIGTERM) {
 		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.stderr.String())
 	}
 	if n := strings.Count(p.stderr.String(), "did not stop within its grace period"); n != 1 {
@@ -518,7 +527,7 @@ func TestPoolStopsConcurrently(t *testing.T) {
 	b.wait(n)
 	b.release()
 	trace, how := p.end()
-	if how != exitCode(143) {
+	if how != diedOf(syscall.SIGTERM) {
 		t.Errorf("ended with %s; stderr:\n%s", how, p.stderr.String())
 	}
 	for i := range n {
@@ -550,7 +559,7 @@ func TestStartWaitsForAcknowledgement(t *testing.T) {
 	p.signal(syscall.SIGTERM)
 	b.release()
 	trace, how := p.end()
-	if how != exitCode(143) {
+	if how != diedOf(syscall.SIGTERM) {
 		t.Errorf("ended with %s; stderr:\n%s", how, p.stderr.String())
 	}
 	for _, w := range []string{"a", "b", "c"} {
@@ -587,20 +596,51 @@ func TestWorkerSurvivesDeadParentPipe(t *testing.T) {
 
 func TestBadRegistry(t *testing.T) {
 	ppid := strconv.Itoa(os.Getpid())
-	for _, tc := range []struct{ name, value, want string }{
-		{"garbage", "%%garbage", "not a multiexit registry"},
-		{"truncated", "1:" + ppid + ":3,4:[{\"n\":\"S\",\"a\":", "truncated"},
-		{"replayed under another parent", "1:1:3,4:[]", "registry was written for parent PID 1"},
-		{"unknown version", "9:" + ppid + ":3,4:[]", `unknown format version "9"`},
-		{"undefined hook", "1:" + ppid + ":3,4:[{\"n\":\"nope\",\"a\":1}]", `"nope" is not defined in this binary`},
-		{"argument of the wrong type", "1:" + ppid + ":3,4:[{\"n\":\"L\",\"a\":\"x\"}]", `argument of "L"`},
-		{"oversize", "1:" + ppid + ":3,4:[" + strings.Repeat(" ", multiexit.MaxRegistry) + "]", "more than the 65536 allowed"},
-		{"started with exec.Cmd.Start", "pending", "not multiexit.Start"},
-		{"control ids that are not pipes", "1:" + ppid + ":0,1:[]", "control channel: descriptor 0 is not a pipe"},
-		{"control ids that are not open", "1:" + ppid + ":97,98:[]", "control channel: descriptor 97: bad file descriptor"},
+	for _, tc := range []struct {
+		name, value, want string
+		pipes             bool // pipes on descriptors 3 and 4, and as standard input and output
+	}{
+		{"garbage", "%%garbage", "not a multiexit registry", false},
+		{"truncated", "1:" + ppid + ":3,4:[{\"n\":\"S\",\"a\":", "truncated", false},
+		{"replayed under another parent", "1:1:3,4:[]", "registry was written for parent PID 1", true},
+		{"standard descriptors", "1:" + ppid + ":0,1:[]", "control id 0 is a standard descriptor", true},
+		{"standard output", "1:" + ppid + ":3,1:[]", "control id 1 is a standard descriptor", true},
+		{"the same descriptor twice", "1:" + ppid + ":3,3:[]", "control id 3 is given twice", true},
+		{"control ids that are not pipes", "1:" + ppid + ":5,6:[]", "control channel: descriptor 5 is not a pipe", false},
+		{"unknown version", "9:" + ppid + ":3,4:[]", `unknown format version "9"`, false},
+		{"undefined hook", "1:" + ppid + ":3,4:[{\"n\":\"nope\",\"a\":1}]", `"nope" is not defined in this binary`, true},
+		{"argument of the wrong type", "1:" + ppid + ":3,4:[{\"n\":\"L\",\"a\":\"x\"}]", `argument of "L"`, true},
+		{"oversize", "1:" + ppid + ":3,4:[" + strings.Repeat(" ", multiexit.MaxRegistry) + "]", "more than the 65536 allowed", false},
+		{"started with exec.Cmd.Start", "pending", "not multiexit.Start", false},
+		{"control ids that are not open", "1:" + ppid + ":97,98:[]", "control channel: descriptor 97: bad file descriptor", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := start(t, "bad-registry", nil, multiexit.EnvVar+"="+tc.value)
+			p := startWith(t, func(cmd *exec.Cmd) {
+				null, err := os.Open(os.DevNull)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { null.Close() })
+				// 3 and 4: pipes, or anything else (5 and 6 are never pipes).
+				files := []*os.File{null, null, null, null}
+				if tc.pipes {
+					for i := range 2 {
+						r, w, err := os.Pipe()
+						if err != nil {
+							t.Fatal(err)
+						}
+						t.Cleanup(func() { r.Close(); w.Close() })
+						files[i] = r
+					}
+					r, w, err := os.Pipe()
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Cleanup(func() { r.Close(); w.Close() })
+					cmd.Stdin = r
+				}
+				cmd.ExtraFiles = files
+			}, "bad-registry", nil, multiexit.EnvVar+"="+tc.value)
 			trace, how := p.end()
 			if how != exitCode(1) || len(trace) != 2 {
 				t.Fatalf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())

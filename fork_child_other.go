@@ -2,7 +2,10 @@
 
 package multiexit
 
-import "os/exec"
+import (
+	"os"
+	"os/exec"
+)
 
 func startCmd(cmd *exec.Cmd) error { return cmd.Start() }
 
@@ -16,3 +19,6 @@ func waitExited(pid int) bool { return false }
 // signalOnHangup: only Linux can choose the signal O_ASYNC sends; the
 // worker watches the control channel.
 func signalOnHangup(int) (armed, hungUp bool) { return false, false }
+
+// selfExecutable is this process's binary.
+func selfExecutable() (string, error) { return os.Executable() }

@@ -31,6 +31,27 @@ func checkControl(ids [2]uintptr) error {
 	return nil
 }
 
+// closeOnExec keeps the worker's ends of the control channel from the
+// programs it runs.
+func closeOnExec(ids [2]uintptr) {
+	syscall.CloseOnExec(int(ids[0]))
+	syscall.CloseOnExec(int(ids[1]))
+}
+
+// inheritable undoes closeOnExec.
+func inheritable(ids [2]uintptr) {
+	for _, id := range ids {
+		syscall.Syscall(syscall.SYS_FCNTL, id, syscall.F_SETFD, 0)
+	}
+}
+
+// writeByte writes b to the descriptor id.
+func writeByte(id uintptr, b byte) { syscall.Write(int(id), []byte{b}) }
+
+// readNonblock reads from a non-blocking descriptor: n > 0 bytes read, 0
+// with a nil error at end of file, anything else nothing to read now.
+func readNonblock(fd int, buf []byte) (int, error) { return syscall.Read(fd, buf) }
+
 // openAck opens only the end a worker acknowledges on, close-on-exec like
 // both (see openControl), when the kernel watches the other.
 func openAck(ids [2]uintptr) *os.File {

@@ -41,6 +41,30 @@ func checkControl(ids [2]uintptr) error {
 	return nil
 }
 
+// closeOnExec keeps the worker's ends of the control channel from the
+// programs it runs.
+func closeOnExec(ids [2]uintptr) {
+	for _, id := range ids {
+		windows.SetHandleInformation(windows.Handle(id), windows.HANDLE_FLAG_INHERIT, 0)
+	}
+}
+
+// inheritable undoes closeOnExec.
+func inheritable(ids [2]uintptr) {
+	for _, id := range ids {
+		windows.SetHandleInformation(windows.Handle(id), windows.HANDLE_FLAG_INHERIT, windows.HANDLE_FLAG_INHERIT)
+	}
+}
+
+// writeByte writes b to the handle id.
+func writeByte(id uintptr, b byte) {
+	var n uint32
+	windows.WriteFile(windows.Handle(id), []byte{b}, &n, nil)
+}
+
+// readNonblock is never called here: the kernel watches no end on Windows.
+func readNonblock(int, []byte) (int, error) { return -1, syscall.EINVAL }
+
 // openAck opens only the end a worker acknowledges on (see openControl);
 // Windows never needs it (signalOnHangup is Linux's).
 func openAck(ids [2]uintptr) *os.File {

@@ -2,6 +2,7 @@ package multiexit
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -16,29 +17,40 @@ import (
 )
 
 // The guardian: the tree's last line of defence when this process is
-// SIGKILLed. It is this binary re-executed, outside the tree's cgroup, with
-// a pipe from this process. Told the PIDs of the direct children, it waits
-// for the pipe to close (this process died or finished), gives the direct
-// children — which see the death too and run their hooks — up to the
-// shutdown deadline to exit, then kills the tree's cgroup and removes it.
+// SIGKILLed. It is this binary re-executed (/proc/self/exe), outside the
+// tree's cgroup, with a pipe from this process on descriptor 3. Told the
+// PIDs of the direct children, it waits for the pipe to close (this process
+// died or finished), gives the direct children — which see the death too
+// and run their hooks — up to the shutdown deadline to exit, then kills the
+// tree's cgroup and removes it.
+//
+// It takes over in this package's initialisation (see the init below),
+// before the program's main, and only when its own parent started it for
+// that purpose: the variable must name the parent's PID and start time, the
+// parent's own tree cgroup, and descriptor 3 must be a pipe. Anything else
+// is ignored with a warning, and the program runs normally.
 
 const guardianVar = "MULTIEXIT_GUARDIAN"
 
-func ensureGuardian() error {
+// ensureGuardian starts the guardian, once. Called with tree.mu held.
+func ensureGuardian(cfg config) error {
 	if tree.guardian != nil {
 		return nil
 	}
-	exe, err := os.Executable()
+	exe, err := selfExecutable()
 	if err != nil {
-		return fmt.Errorf("multiexit: Start: guardian: %w", err)
+		return fmt.Errorf("guardian: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("multiexit: Start: guardian: %w", err)
+		return fmt.Errorf("guardian: %w", err)
 	}
 	cmd := exec.Command(exe)
+	if len(os.Args) > 0 {
+		cmd.Args[0] = os.Args[0]
+	}
 	cmd.Env = append(environWithout(environWithout(os.Environ(), EnvVar), treeVar),
-		fmt.Sprintf("%s=%s;%d", guardianVar, tree.root, int64(rt.config().timeout)))
+		fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, tree.root, int64(cfg.timeout), os.Getpid(), startTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
@@ -46,7 +58,7 @@ func ensureGuardian() error {
 	r.Close()
 	if err != nil {
 		w.Close()
-		return fmt.Errorf("multiexit: Start: guardian: %w", err)
+		return fmt.Errorf("guardian: %w", err)
 	}
 	tree.guardian, tree.guardianProc = w, cmd
 	// closeContainment waits for it: its status is exec.Cmd.Wait's.
@@ -84,39 +96,102 @@ func closeContainment() {
 }
 
 func init() {
-	if v, ok := os.LookupEnv(guardianVar); ok {
-		os.Exit(guard(v))
+	v, ok := os.LookupEnv(guardianVar)
+	if !ok {
+		return
 	}
+	g, err := parseGuardian(v)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiexit: %s is set, but this process was not started as a guardian (%v); ignored\n", guardianVar, err)
+		os.Unsetenv(guardianVar)
+		return
+	}
+	os.Exit(g.guard())
 }
 
-func guard(v string) int {
-	root, timeoutText, _ := strings.Cut(v, ";")
-	timeout, _ := strconv.ParseInt(timeoutText, 10, 64)
-	if !strings.Contains(filepath.Base(root), "multiexit.") {
-		fmt.Fprintf(os.Stderr, "multiexit guardian: %s=%q does not name a multiexit cgroup\n", guardianVar, v)
-		return 2
+type guardian struct {
+	root    string
+	timeout time.Duration
+	pipe    *os.File
+}
+
+// parseGuardian checks that this process's parent started it as its
+// guardian: the variable names the parent (PID and start time) and the
+// parent's own tree cgroup, and descriptor 3 is a pipe. It changes nothing.
+func parseGuardian(v string) (*guardian, error) {
+	f := strings.Split(v, ";")
+	if len(f) != 4 {
+		return nil, fmt.Errorf("want 4 fields separated by ';', found %d", len(f))
 	}
+	timeout, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || timeout <= 0 {
+		return nil, fmt.Errorf("timeout %q is not a positive number", f[1])
+	}
+	ppid, err := strconv.Atoi(f[2])
+	if err != nil || ppid != os.Getppid() {
+		return nil, fmt.Errorf("parent PID %q is not this process's parent (%d)", f[2], os.Getppid())
+	}
+	if st := startTime(ppid); st == "" || st != f[3] {
+		return nil, fmt.Errorf("parent start time %q is not that of process %d", f[3], ppid)
+	}
+	want, err := parentTreeCgroup(ppid, f[3])
+	if err != nil {
+		return nil, err
+	}
+	if f[0] != want {
+		return nil, fmt.Errorf("cgroup %q is not the tree of process %d (%s)", f[0], ppid, want)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(3, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return nil, errors.New("descriptor 3 is not a pipe")
+	}
+	return &guardian{root: want, timeout: time.Duration(timeout), pipe: os.NewFile(3, "multiexit-guardian")}, nil
+}
+
+// parentTreeCgroup is the cgroup the process ppid, started at start, makes
+// for its tree (see treeCgroupPath).
+func parentTreeCgroup(ppid int, start string) (string, error) {
+	mnt, err := cgroupMount()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(ppid) + "/cgroup")
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "0::"); ok {
+			return filepath.Join(mnt, rest, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), ppid, start)), nil
+		}
+	}
+	return "", fmt.Errorf("process %d has no cgroup v2", ppid)
+}
+
+func (g *guardian) guard() int {
 	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
 	live := map[int]bool{}
-	sc := bufio.NewScanner(os.NewFile(3, "multiexit-guardian"))
+	sc := bufio.NewScanner(g.pipe)
 	for sc.Scan() {
 		line := sc.Text()
+		if len(line) < 2 || (line[0] != '+' && line[0] != '-') {
+			continue
+		}
 		if pid, err := strconv.Atoi(line[1:]); err == nil {
 			live[pid] = line[0] == '+'
 		}
 	}
 	// The parent is gone. Its direct children see that too and run their
 	// hooks; give them the deadline.
-	end := time.Now().Add(time.Duration(timeout))
+	end := time.Now().Add(g.timeout)
 	for pid, alive := range live {
 		if alive {
 			waitGone(pid, time.Until(end))
 		}
 	}
-	if left := cgroupProcs(root); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), root)
+	if left := cgroupProcs(g.root); len(left) > 0 {
+		fmt.Fprintf(os.Stderr, "multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), g.root)
 	}
-	if err := killCgroup(root, 5*time.Second); err != nil {
+	if err := killCgroup(g.root, 5*time.Second); err != nil {
 		fmt.Fprintf(os.Stderr, "multiexit guardian: %v\n", err)
 		return 1
 	}
@@ -140,13 +215,4 @@ func waitGone(pid int, d time.Duration) {
 		}
 		d -= time.Since(start)
 	}
-}
-
-// empty reports whether nothing of the entry is alive: no process in its
-// cgroup, no orphan with its tag.
-func (e *entryContainment) empty() bool {
-	if e.cg != "" && populated(e.cg) {
-		return false
-	}
-	return e.tag == "" || len(adoptedWith(e.tag)) == 0
 }

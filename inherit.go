@@ -14,7 +14,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
+	"time"
 )
 
 // EnvVar is the environment variable that carries the registry from a
@@ -207,8 +209,13 @@ func decodeRegistry(s string) (*registry, error) {
 	}
 	for i, id := range ids {
 		v, err := strconv.ParseUint(id, 10, 63)
-		if err != nil {
+		switch {
+		case err != nil:
 			return nil, bad(off, "control id %q is not a number", id)
+		case v < 3:
+			return nil, bad(off, "control id %d is a standard descriptor (standard input, output or error)", v)
+		case i == 1 && uintptr(v) == r.ctl[0]:
+			return nil, bad(off, "control id %d is given twice", v)
 		}
 		r.ctl[i] = uintptr(v)
 		off += len(id) + 1
@@ -259,11 +266,47 @@ var childEnv, childEnvSet = os.LookupEnv(EnvVar)
 // and Start): MULTIEXIT was set when it started.
 func IsChild() bool { return childEnvSet }
 
-// decodeWorker checks the registry a worker inherited, changing nothing.
-func decodeWorker() (*inherited, error) {
+// earlyTERM holds a worker's SIGTERM from package initialisation until
+// Install: a parent may stop a worker before it has called Install, and the
+// worker must still run the hooks it registered (see Start). It is caught
+// only once the registry, the parent included, has been verified.
+var earlyTERM chan os.Signal
+
+// init verifies a worker's registry, changing nothing on error, and only
+// then touches its descriptors: they become close-on-exec, so that what the
+// worker runs before Install does not hold them.
+func init() {
 	if !childEnvSet {
-		return nil, nil
+		return
 	}
+	reg, err := verifyRegistry(true)
+	if err != nil {
+		return // Install reports it
+	}
+	closeOnExec(reg.ctl)
+	earlyTERM = make(chan os.Signal, 8)
+	signal.Notify(earlyTERM, syscall.SIGTERM)
+	// Tell the parent that a SIGTERM can no longer kill this worker
+	// without its hooks.
+	writeByte(reg.ctl[1], ackCaught)
+}
+
+// undoInit undoes what init did for a registry that Install then refused
+// (a hook this binary does not define): SIGTERM is no longer held, and the
+// descriptors are inheritable again.
+func undoInit(reg *registry) {
+	if earlyTERM == nil {
+		return
+	}
+	signal.Stop(earlyTERM)
+	earlyTERM = nil
+	inheritable(reg.ctl)
+}
+
+// verifyRegistry decodes MULTIEXIT and checks that it was written for this
+// process: by its parent, and (if control) with open pipes as the control
+// channel.
+func verifyRegistry(control bool) (*registry, error) {
 	reg, err := decodeRegistry(childEnv)
 	if err != nil {
 		return nil, err
@@ -271,16 +314,36 @@ func decodeWorker() (*inherited, error) {
 	if ppid := os.Getppid(); ppid != reg.ppid {
 		return nil, fmt.Errorf("multiexit: %s: registry was written for parent PID %d, but this process's parent is %d (replayed, or the parent died)", EnvVar, reg.ppid, ppid)
 	}
+	if !control {
+		return reg, nil
+	}
+	if err := checkControl(reg.ctl); err != nil {
+		return nil, fmt.Errorf("multiexit: %s: control channel: %w", EnvVar, err)
+	}
+	return reg, nil
+}
+
+// decodeWorker checks the registry a worker inherited, changing nothing.
+func decodeWorker() (*inherited, error) {
+	if !childEnvSet {
+		return nil, nil
+	}
+	reg, err := verifyRegistry(false)
+	if err != nil {
+		return nil, err
+	}
 	in := &inherited{reg: reg}
 	defs.mu.Lock()
 	defer defs.mu.Unlock()
 	for i, w := range reg.hooks {
 		def, ok := defs.byName[w.N]
 		if !ok {
+			undoInit(reg)
 			return nil, fmt.Errorf("multiexit: %s: hook %d: %q is not defined in this binary (no Define(%q))", EnvVar, i, w.N, w.N)
 		}
 		hook, err := def.bind(w.A)
 		if err != nil {
+			undoInit(reg)
 			return nil, fmt.Errorf("multiexit: %s: hook %d: argument of %q (defined at %s): %v", EnvVar, i, w.N, def.where, err)
 		}
 		// Keep the argument: a worker's own workers inherit the hook too.
@@ -292,21 +355,41 @@ func decodeWorker() (*inherited, error) {
 	return in, nil
 }
 
+// The control channel carries, from the parent to the worker, besides its
+// end (the parent died, or on Windows: stop), lines of text:
+//
+//	d<nanoseconds>	the parent's shutdown deadline, written at Start
+//	b<nanoseconds>	the time the worker has to stop, written just before
+//			the parent's SIGTERM
+//
+// so that a worker's stop fits the time its parent gives it (see "One
+// budget for the tree" in the package documentation).
+const (
+	msgDeadline = 'd'
+	msgBudget   = 'b'
+)
+
 // workerControl is a worker's end of the control channel.
 type workerControl struct {
-	death, ack *os.File
-	ppid       int
+	ppid    int
+	deathFD int      // Linux: the end the kernel watches (-1 if it does not)
+	death   *os.File // elsewhere: the end watch reads
+	ack     *os.File
+	// What the parent said, as watch read it (where the kernel does not
+	// watch the end): nanoseconds; and whether the end closed.
+	deadline, given atomic.Int64
+	died            atomic.Bool
 }
 
 // commit makes the decoded registry this worker's: the inherited hooks at
 // the bottom of the stack, MULTIEXIT out of the environment (so that the
 // worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
 // caught and dropped, and the parent watched: the end of the control
-// channel. On Linux, if the worker catches SIGTERM (catchesTERM), the kernel
-// turns that end into SIGTERM (see signalOnHangup), which begins the same
-// shutdown with nothing kept waiting for it; elsewhere a goroutine reads
-// the channel to its end.
-func (in *inherited) commit(catchesTERM bool) *workerControl {
+// channel. On Linux the kernel turns that end (and each line the parent
+// writes) into SIGTERM (see signalOnHangup), which begins the same shutdown
+// with nothing kept waiting for it; elsewhere a goroutine reads the channel
+// to its end.
+func (in *inherited) commit() *workerControl {
 	exitStack.pushBottom(in.hooks)
 	os.Unsetenv(EnvVar)
 	// Caught, not ignored: an ignored disposition would pass on to every
@@ -316,41 +399,139 @@ func (in *inherited) commit(catchesTERM bool) *workerControl {
 	if workerIgnoresInterrupt {
 		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
 	}
-	w := &workerControl{ppid: in.reg.ppid}
-	if catchesTERM {
-		if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
-			// The kernel watches the death end: it stays open, as a
-			// bare descriptor (no *os.File whose finalizer would
-			// close it), for the process's life.
-			w.ack = openAck(in.reg.ctl)
-			if hungUp {
-				go w.parentDied()
-			}
-			return w
+	w := &workerControl{ppid: in.reg.ppid, deathFD: -1}
+	if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
+		// The kernel watches the death end: it stays open, as a bare
+		// descriptor (no *os.File whose finalizer would close it), for
+		// the process's life.
+		w.deathFD = int(in.reg.ctl[0])
+		w.ack = openAck(in.reg.ctl)
+		if hungUp {
+			go w.parentDied()
 		}
+		return w
 	}
 	w.death, w.ack = openControl(in.reg.ctl)
 	go w.watch()
 	return w
 }
 
-// watch begins the shutdown when the parent's end of the control channel
-// closes: the parent died, however it died.
+// watch reads what the parent says until its end of the control channel
+// closes: the parent died, however it died (on Windows: or stopped this
+// worker).
 func (w *workerControl) watch() {
-	if w.death == nil {
-		return
+	var buf [64]byte
+	var line []byte
+	for {
+		n, err := w.death.Read(buf[:])
+		for _, b := range buf[:n] {
+			if b != '\n' {
+				line = append(line, b)
+				continue
+			}
+			w.heard(line)
+			line = line[:0]
+		}
+		if err != nil {
+			break
+		}
 	}
-	io.Copy(io.Discard, w.death)
+	w.died.Store(true)
 	w.parentDied()
 }
 
-func (w *workerControl) parentDied() {
-	begin(128+int(syscall.SIGTERM), fmt.Errorf("multiexit: parent process %d died", w.ppid), byParentDeath)
+// heard records one line from the parent.
+func (w *workerControl) heard(line []byte) {
+	if len(line) < 2 {
+		return
+	}
+	ns, ok := parseNanos(line[1:])
+	switch {
+	case !ok:
+	case line[0] == msgDeadline:
+		w.deadline.Store(ns)
+	case line[0] == msgBudget:
+		w.given.Store(ns)
+	}
 }
+
+// parseNanos parses a positive decimal without allocating.
+func parseNanos(b []byte) (int64, bool) {
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' || n > (1<<62)/10 {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, len(b) > 0 && n > 0
+}
+
+// budget is the time the parent gives this worker to stop, if it said, and
+// whether the parent has died (then the budget is what is left to the
+// parent's guardian: the parent's deadline). The margin leaves the parent
+// room to see this worker exit before its own time runs out.
+func (w *workerControl) budget() (given time.Duration, died bool) {
+	w.readControl()
+	ns, died := w.given.Load(), w.died.Load()
+	if ns <= 0 && died {
+		ns = w.deadline.Load()
+	}
+	if ns <= 0 {
+		return 0, died
+	}
+	d := time.Duration(ns)
+	return d - min(d/20, 100*time.Millisecond), died
+}
+
+// readControl reads what is waiting on the end the kernel watches, without
+// blocking.
+func (w *workerControl) readControl() {
+	if w.deathFD < 0 {
+		return
+	}
+	var buf [128]byte
+	var line [32]byte
+	ln := 0
+	for {
+		n, err := readNonblock(w.deathFD, buf[:])
+		if n == 0 && err == nil {
+			w.died.Store(true)
+			return
+		}
+		if n <= 0 {
+			return
+		}
+		for _, b := range buf[:n] {
+			switch {
+			case b == '\n':
+				w.heard(line[:ln])
+				ln = 0
+			case ln < len(line):
+				line[ln] = b
+				ln++
+			}
+		}
+	}
+}
+
+func (w *workerControl) deathCause() error {
+	return fmt.Errorf("multiexit: parent process %d died", w.ppid)
+}
+
+func (w *workerControl) parentDied() {
+	rt.begin(128+int(syscall.SIGTERM), syscall.SIGTERM, w.deathCause(), byParentDeath)
+}
+
+// What a worker writes on the acknowledgement end of the control channel.
+const (
+	ackCaught    = 'i' // package initialisation caught SIGTERM
+	ackInstalled = 'a' // Install ran: the worker's hooks are in place
+)
 
 func (w *workerControl) acknowledge() {
 	if w.ack != nil {
-		w.ack.Write([]byte{1})
+		w.ack.Write([]byte{ackInstalled})
 		w.ack.Close()
 	}
 }

@@ -51,6 +51,8 @@ func TestRegistryErrorsNameTheProblem(t *testing.T) {
 		{"1:-5:3,4:[]", `parent PID "-5"`},
 		{"1:1:3:[]", `byte 4: control ids "3"`},
 		{"1:1:3,y:[]", `control id "y" is not a number`},
+		{"1:1:2,4:[]", "byte 4: control id 2 is a standard descriptor"},
+		{"1:1:3,3:[]", "byte 6: control id 3 is given twice"},
 		{`1:1:3,4:[{"n":"S","a":1}`, "hooks: truncated JSON"},
 		{`1:1:3,4:[{"n":"S","a":1]`, "byte 23: hooks: invalid character"},
 		{`1:1:3,4:[{"n":"S"}]`, `hook 0 ("S"): no argument`},
@@ -104,6 +106,8 @@ func FuzzDecodeRegistry(f *testing.F) {
 	f.Add(`1:1:3,4:[]`)
 	f.Add(`9:1:3,4:[]`)
 	f.Add(`1:1:3,4:[{"n":"S","a":{"k":[1,2,3]}}]`)
+	f.Add(`1:1:0,1:[]`)
+	f.Add(`1:1:7,7:[]`)
 	f.Fuzz(func(t *testing.T, s string) {
 		r, err := decodeRegistry(s)
 		if err != nil {
@@ -111,6 +115,11 @@ func FuzzDecodeRegistry(f *testing.F) {
 				t.Fatalf("error does not name the variable and offset: %v", err)
 			}
 			return
+		}
+		// The control ids are never standard descriptors, never the
+		// same twice.
+		if r.ctl[0] < 3 || r.ctl[1] < 3 || r.ctl[0] == r.ctl[1] {
+			t.Fatalf("accepted control ids %v", r.ctl)
 		}
 		// What decodes re-encodes to something that decodes the same.
 		var entries []*Handle

@@ -139,6 +139,9 @@ func describe(ps *os.ProcessState) string {
 
 func exitCode(n int) string { return fmt.Sprintf("exit %d", n) }
 
+// diedOf is how a process that sig killed ended, as describe says it.
+func diedOf(sig syscall.Signal) string { return "signal " + sig.String() }
+
 // check compares a trace and how the process ended with what was wanted.
 func (p *proc) check(wantTrace []string, wantHow string) (trace []string) {
 	p.t.Helper()

@@ -244,7 +244,7 @@ func TestHooks(t *testing.T) {
 	for _, tc := range []struct {
 		sig  syscall.Signal
 		want string
-	}{{syscall.SIGTERM, "exit 143"}, {syscall.SIGINT, "exit 130"}} {
+	}{{syscall.SIGTERM, "signal terminated"}, {syscall.SIGINT, "signal interrupt"}} {
 		t.Run(tc.sig.String(), func(t *testing.T) {
 			t.Parallel()
 			if tc.sig == syscall.SIGINT && signal.Ignored(os.Interrupt) {
@@ -333,9 +333,9 @@ func checkWorkerpool(t *testing.T, lines []string, cause string) {
 	stopped := slices.Sorted(slices.Values(parent[2 : len(parent)-5]))
 	diff(t, "the children stopped by the group", []string{
 		"sh (pid N) has stopped: signal: terminated",
-		"worker 1 (pid N) has stopped: exit status 143",
-		"worker 2 (pid N) has stopped: exit status 143",
-		"worker 3 (pid N) has stopped: exit status 143",
+		"worker 1 (pid N) has stopped: signal: terminated",
+		"worker 2 (pid N) has stopped: signal: terminated",
+		"worker 3 (pid N) has stopped: signal: terminated",
 	}, stopped)
 	diff(t, "the parent's hooks, newest first", []string{
 		`hook "flush metrics"`,
@@ -391,7 +391,7 @@ func TestWorkerpool(t *testing.T) {
 			t.Errorf("GET %s: %q, %v", url, body, err)
 		}
 		p.signal(syscall.SIGTERM)
-		checkWorkerpool(t, p.check("exit 143"), "received signal terminated")
+		checkWorkerpool(t, p.check("signal terminated"), "received signal terminated")
 		p.quiet()
 	})
 }
@@ -410,11 +410,11 @@ func TestCascade(t *testing.T) {
 		" 3. worker 2: stopping worker 3",
 		" 4. worker 3: own hook",
 		" 5. worker 3: goodbye from the cascade",
-		" 6. worker 2: worker 3 has stopped (exit status 143)",
+		" 6. worker 2: worker 3 has stopped (signal: terminated)",
 		" 7. worker 2: goodbye from the cascade",
-		" 8. worker 1: worker 2 has stopped (exit status 143)",
+		" 8. worker 1: worker 2 has stopped (signal: terminated)",
 		" 9. worker 1: goodbye from the cascade",
-		"10. main: worker 1 has stopped (exit status 143)",
+		"10. main: worker 1 has stopped (signal: terminated)",
 		"11. main: goodbye from the cascade",
 	}, lines)
 	p.quiet()
@@ -434,7 +434,7 @@ func TestTidy(t *testing.T) {
 		"run 1: the parent exited (exit status 1) and so did its tree",
 		"run 1: PORT is free again",
 		"run 2: the parent will end by signal",
-		"run 2: the parent exited (exit status 143) and so did its tree",
+		"run 2: the parent exited (signal: terminated) and so did its tree",
 		"run 2: PORT is free again",
 		"tidy: both runs left nothing behind",
 	}, got)
@@ -469,7 +469,7 @@ func TestTimeout(t *testing.T) {
 		p := start(t, "timeout", "-timeout", "1m")
 		p.waitFor("sh: started two sleeps")
 		p.signal(syscall.SIGTERM)
-		p.check("exit 143")
+		p.check("signal terminated")
 		p.quiet()
 	})
 }

@@ -239,8 +239,9 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 	if len(rest) > 0 {
 		return s, fmt.Errorf("output after SIGTERM: %q", rest)
 	}
-	if code := cmd.ProcessState.ExitCode(); code != 128+int(syscall.SIGTERM) {
-		return s, fmt.Errorf("parent ended with %v, want exit status 143", werr)
+	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+	if !(ws.Signaled() && ws.Signal() == syscall.SIGTERM) && ws.ExitStatus() != 128+int(syscall.SIGTERM) {
+		return s, fmt.Errorf("parent ended with %v, want death by SIGTERM (or exit status 143)", werr)
 	}
 	data, err := os.ReadFile(logPath)
 	if err != nil {

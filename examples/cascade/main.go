@@ -21,14 +21,14 @@
 //	 3. worker 2: stopping worker 3
 //	 4. worker 3: own hook
 //	 5. worker 3: goodbye from the cascade
-//	 6. worker 2: worker 3 has stopped (exit status 143)
+//	 6. worker 2: worker 3 has stopped (signal: terminated)
 //	 7. worker 2: goodbye from the cascade
-//	 8. worker 1: worker 2 has stopped (exit status 143)
+//	 8. worker 1: worker 2 has stopped (signal: terminated)
 //	 9. worker 1: goodbye from the cascade
-//	10. main: worker 1 has stopped (exit status 143)
+//	10. main: worker 1 has stopped (signal: terminated)
 //	11. main: goodbye from the cascade
 //
-// A worker stopped by its parent exits with 143 (SIGTERM); main exits 0.
+// A worker stopped by its parent dies by SIGTERM, after its hooks; main exits 0.
 package main
 
 import (

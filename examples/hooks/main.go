@@ -6,8 +6,8 @@
 //
 //	go run ./examples/hooks          # main returns nil: hooks 3, 2, 1; exit 0
 //	go run ./examples/hooks -wait    # waits for a signal:
-//	                                 #   Ctrl-C        -> hooks 3, 2, 1; exit 130
-//	                                 #   kill -TERM    -> hooks 3, 2, 1; exit 143
+//	                                 #   Ctrl-C        -> hooks 3, 2, 1; dies by SIGINT (shell: 130)
+//	                                 #   kill -TERM    -> hooks 3, 2, 1; dies by SIGTERM (shell: 143)
 //
 // A sample run:
 //

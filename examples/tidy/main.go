@@ -11,7 +11,7 @@
 //
 // Run with no arguments, tidy runs such a tree twice on one port: the first
 // parent fails (its main returns an error: exit 1), the second is stopped by
-// SIGTERM (exit 143). After each, tidy binds the port itself to prove it is
+// SIGTERM (it dies by it). After each, tidy binds the port itself to prove it is
 // free, and exits 0; 1 if the port was still taken. The flag -role runs one
 // process of the tree: "parent", "server" or "handler".
 //

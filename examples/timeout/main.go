@@ -11,21 +11,20 @@
 //
 // Exit codes:
 //
-//	the command's own  it ended before the time limit (128+n if killed by signal n;
-//	                   1 if waiting for it failed)
+//	the command's own  it ended before the time limit: its exit code, or death
+//	                   by the same signal (multiexit.ExitAs)
 //	124                the time limit expired; the command's tree was stopped
 //	125                the command could not be started
-//	130, 143           timeout itself got Ctrl-C or SIGTERM; the tree was stopped
+//	SIGINT, SIGTERM    timeout itself got Ctrl-C or SIGTERM: the tree was stopped,
+//	                   and timeout dies by that signal (a shell shows 130, 143)
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/exec"
-	"syscall"
 	"time"
 
 	"github.com/multiexit/multiexit"
@@ -56,8 +55,8 @@ func main() {
 		t := time.NewTimer(*limit)
 		defer t.Stop()
 		select {
-		case err := <-done:
-			multiexit.Exit(exitCode(err))
+		case <-done:
+			multiexit.ExitAs(cmd.ProcessState) // its status: exit code, or death by the same signal
 		case <-t.C:
 			fmt.Printf("timeout: %v expired; stopping pid %d and its process group\n", *limit, child.PID())
 			fmt.Printf("timeout: stopped: %v\n", child.Stop())
@@ -67,19 +66,4 @@ func main() {
 		}
 		return nil
 	}, multiexit.WithGrace(*grace))
-}
-
-// exitCode is the exit code of a command that ended with err (from Wait).
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case !errors.As(err, &ee):
-		return 1 // Wait failed: it says why
-	}
-	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return 128 + int(ws.Signal())
-	}
-	return ee.ExitCode()
 }

@@ -5,7 +5,7 @@
 // behind.
 //
 //	go run ./examples/workerpool              # a full cycle by itself; exit 0
-//	go run ./examples/workerpool -serve       # runs until Ctrl-C (exit 130)
+//	go run ./examples/workerpool -serve       # runs until Ctrl-C (then dies by SIGINT)
 //	go run ./examples/workerpool -serve -addr 127.0.0.1:8080
 //
 // With no flags it starts everything, queries its own status endpoint, and

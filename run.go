@@ -1,0 +1,205 @@
+package multiexit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+)
+
+var errInstalled = errors.New("multiexit: Install called twice")
+
+// Install arms the shutdown: the configured signals (SIGTERM and SIGINT by
+// default) begin it, the exit hooks run newest first, and the process then
+// dies by that signal (see the package documentation for where it exits
+// with 128+signal instead). Only the configured signals are caught.
+//
+// In a worker (see IsChild), Install also reads the registry its parent
+// passed in MULTIEXIT, registers the inherited shared hooks at the bottom of
+// the stack, ignores SIGINT (the parent orchestrates a terminal's Ctrl-C),
+// catches SIGTERM whatever WithSignals says (the parent's stop, and the
+// kernel's word of the parent's death), and acknowledges its start to the
+// parent. A SIGTERM that came before Install is held until Install, so the
+// worker's hooks still run.
+//
+// If an option has a value it cannot take, or anything in the registry is
+// wrong, Install returns an error that says what and where, and changes
+// nothing. Install returns an error if it is called twice.
+func Install(opts ...Option) error {
+	if rt.isInstalled() {
+		return errInstalled
+	}
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return err
+	}
+	if err := checkDefines(); err != nil {
+		return err
+	}
+	w, err := decodeWorker()
+	if err != nil {
+		return err
+	}
+	rt.mu.Lock()
+	if rt.installed {
+		rt.mu.Unlock()
+		return errInstalled
+	}
+	rt.installed = true
+	rt.cfg = cfg
+	rt.mu.Unlock()
+	rt.setLayer(initContainment(cfg))
+
+	var ctl *workerControl
+	var first chan os.Signal
+	if w != nil {
+		ctl = w.commit()
+		first = earlyTERM
+	}
+	setup := newSignalSetup(first, catchSignals(cfg, w != nil), rt.laterSignal)
+	rt.mu.Lock()
+	rt.signals, rt.worker = setup, ctl
+	listening := rt.listening // Exit came first: the finisher is past listening
+	rt.prepare()
+	rt.mu.Unlock()
+	if listening {
+		setup.hearLater(rt.laterSignal)
+	}
+	if ctl != nil {
+		ctl.acknowledge()
+	}
+	return nil
+}
+
+// Exit runs the exit hooks, newest first, and exits with code. It never
+// returns. It works without Install. Exit codes are 0 to 255: any other
+// code is logged as an error and the process exits 255 (os.Exit would
+// truncate 256 to 0, a success).
+//
+// If the shutdown has already begun (a signal, or an earlier Exit), Exit
+// does not begin another: it ends the calling goroutine (runtime.Goexit), so
+// a hook that calls Exit simply ends, and the process ends the way the
+// shutdown began.
+func Exit(code int) {
+	if code < 0 || code > 255 {
+		rt.logger().Error("multiexit: Exit: exit codes are 0 to 255; exiting 255", "code", code)
+		code = 255
+	}
+	if !rt.begin(code, nil, fmt.Errorf("multiexit: Exit(%d) called", code), byExit) {
+		runtime.Goexit()
+	}
+	select {} // the finisher runs the hooks and exits
+}
+
+// ExitAs runs the exit hooks, newest first, and then ends this process the
+// way the process ps describes ended: with its exit code, or by the same
+// signal (with 128+signal where a process cannot die by it: see the package
+// documentation). It never returns. Use it to take a child's status as this
+// process's own, as a wrapper or a shell does. A nil ps, or one of a process
+// that has not exited, exits 1 after the hooks; that is logged. Like Exit, it
+// ends only the calling goroutine if the shutdown has already begun.
+func ExitAs(ps *os.ProcessState) {
+	code, sig := endOf(ps)
+	if ps == nil || !ps.Exited() && sig == nil {
+		rt.logger().Error("multiexit: ExitAs: no status of an ended process; exiting 1", "state", fmt.Sprint(ps))
+		code, sig = 1, nil
+	}
+	if !rt.begin(code, sig, fmt.Errorf("multiexit: ExitAs(%v) called", ps), byExit) {
+		runtime.Goexit()
+	}
+	select {}
+}
+
+// Stopping returns a channel that is closed when the shutdown begins,
+// before any drain delay (WithDrain) has passed: a readiness check should
+// fail from then on while the program keeps serving.
+func Stopping() <-chan struct{} { return rt.started }
+
+// Run installs multiexit (unless Install was called) and runs main with a
+// context that is cancelled when the shutdown begins (after the drain delay,
+// if WithDrain set one); context.Cause tells why (a *run.SignalError, of
+// github.com/oklog/run, for a signal). When main returns, or the shutdown
+// began and main returned within half of what was left of the deadline, the
+// exit hooks run and the process ends: exit 0 if main returned nil, 1 if it
+// returned an error (which is logged), 2 if it panicked (the panic and its
+// stack are logged), and by the signal if a signal began the shutdown,
+// whatever main returned. A main that ends its goroutine with
+// runtime.Goexit is logged and counts as returning nil. Run never returns.
+// If Install fails, Run logs the error and exits with 1 after running the
+// hooks registered so far.
+//
+// In a worker, Install acknowledges the start to the parent before main
+// runs, and the parent may stop the worker at once: register the hooks that
+// must run on such a stop before calling Run (in init, or at the top of the
+// program's main).
+func Run(main func(ctx context.Context) error, opts ...Option) {
+	if err := Install(opts...); err != nil {
+		if !errors.Is(err, errInstalled) {
+			rt.logger().Error("multiexit: Install failed", "err", err)
+			Exit(1)
+		}
+		if len(opts) > 0 {
+			rt.logger().Warn("multiexit: Run's options are ignored: Install was already called")
+		}
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	done := make(chan struct{})
+	rt.mu.Lock()
+	select {
+	case <-rt.drained:
+		cancel(rt.cause)
+	default:
+	}
+	rt.runCancel, rt.mainDone = cancel, done
+	rt.mu.Unlock()
+
+	go func() {
+		code, cause := 0, error(errMainReturned)
+		returned := false
+		defer func() {
+			if !returned {
+				if p := recover(); p != nil {
+					code, cause = 2, fmt.Errorf("multiexit: main panicked: %v", p)
+					rt.logger().Error("multiexit: main panicked", "panic", fmt.Sprint(p), "stack", string(stackTrace()))
+				} else {
+					rt.logger().Warn("multiexit: Run's main ended its goroutine (runtime.Goexit) instead of returning; taken as a return of nil")
+				}
+			}
+			close(done)
+			// After a signal, begin reports false: main's error is the
+			// shutdown's, not a failure, and is not logged.
+			rt.begin(code, nil, cause, byMainReturned)
+		}()
+		if err := main(ctx); err != nil {
+			code, cause = 1, err
+		}
+		returned = true
+	}()
+	select {}
+}
+
+var errMainReturned = errors.New("multiexit: main returned")
+
+// ShutdownActor returns an actor for github.com/oklog/run: execute blocks
+// until the shutdown begins (a signal or Exit; after a signal, once the
+// drain delay of WithDrain has passed) and returns its cause; interrupt
+// makes execute return nil. Add it to a run.Group so that a signal
+// interrupts the group's other actors.
+func ShutdownActor() (execute func() error, interrupt func(error)) {
+	stop := make(chan struct{})
+	var once sync.Once
+	return func() error {
+			select {
+			case <-rt.drained:
+				rt.mu.Lock()
+				defer rt.mu.Unlock()
+				return rt.cause
+			case <-stop:
+				return nil
+			}
+		}, func(error) {
+			once.Do(func() { close(stop) })
+		}
+}

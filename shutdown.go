@@ -1,0 +1,336 @@
+package multiexit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/oklog/run"
+)
+
+// The shutdown: one object per process (rt) that owns the phase, the
+// configuration, the deadline, the drain, escalation and the end of the
+// process. Its effects on the operating system go through fx, so that its
+// logic can be tested in-process.
+
+// phase is where the process is in its shutdown.
+type phase int
+
+const (
+	phaseRunning  phase = iota // no shutdown yet
+	phaseDraining              // a signal began it; Run's main still serves (WithDrain)
+	phaseStopping              // the exit hooks run, inside the deadline
+	phaseLate                  // the deadline passed or a second signal came: each remaining hook gets a short window
+	phaseExiting               // the stack is empty: the process ends
+)
+
+func (p phase) String() string {
+	switch p {
+	case phaseRunning:
+		return "running"
+	case phaseDraining:
+		return "draining"
+	case phaseStopping:
+		return "stopping"
+	case phaseLate:
+		return "late"
+	case phaseExiting:
+		return "exiting"
+	}
+	return "phase(" + fmt.Sprint(int(p)) + ")"
+}
+
+// trigger is what began the shutdown.
+type trigger int
+
+const (
+	bySignal       trigger = iota // a caught signal
+	byParentDeath                 // a worker's parent died
+	byExit                        // Exit or ExitAs
+	byMainReturned                // Run's main returned (or panicked)
+)
+
+// effects are what the shutdown does to the operating system.
+type effects struct {
+	// exit ends the process once the hooks ran: by the signal sig if it is
+	// not nil and the platform allows it (see endProcess), else with code.
+	// It does not return.
+	exit func(code int, sig os.Signal)
+}
+
+type shutdown struct {
+	fx effects
+
+	mu        sync.Mutex
+	installed bool
+	phase     phase
+	cfg       config
+	layer     Layer
+
+	code  int       // the exit code (128+signal after a signal)
+	sig   os.Signal // the signal the process ends by, or nil
+	cause error
+	by    trigger
+
+	started   chan struct{}  // closed when the shutdown begins: Stopping
+	drained   chan struct{}  // closed when Run's context is cancelled, after the drain
+	sc        *shutdownCtx   // the hooks' context, made before the shutdown begins
+	signals   signalSetup    // the caught signals, once Install set them up
+	listening bool           // the finisher has handed the signals to later
+	running   bool           // the finisher goroutine was started
+	drainer   *drainer       // the drainer running the stack, once there is one
+	worker    *workerControl // a worker's end of the control channel
+	runCancel context.CancelCauseFunc
+	mainDone  chan struct{} // closed when Run's main returned
+	escalate  sync.Once
+}
+
+// rt is the process's shutdown.
+var rt = newShutdown(effects{exit: endProcess})
+
+func newShutdown(fx effects) *shutdown {
+	return &shutdown{fx: fx, cfg: defaultConfig(), started: make(chan struct{}), drained: make(chan struct{})}
+}
+
+func (s *shutdown) logger() *slog.Logger {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.log
+}
+
+func (s *shutdown) config() config {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg
+}
+
+func (s *shutdown) setLayer(l Layer) {
+	s.mu.Lock()
+	s.layer = l
+	s.mu.Unlock()
+}
+
+func (s *shutdown) isInstalled() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.installed
+}
+
+// begun reports whether the shutdown has begun.
+func (s *shutdown) begun() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.phase != phaseRunning
+}
+
+// prepare makes what beginning the shutdown needs, so that begin allocates
+// nothing: in a worker, whose shutdown is the parent's stop, the
+// allocator's first use of a size class and a fresh goroutine's stack
+// growth cost more than the hooks. It starts the finisher, the goroutine
+// that runs the shutdown. Called with s.mu held.
+func (s *shutdown) prepare() {
+	if s.sc == nil {
+		s.sc = newShutdownCtx(s.takeover)
+	}
+	if !s.running {
+		s.running = true
+		go s.finisher(s.signals)
+	}
+}
+
+// finisher waits for the first caught signal, which begins the shutdown,
+// or for anything else to begin it (the parent's death, Exit, Run's main
+// returning: they only call begin), and runs the shutdown. The hooks so run
+// on a goroutine of multiexit's own, never on the caller's, whose deferred
+// functions a hook that ends its goroutine would run.
+func (s *shutdown) finisher(sig signalSetup) {
+	select {
+	case got := <-sig.first:
+		if !s.begin(signalCode(got), got, &run.SignalError{Signal: got}, bySignal) {
+			s.laterSignal(got) // begun meanwhile: this one is later
+		}
+	case <-s.started:
+	}
+	s.mu.Lock()
+	s.listening, sig = true, s.signals // Install may have set them up since
+	s.mu.Unlock()
+	sig.hearLater(s.laterSignal)
+	s.finish()
+}
+
+// begin starts the shutdown once: it fixes the exit code, the signal the
+// process ends by and the cause, starts the deadline and the drain (or
+// cancels Run's context), and wakes the finisher, which runs the hooks and
+// ends the process. It reports false if the shutdown had already begun.
+func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool {
+	s.mu.Lock()
+	if s.phase != phaseRunning {
+		s.mu.Unlock()
+		return false
+	}
+	timeout := s.cfg.timeout
+	var given time.Duration // what a worker's parent gave it
+	if s.worker != nil && (by == bySignal || by == byParentDeath) && sig == syscall.SIGTERM {
+		var died bool
+		given, died = s.worker.budget()
+		if died && by == bySignal {
+			by, cause = byParentDeath, s.worker.deathCause()
+		}
+		if given > 0 && given < timeout {
+			timeout = given
+		} else {
+			given = 0
+		}
+	}
+	drain := by == bySignal && s.cfg.drain > 0 && s.worker == nil
+	s.code, s.sig, s.cause, s.by = code, sig, cause, by
+	s.prepare() // made at Install; here if Exit came first
+	s.sc.arm(timeout)
+	s.phase = phaseStopping
+	if drain {
+		s.phase = phaseDraining
+	} else {
+		s.cancelRun()
+	}
+	close(s.started)
+	log, trace, own := s.cfg.log, s.cfg.trace, s.cfg.timeout
+	s.mu.Unlock()
+	if trace {
+		log.Info("multiexit: shutdown begins", "cause", cause.Error(), "code", code, "deadline", timeout)
+		if given > 0 {
+			log.Info("multiexit: this worker's deadline is shortened to fit the time its parent gives it", "deadline", timeout, "configured", own)
+		}
+	}
+	notifyStopping(timeout)
+	return true
+}
+
+// cancelRun ends the drain: it cancels Run's context. Called with s.mu held.
+func (s *shutdown) cancelRun() {
+	select {
+	case <-s.drained:
+		return
+	default:
+	}
+	close(s.drained)
+	if s.runCancel != nil {
+		s.runCancel(s.cause)
+	}
+}
+
+// laterSignal is a signal while the shutdown runs: an escalation, except a
+// worker's repeated SIGTERM (the parent's stop and the kernel's Pdeathsig
+// can both deliver one).
+func (s *shutdown) laterSignal(sig os.Signal) {
+	s.mu.Lock()
+	worker, log, ph := s.worker != nil, s.cfg.log, s.phase
+	s.mu.Unlock()
+	if worker && sig == syscall.SIGTERM {
+		return
+	}
+	if ph >= phaseLate || s.sc.Err() != nil {
+		return
+	}
+	s.escalate.Do(func() {
+		// Logged before the end: the late mode may exit the process at
+		// once.
+		log.Warn("multiexit: second signal during the shutdown: the deadline is now; each hook still to run gets a short window",
+			"signal", sig.String(), "phase", ph.String(), "window", lateWindow)
+		s.sc.end(fmt.Errorf("multiexit: shutdown escalated by a second signal (%v)", sig), false)
+	})
+}
+
+// takeover runs when the hooks' context ends (deadline or escalation): it
+// hands what is left of the stack to the late mode.
+func (s *shutdown) takeover() {
+	s.mu.Lock()
+	if s.phase < phaseLate {
+		s.phase = phaseLate
+	}
+	d := s.drainer
+	s.mu.Unlock()
+	if d != nil {
+		go d.takeover()
+	}
+}
+
+// finish runs the drain, waits for Run's main, runs the exit stack and ends
+// the process; the finisher calls it once, after begin.
+func (s *shutdown) finish() {
+	s.mu.Lock()
+	sc, cfg, code, cause, by, mainDone, ph := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase
+	s.mu.Unlock()
+	start := time.Now()
+	if ph == phaseDraining {
+		t := time.NewTimer(cfg.drain)
+		select {
+		case <-t.C:
+		case <-sc.Done():
+		}
+		t.Stop()
+		s.mu.Lock()
+		if s.phase == phaseDraining {
+			s.phase = phaseStopping
+		}
+		s.cancelRun()
+		s.mu.Unlock()
+		if cfg.trace {
+			cfg.log.Info("multiexit: drain ended; stopping", "drain", time.Since(start))
+		}
+	}
+	if by == byMainReturned && code == 1 {
+		cfg.log.Error("multiexit: main returned an error", "err", cause)
+	}
+	if by != byMainReturned && by != byExit && mainDone != nil {
+		s.waitMain(sc, mainDone, cfg.log)
+	}
+	notifyStatus("running the exit hooks")
+	d := &drainer{s: &exitStack, ctx: sc, window: lateWindow, log: cfg.log, trace: cfg.trace, exit: func() { s.end(start) }}
+	s.mu.Lock()
+	s.drainer = d
+	s.mu.Unlock()
+	d.run()
+	select {} // the process ends from whoever ran the stack to its end
+}
+
+// waitMain waits for Run's main to return, for at most half of what is
+// left of the deadline: the hooks need the rest.
+func (s *shutdown) waitMain(sc *shutdownCtx, mainDone <-chan struct{}, log *slog.Logger) {
+	select {
+	case <-mainDone:
+		return
+	default:
+	}
+	wait := sc.left() / 2
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-mainDone:
+		return
+	case <-t.C:
+		log.Error("multiexit: Run's main has not returned; running the exit hooks anyway", "waited", wait)
+	case <-sc.Done():
+		log.Error("multiexit: Run's main has not returned; running the exit hooks anyway", "cause", context.Cause(sc))
+	}
+}
+
+// end ends the process once the stack is empty.
+func (s *shutdown) end(start time.Time) {
+	s.mu.Lock()
+	s.phase = phaseExiting
+	code, sig, cfg := s.code, s.sig, s.cfg
+	s.mu.Unlock()
+	closeContainment()
+	if cfg.trace {
+		how := fmt.Sprint("exit code ", code)
+		if sig != nil {
+			how = "signal " + sig.String()
+		}
+		cfg.log.Info("multiexit: exiting", "code", code, "by", how, "duration", time.Since(start))
+	}
+	s.fx.exit(code, sig)
+}
