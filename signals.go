@@ -24,7 +24,9 @@ func newSignalSetup(first chan os.Signal, sigs []os.Signal, handle func(os.Signa
 	if first == nil {
 		first = make(chan os.Signal, 8)
 	}
-	signal.Notify(first, sigs...)
+	if len(sigs) > 0 { // signal.Notify with no signals catches them all
+		signal.Notify(first, sigs...)
+	}
 	s := signalSetup{first: first, later: make(chan os.Signal, 8), sigs: sigs}
 	go func() {
 		for sig := range s.later {

@@ -191,7 +191,7 @@ func run(o options) {
 			if ps.Exited() && o.remap[ps.ExitCode()] {
 				multiexit.Exit(0)
 			}
-			exitAs(ps)
+			multiexit.ExitAs(ps)
 		case <-limit:
 			log.Info("multiexit: -timeout fired; stopping the tree", "timeout", o.timeout)
 			multiexit.Exit(statusTimeout)
@@ -287,17 +287,6 @@ func withoutVar(env []string, name string) []string {
 		}
 	}
 	return out
-}
-
-// exitAs ends multiexit as COMMAND ended, after the exit hooks (which stop
-// what is left of the tree).
-// TODO(ExitAs): multiexit.ExitAs(ps) once it lands on main; until then a
-// signal death becomes 128+signal.
-func exitAs(ps *os.ProcessState) {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		multiexit.Exit(128 + int(ws.Signal()))
-	}
-	multiexit.Exit(ps.ExitCode())
 }
 
 // foreground puts COMMAND in the terminal's foreground.

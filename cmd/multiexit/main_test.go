@@ -142,6 +142,26 @@ func (p *prog) waitFor(prefix string) string {
 	return ""
 }
 
+// waitAll reads lines until one starting with each prefix was seen, in
+// any order.
+func (p *prog) waitAll(prefixes ...string) {
+	p.t.Helper()
+	seen := map[string]bool{}
+	for len(seen) < len(prefixes) {
+		if !p.sc.Scan() {
+			p.t.Fatalf("output ended; waiting for %q; lines:\n%s\nstderr:\n%s",
+				prefixes, strings.Join(p.lines, "\n"), p.stderr.String())
+		}
+		line := p.sc.Text()
+		p.lines = append(p.lines, line)
+		for _, pre := range prefixes {
+			if strings.HasPrefix(line, pre) {
+				seen[pre] = true
+			}
+		}
+	}
+}
+
 // pids reads lines until one starting with each prefix was seen, in any
 // order, each ending in a PID, and returns a pidfd for each, opened at
 // once.

@@ -42,13 +42,13 @@ func TestForwarding(t *testing.T) {
 					args = append([]string{"-g"}, args...)
 				}
 				p := start(t, nil, args...)
-				p.waitFor("ready")
-				p.waitFor("member ready")
+				p.waitAll("ready", "member ready")
 				for _, sig := range passedOn {
 					p.signal(sig)
-					p.waitFor("got " + name(sig))
 					if group && sig != syscall.SIGQUIT {
-						p.waitFor("member got " + name(sig))
+						p.waitAll("got "+name(sig), "member got "+name(sig))
+					} else {
+						p.waitFor("got " + name(sig))
 					}
 				}
 				p.signal(last)

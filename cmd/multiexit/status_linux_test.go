@@ -105,7 +105,6 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// deathStatus is how multiexit ends when COMMAND was killed by sig.
-// TODO(ExitAs): "signal "+sig.String() once multiexit.ExitAs lands and
-// the tool uses it; until then the death is told as 128+signal.
-func deathStatus(sig syscall.Signal) string { return fmt.Sprintf("exit %d", 128+int(sig)) }
+// deathStatus is how multiexit ends when COMMAND was killed by sig: by
+// the same signal.
+func deathStatus(sig syscall.Signal) string { return "signal " + sig.String() }
