@@ -8,7 +8,6 @@ package main_test
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -80,7 +79,11 @@ type prog struct {
 	in     io.WriteCloser
 	lines  []string
 	stderr proctest.Buffer
+	errEOF chan struct{} // closed when standard error is closed by all
 	waited bool
+	fds    map[string]int // pidfds of the tree's processes (pids)
+	pid    map[string]int // and their PIDs
+	alive  []string       // those still running when multiexit had exited
 }
 
 // start runs multiexit with args, tagged; env adds to its environment.
@@ -90,10 +93,19 @@ func start(t *testing.T, env []string, args ...string) *prog {
 	p := &prog{t: t, cmd: exec.Command(bin, args...)}
 	// GORACE: a race-enabled binary otherwise sleeps 1s before exit 0.
 	p.cmd.Env = append(append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0"), env...)
-	p.cmd.Stderr = &p.stderr
-	// Wait also waits for standard error to close: a process that holds
-	// it after multiexit exited is a survivor, and Wait says so.
-	p.cmd.WaitDelay = 10 * time.Second
+	// Standard error is a pipe of the test's own, so that Wait returns when
+	// multiexit exits, whoever else holds it.
+	er, ew, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = ew
+	p.errEOF = make(chan struct{})
+	go func() {
+		io.Copy(&p.stderr, er)
+		er.Close()
+		close(p.errEOF)
+	}()
 	in, err := p.cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +118,7 @@ func start(t *testing.T, env []string, args ...string) *prog {
 	p.cmd.Stdout = w
 	err = p.cmd.Start()
 	w.Close()
+	ew.Close()
 	if err != nil {
 		r.Close()
 		t.Fatal(err)
@@ -114,6 +127,7 @@ func start(t *testing.T, env []string, args ...string) *prog {
 	timer := time.AfterFunc(limit, func() {
 		p.cmd.Process.Kill()
 		r.Close() // ends a read that a leaked descendant would block
+		er.Close()
 	})
 	t.Cleanup(func() {
 		timer.Stop()
@@ -123,6 +137,7 @@ func start(t *testing.T, env []string, args ...string) *prog {
 		}
 		in.Close()
 		r.Close()
+		er.Close()
 	})
 	return p
 }
@@ -168,6 +183,9 @@ func (p *prog) waitAll(prefixes ...string) {
 func (p *prog) pids(prefixes ...string) map[string]int {
 	p.t.Helper()
 	fds := map[string]int{}
+	if p.fds == nil {
+		p.fds, p.pid = map[string]int{}, map[string]int{}
+	}
 	for len(fds) < len(prefixes) {
 		if !p.sc.Scan() {
 			p.t.Fatalf("output ended; waiting for %q; lines:\n%s\nstderr:\n%s",
@@ -189,7 +207,7 @@ func (p *prog) pids(prefixes ...string) map[string]int {
 				p.t.Fatalf("%s: pid %d: %v", pre, pid, err)
 			}
 			p.t.Cleanup(func() { unix.Close(fd) })
-			fds[pre] = fd
+			fds[pre], p.fds[pre], p.pid[pre] = fd, fd, pid
 		}
 	}
 	return fds
@@ -210,16 +228,25 @@ func (p *prog) signal(sig syscall.Signal) {
 	}
 }
 
-// wait waits for the tool (not for its output) and returns how it ended:
-// "exit N" or "signal S".
+// wait waits for the tool and returns how it ended: "exit N" or "signal
+// S". The moment it has exited, it notes which processes of p.fds are
+// still running (see gone); then it reads standard error to its end.
 func (p *prog) wait() string {
 	p.t.Helper()
 	err := p.cmd.Wait()
 	p.waited = true
-	if errors.Is(err, exec.ErrWaitDelay) {
-		p.t.Errorf("a process held multiexit's standard error after it exited: %v", err)
-	} else if _, ok := err.(*exec.ExitError); err != nil && !ok {
+	for what, fd := range p.fds {
+		if !exited(fd, 0) {
+			p.alive = append(p.alive, what)
+		}
+	}
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		p.t.Fatal(err)
+	}
+	select {
+	case <-p.errEOF:
+	case <-time.After(limit):
+		p.t.Errorf("a process still holds multiexit's standard error %v after it exited", limit)
 	}
 	if s := p.stderr.String(); strings.Contains(s, "DATA RACE") {
 		p.t.Errorf("data race:\n%s", s)
@@ -242,13 +269,15 @@ func (p *prog) check(want string) {
 	}
 }
 
-// gone fails the test unless every process of fds has exited, now.
-func gone(t *testing.T, fds map[string]int) {
-	t.Helper()
-	for what, fd := range fds {
-		if !exited(fd, 0) {
-			t.Errorf("%s is still running when multiexit has returned", what)
-		}
+// gone fails the test unless every process that pids found had exited
+// when multiexit did.
+func (p *prog) gone() {
+	p.t.Helper()
+	if !p.waited {
+		p.t.Fatal("gone before wait")
+	}
+	for _, what := range p.alive {
+		p.t.Errorf("%s was still running when multiexit had returned", strings.TrimSpace(what))
 	}
 }
 

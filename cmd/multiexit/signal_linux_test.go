@@ -72,11 +72,11 @@ func TestForwarding(t *testing.T) {
 func TestSIGTERMIgnored(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", `trap "echo got TERM" TERM; `+makeEscapees+`while :; do sleep 1000 & wait $!; done`)
-	fds := p.pids(escapeeNames...)
+	p.pids(escapeeNames...)
 	p.signal(syscall.SIGTERM)
 	p.waitFor("got TERM")
 	p.check(deathStatus(syscall.SIGKILL))
-	gone(t, fds)
+	p.gone()
 	if !strings.Contains(p.stderr.String(), "did not exit within the grace period") {
 		t.Errorf("the kill is not reported:\n%s", p.stderr.String())
 	}

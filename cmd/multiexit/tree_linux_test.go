@@ -3,6 +3,7 @@ package main_test
 import (
 	"fmt"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ print("its child", c.pid, flush=True)
 s.serve_forever()`, port)
 	// The script ends when the test says so, once the server listens.
 	p := start(t, nil, "-grace", "2s", "--", "sh", "-c", `python3 -c "$1" & read _`, "sh", server)
-	fds := p.pids("server ", "its child ")
+	p.pids("server ", "its child ")
 	if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 		l.Close()
 		t.Fatalf("port %d is free while the server runs", port)
@@ -55,7 +56,7 @@ s.serve_forever()`, port)
 	c.Close()
 	p.say("done")
 	p.check("exit 0")
-	gone(t, fds)
+	p.gone()
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatalf("port %d cannot be bound when multiexit has returned: %v", port, err)
@@ -85,10 +86,10 @@ func TestEscapeesGone(t *testing.T) {
 		t.Run(layer, func(t *testing.T) {
 			t.Parallel()
 			p := start(t, []string{"MULTIEXIT_CONTAINMENT=" + layer}, "-v", "-grace", "100ms", "--", "sh", "-c", escapees)
-			fds := p.pids(escapeeNames...)
+			p.pids(escapeeNames...)
 			p.say("exit")
 			p.check("exit 3")
-			gone(t, fds)
+			p.gone()
 			if !strings.Contains(p.stderr.String(), "containment="+layer) {
 				t.Skipf("the %s layer was not taken here:\n%s", layer, p.stderr.String())
 			}
@@ -100,19 +101,19 @@ func TestEscapeesGone(t *testing.T) {
 func TestTimeoutStopsStubbornTree(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-timeout", "200ms", "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
-	fds := p.pids(escapeeNames...)
+	p.pids(escapeeNames...)
 	p.check("exit 124")
-	gone(t, fds)
+	p.gone()
 }
 
 // SIGKILL of multiexit on the cgroup layer: the guardian takes the whole
 // tree, escapees included, down.
 func TestSIGKILLTakesTheTree(t *testing.T) {
 	t.Parallel()
-	p := start(t, nil, "-v", "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
+	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
 	fds := p.pids(escapeeNames...)
-	if !strings.Contains(p.stderr.String(), "containment=cgroup") {
-		t.Skipf("not on the cgroup layer here:\n%s", p.stderr.String())
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid["setsid "])); !strings.Contains(string(cg), "/multiexit.") {
+		t.Skipf("not on the cgroup layer here: %s", cg)
 	}
 	p.signal(syscall.SIGKILL)
 	p.check("signal killed")
