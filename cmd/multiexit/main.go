@@ -175,9 +175,7 @@ func run(o options) {
 	}()
 	var limit, bound <-chan time.Time
 	if o.timeout > 0 {
-		t := time.NewTimer(o.timeout)
-		defer t.Stop()
-		limit = t.C
+		limit = time.After(o.timeout)
 	}
 	send := child.Signal
 	if o.group {
@@ -201,9 +199,7 @@ func run(o options) {
 			if (s == syscall.SIGTERM || s == syscall.SIGINT) && bound == nil {
 				// COMMAND has the grace period to exit; then its group is
 				// killed, and the rest of the tree stopped as it exits.
-				t := time.NewTimer(grace)
-				defer t.Stop()
-				bound = t.C
+				bound = time.After(grace)
 			}
 		case <-bound:
 			log.Warn("multiexit: COMMAND did not exit within the grace period after the signal; killing its process group",

@@ -73,19 +73,6 @@ func startTerm(t *testing.T, args ...string) *term {
 	return tm
 }
 
-// waitFor reads what the terminal shows until a line starts with prefix.
-func (tm *term) waitFor(prefix string) {
-	tm.t.Helper()
-	for tm.sc.Scan() {
-		line := strings.TrimRight(tm.sc.Text(), "\r")
-		tm.lines = append(tm.lines, line)
-		if strings.HasPrefix(line, prefix) {
-			return
-		}
-	}
-	tm.t.Fatalf("the terminal showed no line starting with %q; it showed:\n%s", prefix, strings.Join(tm.lines, "\n"))
-}
-
 // pids reads until a line starting with each prefix, ending in a PID, was
 // shown, and returns a pidfd for each.
 func (tm *term) pids(prefixes ...string) map[string]int {
