@@ -89,8 +89,14 @@ type prog struct {
 // start runs multiexit with args, tagged; env adds to its environment.
 func start(t *testing.T, env []string, args ...string) *prog {
 	t.Helper()
+	return startProgram(t, env, bin, args...)
+}
+
+// startProgram is start for any program (one that runs multiexit).
+func startProgram(t *testing.T, env []string, name string, args ...string) *prog {
+	t.Helper()
 	tag := proctest.Tag(t)
-	p := &prog{t: t, cmd: exec.Command(bin, args...)}
+	p := &prog{t: t, cmd: exec.Command(name, args...)}
 	// GORACE: a race-enabled binary otherwise sleeps 1s before exit 0.
 	p.cmd.Env = append(append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0"), env...)
 	// Standard error is a pipe of the test's own, so that Wait returns when

@@ -145,10 +145,42 @@ for pid in $(cat "$f"); do while [ -e /proc/$pid ]; do sleep 0.01; done; done
 echo "reaped"
 setsid sleep 1000 &
 exit 4`
-	p := start(t, nil, "--", "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--", "sh", "-c", script, "sh", t.TempDir())
+	p := startProgram(t, nil, "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--", "sh", "-c", script, "sh", t.TempDir())
 	if got := p.waitFor("parent "); got != "parent 1" {
 		t.Errorf("COMMAND says %q, want parent 1 (multiexit is PID 1)", got)
 	}
 	p.waitFor("reaped")
 	p.check("exit 4")
+}
+
+// As PID 1, SIGTERM (docker stop, runc kill) reaches COMMAND, and the
+// container's init ends with COMMAND's status: 128+signal where COMMAND
+// died by it, since init cannot die by its own signal.
+func TestPID1SIGTERM(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").Run(); err != nil {
+		t.Skipf("cannot make a PID namespace: %v", err)
+	}
+	for _, tc := range []struct{ name, trap, want string }{
+		{"COMMAND exits 3", `trap 'echo got TERM; exit 3' TERM;`, "exit 3"},
+		{"COMMAND dies by it", `trap 'echo got TERM; trap - TERM; kill -TERM $$' TERM;`, "exit 143"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startProgram(t, nil, "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--",
+				"sh", "-c", tc.trap+makeEscapees+`echo ready; while :; do sleep 1000 & wait $!; done`)
+			p.waitAll(append(escapeeNames, "ready")...)
+			// unshare's only child is multiexit, PID 1 of the namespace.
+			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
+			var init int
+			if _, err2 := fmt.Sscan(string(kids), &init); err != nil || err2 != nil {
+				t.Fatalf("unshare's child: %q, %v, %v", kids, err, err2)
+			}
+			if err := syscall.Kill(init, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			p.waitFor("got TERM")
+			p.check(tc.want)
+		})
+	}
 }
