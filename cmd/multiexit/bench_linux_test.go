@@ -1,12 +1,17 @@
 package main_test
 
 import (
+	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+	"syscall"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/proctest"
 )
 
 // BenchmarkWrappingCost runs `true` bare, under tini and dumb-init, and
@@ -86,4 +91,55 @@ func peakRSS(b *testing.B, args, env []string) int64 {
 		peak = max(peak, kib)
 	}
 	return peak
+}
+
+// BenchmarkStopTree: COMMAND starts 1000 processes, half of them in its
+// process group and half in sessions of their own (escapees), then exits;
+// the time is from its exit (the line that ends it is written) until the
+// wrapper has returned. Under multiexit nothing is left then; tini -g -s
+// returns at once and leaves every one of them running, which the
+// benchmark counts (and kills, by PID).
+//
+//	go test -run - -bench StopTree -benchtime 3x ./cmd/multiexit/
+func BenchmarkStopTree(b *testing.B) {
+	const half = 500
+	script := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do sleep 1000 & setsid sleep 1000 & i=$((i+1)); done; echo ready; read _`, half)
+	for _, w := range []struct{ name, prog string }{{"multiexit", bin}, {"tini", "tini"}} {
+		if _, err := exec.LookPath(w.prog); err != nil {
+			continue
+		}
+		b.Run(w.name, func(b *testing.B) {
+			var left int
+			for b.Loop() {
+				b.StopTimer()
+				tag := fmt.Sprintf("stoptree-%d-%d", os.Getpid(), time.Now().UnixNano())
+				args := []string{"-grace", "5s", "--", "sh", "-c", script}
+				if w.name == "tini" {
+					args = []string{"-g", "-s", "--", "sh", "-c", script}
+				}
+				cmd := exec.Command(w.prog, args...)
+				cmd.Env = append(os.Environ(), proctest.Env(tag))
+				in, _ := cmd.StdinPipe()
+				out, _ := cmd.StdoutPipe()
+				if err := cmd.Start(); err != nil {
+					b.Fatal(err)
+				}
+				sc := bufio.NewScanner(out)
+				if !sc.Scan() || sc.Text() != "ready" {
+					b.Fatalf("%s: no ready line", w.name)
+				}
+				b.StartTimer()
+				in.Write([]byte("go\n"))
+				cmd.Wait()
+				b.StopTimer()
+				survivors := proctest.Survivors(tag)
+				left += len(survivors)
+				for _, p := range survivors {
+					syscall.Kill(p.PID, syscall.SIGKILL)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(left)/float64(b.N), "left-alive/op")
+		})
+	}
 }
