@@ -7,8 +7,8 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"testing"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/multiexit/multiexit/internal/proctest"
