@@ -64,6 +64,9 @@ func TestOwnStatuses(t *testing.T) {
 		stderr string
 	}{
 		{"timeout", []string{"-timeout", "1ms", "--", "sleep", "1000"}, "exit 124", ""},
+		{"timeout in seconds", []string{"-timeout", "0.001", "--", "sleep", "1000"}, "exit 124", ""},
+		{"in time", []string{"-timeout", "1h", "--", "sh", "-c", "exit 9"}, "exit 9", ""},
+		{"negative duration", []string{"-grace", "-1s", "--", "true"}, "exit 125", "negative"},
 		{"no COMMAND", []string{"-grace", "1s"}, "exit 125", "no COMMAND"},
 		{"bad flag", []string{"-no-such-flag", "--", "true"}, "exit 125", "-no-such-flag"},
 		{"bad duration", []string{"-timeout", "soon", "--", "true"}, "exit 125", "soon"},
