@@ -17,7 +17,7 @@ import (
 
 // term is multiexit run as a session leader on a new pseudo-terminal, as a
 // shell in a terminal window runs it: the test types on the master side
-// and reads what the terminal shows.
+// and reads what the terminal shows (echo off: only what programs print).
 type term struct {
 	t      *testing.T
 	cmd    *exec.Cmd
@@ -47,6 +47,17 @@ func startTerm(t *testing.T, args ...string) *term {
 	if err != nil {
 		master.Close()
 		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	// Echo off: what the terminal shows is what the programs printed.
+	tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err == nil {
+		tio.Lflag &^= unix.ECHO
+		err = unix.IoctlSetTermios(int(slave.Fd()), unix.TCSETS, tio)
+	}
+	if err != nil {
+		master.Close()
+		slave.Close()
+		t.Fatal(err)
 	}
 	tm := &term{t: t, cmd: exec.Command(bin, args...), master: master, sc: bufio.NewScanner(master)}
 	tm.cmd.Env = append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0")
