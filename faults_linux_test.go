@@ -238,3 +238,25 @@ func TestFaultStartStopCycles(t *testing.T) {
 	p := start(t, "cycles", []string{strconv.Itoa(n)})
 	p.check([]string{"goroutines: <nil>", "descriptors: 0 more", "entry cgroups left: 0"}, exitCode(0))
 }
+
+// A tree three workers deep, with a leaf that ignores SIGTERM and an
+// escapee at the bottom, stopped by SIGTERM or by SIGKILL of its top, over
+// and over: every level runs its hooks, leaves first, and nothing is left.
+func TestFaultDeepTree(t *testing.T) {
+	for i := range trials(1, 20) {
+		for _, how := range []string{"term", "kill"} {
+			t.Run(fmt.Sprintf("%d %s", i, how), func(t *testing.T) { deepTreeCase(t, 3, how) })
+		}
+	}
+}
+
+// A long loop of shell-outs that leave background processes (plain and
+// double-forked) holds no zombie, on the layer the machine gives.
+func TestFaultShellOutLoop(t *testing.T) {
+	n := trials(3000, 50000)
+	p := start(t, shellOuts, []string{strconv.Itoa(n)})
+	trace, how := p.end()
+	if how != exitCode(0) || len(trace) != 2 || trace[0] != "late Wait: exit status 7" || !strings.HasSuffix(trace[1], "zombies left: 0") {
+		t.Errorf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())
+	}
+}

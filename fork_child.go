@@ -53,14 +53,16 @@ func Command(args ...string) *exec.Cmd {
 // commands are the commands Command made and Start has not started yet,
 // known by identity. Weak pointers: a command dropped unstarted is
 // forgotten.
-var commands workerSet
+var commands cmdSet
 
-type workerSet struct {
+// cmdSet is a set of commands by identity, with weak pointers.
+
+type cmdSet struct {
 	mu sync.Mutex
 	m  map[weak.Pointer[exec.Cmd]]struct{}
 }
 
-func (w *workerSet) add(cmd *exec.Cmd) {
+func (w *cmdSet) add(cmd *exec.Cmd) {
 	p := weak.Make(cmd)
 	w.mu.Lock()
 	if w.m == nil {
@@ -71,14 +73,14 @@ func (w *workerSet) add(cmd *exec.Cmd) {
 	runtime.AddCleanup(cmd, w.forget, p)
 }
 
-func (w *workerSet) forget(p weak.Pointer[exec.Cmd]) {
+func (w *cmdSet) forget(p weak.Pointer[exec.Cmd]) {
 	w.mu.Lock()
 	delete(w.m, p)
 	w.mu.Unlock()
 }
 
 // take reports whether cmd came from Command, and forgets it.
-func (w *workerSet) take(cmd *exec.Cmd) bool {
+func (w *cmdSet) take(cmd *exec.Cmd) bool {
 	p := weak.Make(cmd)
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -104,6 +106,7 @@ type Child struct {
 	worker  bool
 	leader  bool      // leads its own process group: stop signals the group
 	started time.Time // when Start started it
+	tty     int       // the terminal it has the foreground of (Foreground), or -1
 
 	ackR, deathW *os.File      // the parent's ends of a worker's control channel
 	caught       chan struct{} // closed when a worker caught SIGTERM (package initialisation)
@@ -298,6 +301,7 @@ func (c *Child) reap() {
 		}
 		c.mu.Unlock()
 		close(c.exited)
+		c.takeForeground()
 		c.err = c.cmd.Wait()
 		untrack(c.cmd.Process.Pid)
 	} else {
@@ -310,6 +314,7 @@ func (c *Child) reap() {
 		}
 		c.mu.Unlock()
 		close(c.exited)
+		c.takeForeground()
 	}
 	c.mu.Lock()
 	stopping := c.stopping
@@ -496,6 +501,10 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	}
 	cmd.Env = env
 	c.leader = prepareChild(cmd)
+	c.tty = -1
+	if foregrounds.take(cmd) {
+		c.tty = toForeground(cmd)
+	}
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = max(cfg.grace, 100*time.Millisecond)
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -78,46 +79,50 @@ var deepTree = scenario("deep-tree", func(args []string) {
 func TestDeepTreeRunsEveryLevelsHooks(t *testing.T) {
 	for _, depth := range []int{1, 2, 3} {
 		for _, how := range []string{"term", "exit", "kill"} {
-			t.Run(fmt.Sprintf("depth %d, %s", depth, how), func(t *testing.T) {
-				var stdin io.WriteCloser
-				p := startWith(t, func(cmd *exec.Cmd) {
-					var err error
-					if stdin, err = cmd.StdinPipe(); err != nil {
-						t.Fatal(err)
-					}
-				}, deepTree, []string{strconv.Itoa(depth), how})
-				want := []string{"ready main", "ready leaf", "ready escapee"}
-				var order []string
-				for l := depth; l >= 1; l-- {
-					want = append(want, fmt.Sprintf("ready L%d", l))
-					order = append(order, fmt.Sprintf("L%d own", l), fmt.Sprintf("L%d S(s)", l))
-				}
-				p.waitAll(want...)
-				wantHow := diedOf(syscall.SIGTERM)
-				switch how {
-				case "term":
-					p.signal(syscall.SIGTERM)
-					order = append(order, "main own", "main S(s)")
-				case "exit":
-					stdin.Close()
-					order = append(order, "main own", "main S(s)")
-					wantHow = exitCode(0)
-				case "kill":
-					p.signal(syscall.SIGKILL)
-					wantHow = diedOf(syscall.SIGKILL)
-				}
-				trace, ended := p.end()
-				var hooks []string
-				for _, l := range trace {
-					if strings.HasSuffix(l, " own") || strings.HasSuffix(l, " S(s)") {
-						hooks = append(hooks, l)
-					}
-				}
-				if diff := cmp.Diff(order, hooks); diff != "" || ended != wantHow {
-					t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.stderr.String())
-				}
-			})
+			t.Run(fmt.Sprintf("depth %d, %s", depth, how), func(t *testing.T) { deepTreeCase(t, depth, how) })
 		}
+	}
+}
+
+// deepTreeCase runs deepTree at depth, stops its top as how says, and
+// checks that every level ran its hooks, leaves first.
+func deepTreeCase(t *testing.T, depth int, how string) {
+	var stdin io.WriteCloser
+	p := startWith(t, func(cmd *exec.Cmd) {
+		var err error
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}, deepTree, []string{strconv.Itoa(depth), how})
+	want := []string{"ready main", "ready leaf", "ready escapee"}
+	var order []string
+	for l := depth; l >= 1; l-- {
+		want = append(want, fmt.Sprintf("ready L%d", l))
+		order = append(order, fmt.Sprintf("L%d own", l), fmt.Sprintf("L%d S(s)", l))
+	}
+	p.waitAll(want...)
+	wantHow := diedOf(syscall.SIGTERM)
+	switch how {
+	case "term":
+		p.signal(syscall.SIGTERM)
+		order = append(order, "main own", "main S(s)")
+	case "exit":
+		stdin.Close()
+		order = append(order, "main own", "main S(s)")
+		wantHow = exitCode(0)
+	case "kill":
+		p.signal(syscall.SIGKILL)
+		wantHow = diedOf(syscall.SIGKILL)
+	}
+	trace, ended := p.end()
+	var hooks []string
+	for _, l := range trace {
+		if strings.HasSuffix(l, " own") || strings.HasSuffix(l, " S(s)") {
+			hooks = append(hooks, l)
+		}
+	}
+	if diff := cmp.Diff(order, hooks); diff != "" || ended != wantHow {
+		t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.stderr.String())
 	}
 }
 
@@ -290,4 +295,300 @@ func TestOneGracePeriodPerEntry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// lazyWorker: the worker starts a process of its own, then never calls
+// Install; the parent's Start must give up after AckTimeout (shortened
+// here), kill it with what it started, and say which worker.
+var lazyWorker = scenario("lazy-worker", func(args []string) {
+	if multiexit.IsChild() {
+		exec.Command("sleep", "1000").Start() // in its process group
+		say("ready lazy %d", os.Getpid())
+		select {}
+	}
+	multiexit.SetAckTimeout(300 * time.Millisecond)
+	mustInstall()
+	multiexit.Register(hook("H1"))
+	_, err := multiexit.Start(multiexit.Command("lazy"), exec.Command("sleep", "1000"))
+	say("start error: %v", err)
+	multiexit.Exit(0)
+})
+
+// Start returns within AckTimeout when a worker never calls Install: an
+// error naming the worker, and nothing of what it started is left.
+func TestStartGivesUpOnAWorkerThatNeverInstalls(t *testing.T) {
+	p := start(t, lazyWorker, nil)
+	ready := p.waitFor("ready lazy")
+	trace, how := p.end()
+	want := fmt.Sprintf("start error: multiexit: Start: worker pid %d (", readyPID(ready))
+	if how != exitCode(0) || len(trace) != 2 || !strings.HasPrefix(trace[0], want) ||
+		!strings.Contains(trace[0], "lazy) did not acknowledge Install within 300ms") || trace[1] != "H1" {
+		t.Errorf("ended with %s, trace %q; want a line starting %q; stderr:\n%s", how, trace, want, p.stderr.String())
+	}
+	// proctest's cleanup proves that nothing is left.
+}
+
+// slowWorker: the worker waits at the test's barrier before Install.
+var slowWorker = scenario("slow-worker", func(args []string) {
+	if multiexit.IsChild() {
+		multiexit.Register(own)
+		say("booting %s", role())
+		barrierWait(role())
+		mustInstall()
+		select {}
+	}
+	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
+	multiexit.Register(hook("H1"))
+	multiexit.Run(func(ctx context.Context) error {
+		_, err := multiexit.Start(multiexit.Command("slow"))
+		say("start error: %v", err)
+		return err
+	})
+})
+
+// A SIGTERM while Start waits for a worker that is slow to call Install:
+// Start returns at once, the worker's stop is bounded by its grace period,
+// and the log tells one story: nothing abandoned, no main left behind.
+func TestSignalDuringStart(t *testing.T) {
+	b, env := newBarrier(t)
+	p := start(t, slowWorker, nil, env)
+	p.waitFor("booting slow")
+	b.wait(1) // the worker is held before Install
+	p.signal(syscall.SIGTERM)
+	trace, how := p.end()
+	if diff := cmp.Diff([]string{"booting slow", "start error: multiexit: Start: the shutdown has begun", "H1"}, trace); diff != "" || how != diedOf(syscall.SIGTERM) {
+		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.stderr.String())
+	}
+	for _, bad := range []string{"abandoned", "did not return", "has not returned"} {
+		if strings.Contains(p.stderr.String(), bad) {
+			t.Errorf("the log says %q:\n%s", bad, p.stderr.String())
+		}
+	}
+}
+
+// hupWorker: a worker that asks for SIGHUP only.
+var hupWorker = scenario("hup-worker", func(args []string) {
+	if multiexit.IsChild() {
+		mustInstall(multiexit.WithSignals(syscall.SIGHUP))
+		multiexit.Register(own)
+		say("ready w")
+		select {}
+	}
+	mustInstall()
+	multiexit.Register(hook("H1"))
+	mustStart(multiexit.Command("w"))
+	say("ready main")
+	select {}
+})
+
+// A worker runs its hooks on its parent's stop and on its parent's death
+// whatever signals it configured.
+func TestWorkerWithOtherSignalsStillStops(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			p := start(t, hupWorker, nil)
+			p.waitAll("ready main", "ready w")
+			p.signal(sig)
+			trace, _ := p.end()
+			if len(trace) == 0 || trace[0] != "w own" {
+				t.Errorf("the worker's hook did not run: %q\nstderr:\n%s", trace, p.stderr.String())
+			}
+		})
+	}
+}
+
+// plainMain is any program that imports multiexit.
+var plainMain = scenario("plain-main", func(args []string) {
+	say("main ran")
+	os.Exit(0)
+})
+
+// MULTIEXIT_GUARDIAN alone does not make a program a guardian: garbage, an
+// empty line on descriptor 3, a pipe held open, another tree's cgroup —
+// main runs, a warning says why, and another live tree comes through
+// untouched.
+func TestGuardianCannotBeForged(t *testing.T) {
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2 (the guardian's layer)")
+	}
+	// A live tree, with its guardian: the forger's target.
+	victim := start(t, "escape", nil)
+	victim.waitAll("ready main", "ready ext", "ready esc")
+	root := ""
+	for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		m, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.*.%d.*", mnt, victim.cmd.Process.Pid))
+		m2, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.*.%d.*", mnt, victim.cmd.Process.Pid))
+		if m = append(m, m2...); len(m) > 0 {
+			root = m[0]
+		}
+	}
+	if root == "" {
+		t.Fatal("the victim's tree cgroup was not found")
+	}
+	vpid := strconv.Itoa(victim.cmd.Process.Pid)
+	vstart := ""
+	if b, err := os.ReadFile("/proc/" + vpid + "/stat"); err == nil {
+		s := string(b)
+		vstart = strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[19]
+	}
+	for _, tc := range []struct{ name, value, fd3 string }{
+		{"garbage", "%%", ""},
+		{"an empty line on descriptor 3", root + ";1000000000;" + vpid + ";" + vstart, "\n"},
+		{"a pipe held open", root + ";1000000000;" + vpid + ";" + vstart, "hold"},
+		{"the victim's cgroup as its own parent's", root + ";1;" + strconv.Itoa(os.Getpid()) + ";0", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startWith(t, func(cmd *exec.Cmd) {
+				r, w, err := os.Pipe()
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { r.Close(); w.Close() })
+				cmd.ExtraFiles = []*os.File{r}
+				if tc.fd3 != "hold" {
+					w.WriteString(tc.fd3)
+					w.Close()
+				}
+			}, plainMain, nil, "MULTIEXIT_GUARDIAN="+tc.value)
+			p.check([]string{"main ran"}, exitCode(0))
+			if !strings.Contains(p.stderr.String(), "was not started as a guardian") {
+				t.Errorf("no warning:\n%s", p.stderr.String())
+			}
+		})
+	}
+	// The victim's tree is whole: its escapee still runs, and its stop is
+	// the ordinary one.
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("the victim's cgroup is gone: %v", err)
+	}
+	victim.signal(syscall.SIGTERM)
+	victim.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+}
+
+// deletedBinary: the program's file is deleted (a deploy replaced it), then
+// it starts a worker and an external command.
+var deletedBinary = scenario("deleted-binary", func(args []string) {
+	mustInstall()
+	if multiexit.IsChild() {
+		multiexit.Register(own)
+		say("ready w")
+		select {}
+	}
+	if err := os.Remove(args[0]); err != nil {
+		say("remove: %v", err)
+	}
+	multiexit.Register(hook("H1"))
+	ext := exec.Command("sh", "-c", "echo ready ext; exec sleep 1000")
+	ext.Stdout = os.Stdout
+	mustStart(multiexit.Command("w"), ext)
+	say("ready main")
+	select {}
+})
+
+// Start keeps working after the running binary's file was deleted:
+// workers and the guardian come from the file the process runs.
+func TestStartAfterTheBinaryIsDeleted(t *testing.T) {
+	dir := t.TempDir()
+	copyPath := filepath.Join(dir, "multiexit.test")
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(copyPath, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startWith(t, func(cmd *exec.Cmd) {
+		cmd.Path = copyPath
+		cmd.Args[0] = copyPath
+	}, deletedBinary, []string{copyPath})
+	p.waitAll("ready main", "ready w", "ready ext")
+	if _, err := os.Stat(copyPath); err == nil {
+		t.Fatal("the binary was not deleted")
+	}
+	p.signal(syscall.SIGTERM)
+	p.check([]string{"w own", "H1"}, diedOf(syscall.SIGTERM))
+	p.quiet()
+}
+
+// replacedEnv: a Command whose Env the caller replaced. If it were not a
+// worker it would run main's branch again; the depth bounds that.
+var replacedEnv = scenario("replaced-env", func(args []string) {
+	mustInstall()
+	if multiexit.IsChild() {
+		say("worker IsChild: true")
+		multiexit.Register(own)
+		say("ready w")
+		select {}
+	}
+	if os.Getenv("MX_DEPTH") != "" {
+		say("recursion: a worker ran main's branch")
+		multiexit.Exit(1)
+	}
+	cmd := multiexit.Command("w")
+	cmd.Env = append(os.Environ(), "MX_DEPTH=1")
+	mustStart(cmd)
+	say("ready main")
+	select {}
+})
+
+// A Command stays a worker whatever the caller does to its Env.
+func TestReplacedEnvStillStartsAWorker(t *testing.T) {
+	p := start(t, replacedEnv, nil)
+	p.waitAll("ready main", "ready w")
+	p.signal(syscall.SIGTERM)
+	p.check([]string{"worker IsChild: true", "w own"}, diedOf(syscall.SIGTERM))
+}
+
+// smallThings: Exit's range, options that cannot take their value,
+// runtime.Goexit in Run's main.
+var smallThings = scenario("small-things", func(args []string) {
+	switch args[0] {
+	case "exit256":
+		multiexit.Register(hook("A"))
+		multiexit.Exit(256)
+	case "timeout0":
+		say("install: %v", multiexit.Install(multiexit.WithTimeout(0), multiexit.WithGrace(-time.Second)))
+		os.Exit(0)
+	case "drain":
+		say("install: %v", multiexit.Install(multiexit.WithTimeout(time.Second), multiexit.WithDrain(2*time.Second)))
+		os.Exit(0)
+	case "goexit":
+		multiexit.Register(hook("A"))
+		multiexit.Run(func(ctx context.Context) error {
+			runtime.Goexit()
+			return nil
+		})
+	}
+})
+
+func TestSmallThings(t *testing.T) {
+	t.Run("Exit(256) exits 255, logged", func(t *testing.T) {
+		p := start(t, smallThings, []string{"exit256"})
+		p.check([]string{"A"}, exitCode(255))
+		if !strings.Contains(p.stderr.String(), "exit codes are 0 to 255") {
+			t.Errorf("not logged:\n%s", p.stderr.String())
+		}
+	})
+	t.Run("WithTimeout(0) and a negative grace are refused", func(t *testing.T) {
+		p := start(t, smallThings, []string{"timeout0"})
+		trace, _ := p.end()
+		all := strings.Join(trace, "\n")
+		if !strings.HasPrefix(all, "install: ") || !strings.Contains(all, "WithTimeout(0s): the shutdown deadline must be positive") || !strings.Contains(all, "WithGrace(-1s)") {
+			t.Errorf("%q", trace)
+		}
+	})
+	t.Run("a drain longer than the deadline is refused", func(t *testing.T) {
+		p := start(t, smallThings, []string{"drain"})
+		trace, _ := p.end()
+		if len(trace) != 1 || !strings.Contains(trace[0], "WithDrain(2s) must be shorter than the shutdown deadline") {
+			t.Errorf("%q", trace)
+		}
+	})
+	t.Run("runtime.Goexit in main is logged", func(t *testing.T) {
+		p := start(t, smallThings, []string{"goexit"})
+		p.check([]string{"A"}, exitCode(0))
+		if !strings.Contains(p.stderr.String(), "runtime.Goexit") {
+			t.Errorf("not logged:\n%s", p.stderr.String())
+		}
+	})
 }

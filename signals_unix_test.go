@@ -97,3 +97,25 @@ func TestIgnoredInterruptStaysIgnored(t *testing.T) {
 		})
 	}
 }
+
+// A shell script loop stops when its multiexit child is stopped by the
+// terminal's Ctrl-C: bash sees the child die by SIGINT (as it also got
+// SIGINT) and ends the loop, as it does for any program that Ctrl-C
+// kills. A child that exited 130 instead would let the loop go on.
+func TestBashStopsALoopAfterCtrlC(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	p := startWith(t, func(cmd *exec.Cmd) {
+		cmd.Args = []string{"bash", "-c", `for i in 1 2; do "$0"; echo "after $i: status $?"; export MX_SCENARIO=exit; done`, cmd.Path}
+		cmd.Path = bash
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as a terminal's job
+	}, "lifo", nil)
+	p.waitFor("ready")
+	// The terminal's Ctrl-C: SIGINT to the foreground process group.
+	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	p.check([]string{"C", "B", "A"}, diedOf(syscall.SIGINT))
+}

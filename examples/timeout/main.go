@@ -5,6 +5,7 @@
 //	go run ./examples/timeout                          # sh with background sleeps, 2s
 //	go run ./examples/timeout -timeout 5s -- sleep 3   # ends in time: exit 0
 //	go run ./examples/timeout -timeout 1s -grace 200ms -- sh -c 'trap "" TERM; sleep 60'
+//	go run ./examples/timeout -timeout 10s -- head -1     # under a terminal: reads a typed line
 //
 // With no command it runs a shell that starts two background sleeps and
 // waits for them.
@@ -41,6 +42,10 @@ func main() {
 	multiexit.Run(func(ctx context.Context) error {
 		cmd := exec.Command(args[0], args[1:]...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		// Under a terminal the command gets its foreground, as in a
+		// shell: it can read what is typed (head -1 works), and Ctrl-C
+		// goes to it; timeout then ends the way it did.
+		multiexit.Foreground(cmd)
 		// Start puts the command in a process group of its own and pushes
 		// its stop onto the exit stack: a signal to timeout stops it too.
 		kids, err := multiexit.Start(cmd)
