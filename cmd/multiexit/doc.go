@@ -11,8 +11,10 @@
 // the command and stop nothing. Exit status: the command's (its code, or
 // death by the same signal), 124 when -timeout fired, 125 when multiexit
 // itself failed, 126 when the command cannot be executed, 127 when it was
-// not found. On Linux with a writable cgroup v2, a SIGKILLed multiexit
-// still takes the whole tree down. Under systemd the command's READY=1 and
+// not found. Under a terminal the command runs in its foreground, so that
+// an interactive program works and Ctrl-C reaches its process group. On
+// Linux with a writable cgroup v2, a SIGKILLed multiexit still takes the
+// whole tree down. Under systemd the command's READY=1 and
 // STATUS= reach systemd through multiexit. `multiexit -h` is the manual.
 //
 // Install it with

@@ -158,7 +158,10 @@ func run(o options) {
 	} else if env != "" {
 		cmd.Env = append(withoutVar(os.Environ(), "NOTIFY_SOCKET"), env)
 	}
-	cmd = foreground(cmd)
+	// Under a terminal COMMAND gets its foreground, as a shell gives a job:
+	// it can read the terminal, and Ctrl-C and Ctrl-\ go to its process
+	// group straight from the terminal.
+	cmd = multiexit.Foreground(cmd)
 	kids, err := multiexit.Start(cmd)
 	if err != nil {
 		code := startStatus(err)
@@ -284,7 +287,3 @@ func withoutVar(env []string, name string) []string {
 	}
 	return out
 }
-
-// foreground puts COMMAND in the terminal's foreground.
-// TODO(Foreground): multiexit.Foreground(cmd) once it lands on main.
-func foreground(cmd *exec.Cmd) *exec.Cmd { return cmd }

@@ -111,6 +111,19 @@ func (tm *term) pids(prefixes ...string) map[string]int {
 	return fds
 }
 
+// waitFor reads what the terminal shows until a line starts with prefix.
+func (tm *term) waitFor(prefix string) {
+	tm.t.Helper()
+	for tm.sc.Scan() {
+		line := strings.TrimRight(tm.sc.Text(), "\r")
+		tm.lines = append(tm.lines, line)
+		if strings.HasPrefix(line, prefix) {
+			return
+		}
+	}
+	tm.t.Fatalf("the terminal showed no line starting with %q; it showed:\n%s", prefix, strings.Join(tm.lines, "\n"))
+}
+
 func (tm *term) typ(s string) {
 	tm.t.Helper()
 	if _, err := tm.master.WriteString(s); err != nil {
@@ -130,13 +143,13 @@ func (tm *term) check(want string) {
 	}
 }
 
-// Ctrl-C typed in the terminal stops the tree: COMMAND dies by SIGINT, so
-// does multiexit (as a shell expects of a Ctrl-C'd program), and the
-// background job and the escapee, which a non-interactive shell's
-// background jobs ignore SIGINT for, are stopped after it.
+// Ctrl-C typed in the terminal stops the tree: COMMAND, in the terminal's
+// foreground, dies by SIGINT, so does multiexit (as a shell expects of a
+// Ctrl-C'd program), and the background job (a non-interactive shell's
+// background jobs ignore SIGINT) and the escapee are stopped after it.
 func TestTerminalCtrlC(t *testing.T) {
 	t.Parallel()
-	tm := startTerm(t, "-g", "-grace", "100ms", "--", "sh", "-c",
+	tm := startTerm(t, "-grace", "100ms", "--", "sh", "-c",
 		`sleep 1000 & echo "job $!"; setsid sh -c 'echo "escapee $$"; exec sleep 1000' & wait`)
 	fds := tm.pids("job ", "escapee ")
 	tm.typ("\x03")
@@ -146,4 +159,15 @@ func TestTerminalCtrlC(t *testing.T) {
 			t.Errorf("the %s was still running when multiexit had returned", strings.TrimSpace(what))
 		}
 	}
+}
+
+// An interactive COMMAND gets the terminal's foreground: it reads a line
+// typed in the terminal (echo is off, so what shows is what it printed),
+// and exits as it would in a shell.
+func TestTerminalInteractive(t *testing.T) {
+	t.Parallel()
+	tm := startTerm(t, "--", "head", "-1")
+	tm.typ("typed by the test\r")
+	tm.waitFor("typed by the test")
+	tm.check("exit 0")
 }

@@ -57,6 +57,13 @@ SIGNALS
     A SIGHUP or SIGINT that multiexit was started with ignored (nohup, a
     shell's background job) stays ignored, for COMMAND too.
 
+TERMINAL
+    Under a terminal, COMMAND runs in the terminal's foreground, as a
+    shell runs a job: it can read the terminal (a REPL, head -1), and
+    Ctrl-C and Ctrl-\ go from the terminal to COMMAND's whole process
+    group, not to multiexit. When COMMAND exits, multiexit takes the
+    foreground back and stops what is left.
+
 CONTAINMENT (Linux; -v names the layer taken)
     cgroup          a writable cgroup v2: nothing escapes, even multiexit's
                     SIGKILL (the guardian).
@@ -81,9 +88,10 @@ EXAMPLES
     free again when multiexit returns):
         multiexit -- sh -c 'python3 -m http.server 8000 & sleep 1; curl -sf localhost:8000 >/dev/null'
 
-    Ctrl-C through a tree: SIGINT reaches the whole group, the escapees are
-    stopped after it, and the shell sees the status:
-        multiexit -g -- make -j8
+    Ctrl-C through a tree: the terminal's SIGINT reaches make's whole
+    process group, the escapees are stopped after it, and the shell sees
+    make die by SIGINT (a script's loop stops there):
+        multiexit -- make -j8
 
     A container's init (Dockerfile):
         ENTRYPOINT ["multiexit", "--"]
