@@ -8,17 +8,26 @@
 // newest first (LIFO), each at most once, on every exit path multiexit
 // controls:
 //
-//	what happens                                   hooks run          exit code
-//	SIGTERM or SIGINT to a parent                  all, LIFO          143, 130 (128+signal)
-//	SIGTERM to a worker                            all, LIFO          143
+//	what happens                                   hooks run          how the process ends
+//	SIGTERM or SIGINT to a parent                  all, LIFO          dies by it (shell: 143, 130)
+//	SIGTERM to a worker (its parent's stop)        all, LIFO          dies by SIGTERM
 //	SIGINT to a worker (terminal Ctrl-C)           none: ignored      — (the parent orchestrates)
-//	Exit(n)                                        all, LIFO          n
-//	Run's main returns nil / an error / panics     all, LIFO          0 / 1 / 2
-//	Run's main returns after a signal              all, LIFO          128+signal
-//	a worker's parent dies (even by SIGKILL)       all, LIFO, worker  143
-//	a second signal while hooks run                the rest, briefly  128+first signal
+//	Exit(n)                                        all, LIFO          exit n (0-255; else 255, logged)
+//	ExitAs(state)                                  all, LIFO          as that process ended
+//	Run's main returns nil / an error / panics     all, LIFO          exit 0 / 1 / 2
+//	Run's main returns after a signal              all, LIFO          dies by that signal
+//	a worker's parent dies (even by SIGKILL)       all, LIFO, worker  dies by SIGTERM
+//	a second signal while hooks run                the rest, briefly  dies by the first signal
 //	a hook fails, panics or overruns the deadline  the rest still run unchanged
-//	SIGKILL of the process itself                  none can           137
+//	SIGKILL of the process itself                  none can           killed (137)
+//
+// "Dies by" a signal: after the hooks the process resets the signal to its
+// default action and raises it, so its parent's wait status says so (a
+// shell shows 128+signal, systemd counts SIGTERM as a clean stop, bash stops
+// a script loop after a Ctrl-C'd child). Where that cannot be, the process
+// exits with 128+signal: as PID 1 of a PID namespace (the kernel drops a
+// signal that init sends itself), on Windows, and for signals whose default
+// action does not end a process.
 //
 // A Go program that returns from main, or calls os.Exit, runs no hooks: use
 // Run or Exit. A panic outside Run's main crashes the process as usual.
@@ -39,7 +48,12 @@
 // The escalation rule: in a parent, any caught signal that arrives while the
 // shutdown runs brings the deadline forward to now (the running hook is
 // abandoned, the rest get their one-second windows, children get that window
-// as their grace). The exit code stays 128+the first signal. No hook runs
+// as their grace). The process still ends by the first signal.
+//
+// WithDrain sets a drain delay for a shutdown begun by a signal: Stopping
+// is closed at once (readiness fails) while Run's main goes on serving for
+// the delay; then its context is cancelled and the ordered stop runs, all
+// inside the deadline. No hook runs
 // twice. In a worker, a repeated SIGTERM is not an escalation: the parent's
 // stop and the kernel's parent-death signal may both deliver one.
 //
@@ -83,20 +97,35 @@
 // A worker's inherited shared hooks sit at the bottom of its stack, in the
 // order its parent registered them. In a worker, register your own hooks
 // before Install: the parent may stop the worker as soon as Install has
-// acknowledged its start.
+// acknowledged its start. A worker catches SIGTERM from its package
+// initialisation on, whatever WithSignals says, and a SIGTERM that comes
+// before Install is held until then, so its hooks run.
 //
 // # Order of a tree's shutdown
 //
 // Start pushes one entry onto the stack holding the children of that call.
 // When the entry's turn comes, those children are stopped concurrently:
 // SIGTERM and SIGCONT to each child's process group, up to the grace period
-// (WithGrace, default DefaultGrace = 5 s, bounded by the deadline) for it to
-// exit, then SIGKILL to the whole group, and reap. A hook registered before
-// the Start call therefore runs after those children have stopped, and one
-// registered after runs before. A worker runs its own stack when stopped, so
-// a cascade main → w1 → w2 stops leaves first:
+// (WithGrace, default DefaultGrace = 5 s) for them to exit, then SIGKILL to
+// the whole group, and reap. A hook registered before the Start call
+// therefore runs after those children have stopped, and one registered
+// after runs before. A worker runs its own stack when stopped, so a cascade
+// main → w1 → w2 stops leaves first:
 //
 //	$ go run ./examples/cascade
+//
+// # One budget for the tree
+//
+// A stop fits in the time the level above gives it. When an entry's turn
+// comes, its children get the grace period but at most half of what is left
+// of the deadline. Just before it sends a worker SIGTERM, the parent writes
+// it that grace period on the control channel; the worker makes it its own
+// deadline (less a small margin) if that is shorter than its WithTimeout,
+// and logs that at Info. Its children then get at most half of that, and so
+// on down: every level's hooks run, leaves first, whether the top was
+// stopped by a signal, by Exit, or died by SIGKILL (a worker whose parent
+// died takes the parent's deadline as its budget: that is how long the
+// guardian waits). In a worker, WithTimeout is so an upper bound.
 //
 // Every child gets its own process group, so a terminal's Ctrl-C reaches
 // only the parent, which then stops the tree in order. Workers catch and
@@ -106,8 +135,8 @@
 //
 // # Parent death
 //
-// A worker whose parent dies — even by SIGKILL — runs its hooks and exits
-// with 143: it sees end-of-file on the control channel (all platforms; on
+// A worker whose parent dies — even by SIGKILL — runs its hooks and dies by
+// SIGTERM: it sees end-of-file on the control channel (all platforms; on
 // Linux the kernel delivers that end as SIGTERM, see Platforms), and on
 // Linux it also gets SIGTERM from the kernel (Pdeathsig). Children are
 // forked from one locked OS thread that never exits, because the kernel
@@ -131,9 +160,23 @@
 // groups alone. On the cgroup layer a guardian process (this binary,
 // re-executed outside the tree) kills the tree if this process is
 // SIGKILLed, once its workers have run their hooks. The runtime signals only
-// what it started or contained, and never reaps a status that exec.Cmd.Wait
-// owns (except as PID 1, which reaps every zombie). The README's
-// "Containment" section has the details and the limits of each layer.
+// what it started or contained. On the cgroup and subreaper layers the
+// process is a child subreaper, and it reaps every zombie child that no one
+// will wait for (the orphans of its tree, and those of the commands it
+// shells out to), never a status that exec.Cmd.Wait owns: such a child holds
+// a pidfd until it is waited for. An entry whose children and descendants
+// are all gone is released, with its cgroup. The guardian is this binary,
+// taken over in this package's initialisation when, and only when, its
+// parent started it for that purpose. The README's "Containment" section
+// has the details and the limits of each layer.
+//
+// # The terminal
+//
+// Every child has its own process group, so the terminal's Ctrl-C reaches
+// the parent only. A child that must read the terminal is started with
+// Start(Foreground(cmd)): it gets the terminal's foreground as a shell's job
+// does (and so the terminal's Ctrl-C), and the parent takes it back when the
+// child exits.
 //
 // # Platforms
 //
