@@ -1,0 +1,289 @@
+//go:build unix
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/multiexit/multiexit"
+)
+
+// Exit statuses of multiexit itself, as GNU timeout and env use them.
+const (
+	statusTimeout    = 124 // -timeout fired
+	statusFailed     = 125 // multiexit itself failed (flags, no COMMAND, Start)
+	statusNotExec    = 126 // COMMAND was found but could not be executed
+	statusNotFound   = 127 // COMMAND was not found
+	defaultGrace     = 5 * time.Second
+	shutdownReserve  = 5 * time.Second // the deadline beyond two grace periods
+	forwardedBufSize = 16
+)
+
+// forwarded are the signals passed on to COMMAND. SIGTERM and SIGINT then
+// also bound COMMAND's life by the grace period (see the package doc).
+var forwarded = []os.Signal{
+	syscall.SIGTERM, syscall.SIGINT,
+	syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
+}
+
+type options struct {
+	timeout time.Duration
+	grace   time.Duration
+	group   bool
+	remap   map[int]bool
+	verbose bool
+	args    []string
+}
+
+func main() {
+	o, err := parse(os.Args[1:], os.Stdout)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		os.Exit(0)
+	case err != nil:
+		fmt.Fprintf(os.Stderr, "multiexit: %v\nTry 'multiexit -h' for more information.\n", err)
+		os.Exit(statusFailed)
+	}
+	run(o)
+}
+
+// parse reads the flags; usage goes to out.
+func parse(args []string, out io.Writer) (options, error) {
+	o := options{grace: defaultGrace, remap: map[int]bool{}}
+	fl := flag.NewFlagSet("multiexit", flag.ContinueOnError)
+	fl.SetOutput(io.Discard)
+	fl.Var((*durationFlag)(&o.timeout), "timeout", "")
+	fl.Var((*durationFlag)(&o.grace), "grace", "")
+	fl.BoolVar(&o.group, "g", false, "")
+	fl.Var(remapFlag(o.remap), "e", "")
+	fl.BoolVar(&o.verbose, "v", false, "")
+	if err := fl.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(out, usage)
+		}
+		return o, err
+	}
+	o.args = fl.Args()
+	if len(o.args) == 0 {
+		return o, errors.New("no COMMAND given")
+	}
+	return o, nil
+}
+
+// durationFlag is a Go duration ("1m30s") or a number of seconds ("90",
+// "0.5"), as GNU timeout takes it. It may not be negative.
+type durationFlag time.Duration
+
+func (d *durationFlag) String() string { return time.Duration(*d).String() }
+
+func (d *durationFlag) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		if ferr != nil {
+			return fmt.Errorf("not a duration (say 90s, 1m30s, or 90): %q", s)
+		}
+		v = time.Duration(f * float64(time.Second))
+	}
+	if v < 0 {
+		return fmt.Errorf("negative duration %q", s)
+	}
+	*d = durationFlag(v)
+	return nil
+}
+
+// remapFlag collects the exit codes of -e.
+type remapFlag map[int]bool
+
+func (r remapFlag) String() string { return "" }
+
+func (r remapFlag) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 255 {
+		return fmt.Errorf("not an exit code (0 to 255): %q", s)
+	}
+	r[n] = true
+	return nil
+}
+
+// run runs COMMAND under multiexit and never returns.
+func run(o options) {
+	// Catch the forwarded signals first, so that none sent while COMMAND
+	// starts is lost. SIGHUP and SIGINT that multiexit was started with
+	// ignored (nohup, a shell's background job) stay ignored, and COMMAND
+	// inherits that.
+	sigs := make(chan os.Signal, forwardedBufSize)
+	for _, s := range forwarded {
+		if !signal.Ignored(s) {
+			signal.Notify(sigs, s)
+		}
+	}
+	log := logger(o.verbose)
+	grace := max(o.grace, time.Nanosecond) // -grace 0: SIGKILL at once
+	// multiexit catches the signals itself: the library catches none, and
+	// its shutdown begins when COMMAND has ended (or at -timeout). Its
+	// deadline leaves room for two grace periods: COMMAND's group, then
+	// the escapees.
+	err := multiexit.Install(
+		multiexit.WithSignals(),
+		multiexit.WithGrace(grace),
+		multiexit.WithTimeout(2*grace+shutdownReserve),
+		multiexit.WithLogger(log),
+	)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "multiexit: %v\n", err)
+		multiexit.Exit(statusFailed)
+	}
+
+	cmd := exec.Command(o.args[0], o.args[1:]...)
+	if errors.Is(cmd.Err, exec.ErrDot) {
+		cmd.Err = nil // found through a relative PATH entry: run it, as env and a shell do
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if env, err := relayNotify(log); err != nil {
+		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
+	} else if env != "" {
+		cmd.Env = append(withoutVar(os.Environ(), "NOTIFY_SOCKET"), env)
+	}
+	// Under a terminal COMMAND gets its foreground, as a shell gives a job:
+	// it can read the terminal, and Ctrl-C and Ctrl-\ go to its process
+	// group straight from the terminal.
+	cmd = multiexit.Foreground(cmd)
+	kids, err := multiexit.Start(cmd)
+	if err != nil {
+		code := startStatus(err)
+		fmt.Fprintf(os.Stderr, "multiexit: %s: %v\n", o.args[0], startReason(err))
+		multiexit.Exit(code)
+	}
+	child := kids[0]
+	log.Info("multiexit: started", "pid", child.PID(), "cmd", o.args, "containment", multiexit.Containment().String())
+
+	exited := make(chan struct{})
+	go func() {
+		child.Wait()
+		close(exited)
+	}()
+	var limit, bound <-chan time.Time
+	if o.timeout > 0 {
+		limit = time.After(o.timeout)
+	}
+	send := child.Signal
+	if o.group {
+		send = child.SignalGroup
+	}
+	for {
+		select {
+		case <-exited:
+			ps := cmd.ProcessState
+			log.Info("multiexit: COMMAND exited; stopping what it left", "pid", child.PID(), "status", ps.String())
+			if ps.Exited() && o.remap[ps.ExitCode()] {
+				multiexit.Exit(0)
+			}
+			multiexit.ExitAs(ps)
+		case <-limit:
+			log.Info("multiexit: -timeout fired; stopping the tree", "timeout", o.timeout)
+			multiexit.Exit(statusTimeout)
+		case s := <-sigs:
+			err := send(s)
+			log.Info("multiexit: forwarded a signal", "signal", s.String(), "pid", child.PID(), "group", o.group, "err", errString(err))
+			if (s == syscall.SIGTERM || s == syscall.SIGINT) && bound == nil {
+				// COMMAND has the grace period to exit; then its group is
+				// killed, and the rest of the tree stopped as it exits.
+				bound = time.After(grace)
+			}
+		case <-bound:
+			log.Warn("multiexit: COMMAND did not exit within the grace period after the signal; killing its process group",
+				"pid", child.PID(), "grace", grace)
+			child.SignalGroup(syscall.SIGKILL)
+			bound = nil
+		}
+	}
+}
+
+// logger is the library's logger: with -v every event at Info, else only
+// warnings and errors.
+func logger(verbose bool) *slog.Logger {
+	level := slog.LevelWarn
+	if verbose {
+		level = slog.LevelInfo
+	}
+	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	if verbose {
+		return slog.New(h)
+	}
+	return slog.New(quietHandler{h})
+}
+
+// quietHandler drops the library's warning that a child exited by itself:
+// for multiexit that is COMMAND ending, which is the normal way.
+type quietHandler struct{ slog.Handler }
+
+func (q quietHandler) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == "multiexit: child exited before it was stopped" {
+		return nil
+	}
+	return q.Handler.Handle(ctx, r)
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// startStatus is the status for a COMMAND that could not be started: 127
+// not found, 126 found but not executable, 125 anything else.
+func startStatus(err error) int {
+	if errors.Is(err, exec.ErrNotFound) {
+		return statusNotFound
+	}
+	var pe *fs.PathError
+	if !errors.As(err, &pe) || !strings.HasSuffix(pe.Op, "exec") {
+		return statusFailed // not the exec: multiexit's own failure
+	}
+	switch {
+	case errors.Is(pe.Err, syscall.ENOENT), errors.Is(pe.Err, syscall.ENOTDIR):
+		return statusNotFound
+	case errors.Is(pe.Err, syscall.EACCES), errors.Is(pe.Err, syscall.ENOEXEC), errors.Is(pe.Err, syscall.EISDIR),
+		errors.Is(pe.Err, syscall.EPERM), errors.Is(pe.Err, syscall.ETXTBSY):
+		return statusNotExec
+	}
+	return statusFailed
+}
+
+// startReason is the part of a Start error that says why.
+func startReason(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && strings.HasSuffix(pe.Op, "exec") {
+		return pe.Err
+	}
+	var ee *exec.Error
+	if errors.As(err, &ee) {
+		return ee.Err
+	}
+	return err
+}
+
+func withoutVar(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

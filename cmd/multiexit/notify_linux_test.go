@@ -1,0 +1,68 @@
+package main_test
+
+import (
+	"net"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// notifier sends systemd a notification the way sd_notify(3) does, to the
+// NOTIFY_SOCKET it was given, and says which socket that was.
+const notifier = `import os, socket, sys
+a = os.environ["NOTIFY_SOCKET"]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1\nSTATUS=serving\nMAINPID=1", "\0" + a[1:] if a[0] == "@" else a)
+print("sent to", a, flush=True)
+sys.stdin.readline()`
+
+// Under systemd, COMMAND's READY=1 and STATUS= reach systemd from
+// multiexit (the unit's main process); MAINPID= does not.
+func TestNotifyRelay(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	sock := filepath.Join(t.TempDir(), "notify")
+	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer systemd.Close()
+	rc, err := systemd.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", notifier)
+	if line := p.waitFor("sent to "); strings.HasSuffix(line, sock) {
+		t.Errorf("COMMAND was given systemd's own socket: %q", line)
+	}
+	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(unix.SizeofUcred))
+	n, oobn, _, _, err := systemd.ReadMsgUnix(buf, oob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(buf[:n]), "READY=1\nSTATUS=serving"; got != want {
+		t.Errorf("systemd got %q, want %q", got, want)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		t.Fatalf("no credentials: %v", err)
+	}
+	cred, err := unix.ParseUnixCredentials(&msgs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int(cred.Pid) != p.cmd.Process.Pid {
+		t.Errorf("the notification came from pid %d, not from multiexit (pid %d)", cred.Pid, p.cmd.Process.Pid)
+	}
+	p.say("done")
+	p.check("exit 0")
+}

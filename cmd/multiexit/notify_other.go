@@ -1,0 +1,8 @@
+//go:build unix && !linux
+
+package main
+
+import "log/slog"
+
+// relayNotify: systemd runs on Linux only.
+func relayNotify(*slog.Logger) (string, error) { return "", nil }

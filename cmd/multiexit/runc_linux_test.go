@@ -1,0 +1,182 @@
+package main_test
+
+import (
+	"bufio"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/multiexit/multiexit/internal/proctest"
+)
+
+// runcCmd runs runc to its end, bounded by limit, and returns its output.
+func runcCmd(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "runc", args...).CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("runc %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), err
+}
+
+// staticBusybox is a statically linked busybox, or "".
+func staticBusybox() string {
+	p, err := exec.LookPath("busybox")
+	if err != nil {
+		return ""
+	}
+	f, err := elf.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	for _, prog := range f.Progs {
+		if prog.Type == elf.PT_INTERP {
+			return ""
+		}
+	}
+	return p
+}
+
+// As a runc container's PID 1 (ENTRYPOINT ["multiexit", "--"]): orphans
+// are reaped, `runc kill ID TERM` reaches COMMAND, the escapee is stopped
+// by multiexit with SIGTERM (it says so) rather than SIGKILLed by the
+// kernel when init exits, and the container ends with COMMAND's status.
+func TestRuncContainer(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		t.Skip("runc is not installed")
+	}
+	busybox := staticBusybox()
+	if busybox == "" {
+		t.Skip("no statically linked busybox (Debian: busybox-static)")
+	}
+	dir := t.TempDir()
+	bundle, rootfs := filepath.Join(dir, "bundle"), filepath.Join(dir, "bundle", "rootfs")
+	for _, d := range []string{"bin", "tmp", "proc", "dev", "sys"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777)
+	bb, err := os.ReadFile(busybox)
+	if err == nil {
+		err = os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"sh", "sleep", "echo", "cat", "wc", "setsid", "env"} {
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", name)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", "multiexit"), ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %v\n%s", build.Args, err, out)
+	}
+	if _, err := runcCmd("spec", "--bundle", bundle); err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	tag := proctest.Tag(t)
+	script := `f=/tmp/orphans
+(sh -c 'echo $$ >>"$0"' "$f" &); (env -i sh -c 'echo $$ >>"$0"' "$f" &)
+until [ "$(wc -l <"$f")" = 2 ]; do sleep 0.01; done
+for pid in $(cat "$f"); do while [ -e /proc/$pid ]; do sleep 0.01; done; done
+echo reaped
+setsid sh -c 'trap "echo escapee stopped; exit 0" TERM; echo escapee ready; while :; do sleep 1000 & wait $!; done' &
+trap 'echo got TERM; exit 3' TERM
+echo ready; while :; do sleep 1000 & wait $!; done`
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = []any{"/bin/multiexit", "-grace", "5s", "--", "sh", "-c", script}
+	proc["env"] = append(proc["env"].([]any), proctest.Env(tag))
+	spec["root"].(map[string]any)["readonly"] = false
+	if b, err = json.Marshal(spec); err == nil {
+		err = os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	root, id := filepath.Join(dir, "state"), fmt.Sprintf("multiexit-cmd-test-%d", os.Getpid())
+	run := exec.Command("runc", "--root", root, "run", "--bundle", bundle, id)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr proctest.Buffer
+	run.Stdout, run.Stderr = w, &stderr
+	run.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = run.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { run.Wait(); close(exited) }()
+	guard := time.AfterFunc(limit, func() { r.Close() })
+	t.Cleanup(func() {
+		guard.Stop()
+		select {
+		case <-exited:
+		default:
+			runcCmd("--root", root, "kill", id, "KILL")
+			<-exited
+		}
+		r.Close()
+		if out, err := runcCmd("--root", root, "state", id); err == nil {
+			t.Errorf("the container is still there after runc run ended (deleted now): %s", out)
+			runcCmd("--root", root, "delete", "--force", id)
+		}
+		if stderr.String() != "" {
+			t.Logf("runc run's standard error:\n%s", stderr.String())
+		}
+	})
+	sc := bufio.NewScanner(r)
+	var lines []string
+	seen := map[string]bool{}
+	for _, want := range []string{"reaped", "escapee ready", "ready"} {
+		for !seen[want] && sc.Scan() {
+			lines = append(lines, sc.Text())
+			seen[sc.Text()] = true
+		}
+		if !seen[want] {
+			t.Fatalf("the container never said %q; it said:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+	if _, err := runcCmd("--root", root, "kill", id, "TERM"); err != nil {
+		t.Fatal(err)
+	}
+	for sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	<-exited
+	end := lines[len(lines)-2:]
+	if end[0] != "got TERM" || end[1] != "escapee stopped" || run.ProcessState.ExitCode() != 3 {
+		t.Errorf("the container ended with %d, want 3 after COMMAND's and the escapee's own stop; it said:\n%s\nrunc's stderr:\n%s",
+			run.ProcessState.ExitCode(), strings.Join(lines, "\n"), stderr.String())
+	}
+}

@@ -1,0 +1,186 @@
+package main_test
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// freePort returns a TCP port on 127.0.0.1 that nothing listens on.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// A test's server, started in the background by a script that then ends,
+// is gone when multiexit returns: its port can be bound at once. The
+// server also starts a child of its own in a new session (an escapee).
+func TestTidyServer(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	port := freePort(t)
+	server := fmt.Sprintf(`import http.server, os, subprocess
+s = http.server.HTTPServer(("127.0.0.1", %d), http.server.SimpleHTTPRequestHandler)
+c = subprocess.Popen(["sleep", "1000"], start_new_session=True)
+print("server", os.getpid(), flush=True)
+print("its child", c.pid, flush=True)
+s.serve_forever()`, port)
+	// The script ends when the test says so, once the server listens.
+	p := start(t, nil, "-grace", "2s", "--", "sh", "-c", `python3 -c "$1" & read _`, "sh", server)
+	p.pids("server ", "its child ")
+	if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
+		l.Close()
+		t.Fatalf("port %d is free while the server runs", port)
+	}
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET / HTTP/1.0\r\n\r\n")
+	var b [12]byte
+	if n, _ := c.Read(b[:]); !strings.HasPrefix(string(b[:n]), "HTTP/1.0 200") {
+		t.Errorf("the server answered %q", b[:n])
+	}
+	c.Close()
+	p.say("done")
+	p.check("exit 0")
+	p.gone()
+	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+	if err != nil {
+		t.Fatalf("port %d cannot be bound when multiexit has returned: %v", port, err)
+	}
+	l.Close()
+}
+
+// escapees makes, beside COMMAND, a process in a new session that ignores
+// SIGTERM, a double-forked one, and a member of COMMAND's group that
+// ignores SIGTERM; each says its PID. COMMAND then waits for a line on
+// its standard input and exits 3.
+const escapees = makeEscapees + "read _; exit 3"
+
+const makeEscapees = `setsid sh -c 'trap "" TERM; echo setsid $$; exec sleep 1000' &
+(sh -c 'echo double $$; exec sleep 1000' &)
+(trap "" TERM; sh -c 'echo stubborn $$; exec sleep 1000') &
+`
+
+var escapeeNames = []string{"setsid ", "double ", "stubborn "}
+
+// When COMMAND exits, what it left — escapees and SIGTERM-ignoring
+// processes included — is gone when multiexit returns, with COMMAND's
+// status.
+func TestEscapeesGone(t *testing.T) {
+	t.Parallel()
+	for _, layer := range []string{"cgroup", "subreaper"} {
+		t.Run(layer, func(t *testing.T) {
+			t.Parallel()
+			p := start(t, []string{"MULTIEXIT_CONTAINMENT=" + layer}, "-v", "-grace", "100ms", "--", "sh", "-c", escapees)
+			p.pids(escapeeNames...)
+			p.say("exit")
+			p.check("exit 3")
+			p.gone()
+			if !strings.Contains(p.stderr.String(), "containment="+layer) {
+				t.Skipf("the %s layer was not taken here:\n%s", layer, p.stderr.String())
+			}
+		})
+	}
+}
+
+// -timeout on a tree that ignores SIGTERM: 124, and nothing left.
+func TestTimeoutStopsStubbornTree(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-timeout", "200ms", "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
+	p.pids(escapeeNames...)
+	p.check("exit 124")
+	p.gone()
+}
+
+// SIGKILL of multiexit on the cgroup layer: the guardian takes the whole
+// tree, escapees included, down.
+func TestSIGKILLTakesTheTree(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
+	fds := p.pids(escapeeNames...)
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid["setsid "])); !strings.Contains(string(cg), "/multiexit.") {
+		t.Skipf("not on the cgroup layer here: %s", cg)
+	}
+	p.signal(syscall.SIGKILL)
+	p.check("signal killed")
+	for what, fd := range fds {
+		// A bound on a failure, not a timing assertion: the guardian
+		// gives COMMAND the shutdown deadline (two grace periods and 5s).
+		if !exited(fd, limit) {
+			t.Errorf("%s is still running %v after multiexit's SIGKILL", what, limit)
+		}
+	}
+}
+
+// As PID 1 (a PID namespace's init) multiexit reaps the orphans that
+// reparent to it, tagged or not, and leaves nothing.
+func TestPID1ReapsOrphans(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").Run(); err != nil {
+		t.Skipf("cannot make a PID namespace: %v", err)
+	}
+	// Three orphans exit at once, one with an empty environment (no tag
+	// says it is the tree's), each after writing its PID to a file; the
+	// script waits until each is reaped (gone from /proc), then leaves a
+	// sleeping escapee behind.
+	script := `f=$1/orphans
+(sh -c 'echo $$ >>"$0"' "$f" &); (env -i sh -c 'echo $$ >>"$0"' "$f" &); (sh -c 'echo $$ >>"$0"' "$f" &)
+echo "parent $PPID"
+until [ "$(wc -l <"$f")" = 3 ]; do sleep 0.01; done
+for pid in $(cat "$f"); do while [ -e /proc/$pid ]; do sleep 0.01; done; done
+echo "reaped"
+setsid sleep 1000 &
+exit 4`
+	p := startProgram(t, nil, "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--", "sh", "-c", script, "sh", t.TempDir())
+	if got := p.waitFor("parent "); got != "parent 1" {
+		t.Errorf("COMMAND says %q, want parent 1 (multiexit is PID 1)", got)
+	}
+	p.waitFor("reaped")
+	p.check("exit 4")
+}
+
+// As PID 1, SIGTERM (docker stop, runc kill) reaches COMMAND, and the
+// container's init ends with COMMAND's status: 128+signal where COMMAND
+// died by it, since init cannot die by its own signal.
+func TestPID1SIGTERM(t *testing.T) {
+	t.Parallel()
+	if err := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "true").Run(); err != nil {
+		t.Skipf("cannot make a PID namespace: %v", err)
+	}
+	for _, tc := range []struct{ name, trap, want string }{
+		{"COMMAND exits 3", `trap 'echo got TERM; exit 3' TERM;`, "exit 3"},
+		{"COMMAND dies by it", `trap 'echo got TERM; trap - TERM; kill -TERM $$' TERM;`, "exit 143"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			p := startProgram(t, nil, "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--",
+				"sh", "-c", tc.trap+makeEscapees+`echo ready; while :; do sleep 1000 & wait $!; done`)
+			p.waitAll(append(escapeeNames, "ready")...)
+			// unshare's only child is multiexit, PID 1 of the namespace.
+			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
+			var init int
+			if _, err2 := fmt.Sscan(string(kids), &init); err != nil || err2 != nil {
+				t.Fatalf("unshare's child: %q, %v, %v", kids, err, err2)
+			}
+			if err := syscall.Kill(init, syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			p.waitFor("got TERM")
+			p.check(tc.want)
+		})
+	}
+}
