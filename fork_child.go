@@ -31,7 +31,8 @@ var ackTimeout = AckTimeout
 // channel.
 //
 // The worker inherits this process's environment, standard output and
-// standard error; change Env, Stdout or Stderr before Start if needed. The
+// standard error; change Env, Stdout or Stderr before Start if needed
+// (Stdout is set, so exec.Cmd's Output and CombinedOutput refuse it). The
 // command stays a worker whatever is done to its Env: Start knows it by
 // identity. Its Env holds MULTIEXIT=pending, so that a worker started with
 // exec.Cmd.Start instead of Start fails its Install with an error saying so.

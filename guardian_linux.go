@@ -139,13 +139,26 @@ func parseGuardian(v string) (*guardian, error) {
 	if err := unix.Fstat(3, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return nil, errors.New("descriptor 3 is not a pipe")
 	}
+	alive := func() bool {
+		state, _ := procState(ppid)
+		return startTime(ppid) == f[3] && state != 'Z'
+	}
+	if ppid != os.Getppid() && alive() {
+		// The parent is dying: its threads exit one by one, and this
+		// process, the child of one of them, was handed to another
+		// reaper before the last. Wait for the rest of it.
+		waitGone(ppid, 5*time.Second)
+	}
 	switch {
-	case ppid == os.Getppid() && startTime(ppid) == f[3]:
+	case ppid == os.Getppid() && alive():
 		// The parent is alive and is this process's.
-	case startTime(ppid) != f[3] && pipeClosed(3):
-		// The parent died before this process could look at it (it was
-		// SIGKILLed right after starting its guardian): it is gone, and
-		// so is the write end of the pipe.
+	case !alive():
+		// The parent died (a zombie, or gone) before this process
+		// could look at it: it was SIGKILLed right after starting its
+		// guardian. (A child it was forking then may still hold the
+		// pipe's write end, until it executes.) Its tree is stale: only
+		// such a tree, named after a dead process, can be acted on
+		// this way, as the next Start of its PID namespace would.
 	default:
 		return nil, fmt.Errorf("process %d (started at %q) is not this process's parent (%d)", ppid, f[3], os.Getppid())
 	}
@@ -163,18 +176,6 @@ func parseGuardian(v string) (*guardian, error) {
 		return nil, fmt.Errorf("cgroup %q is not the tree of process %d (%s under %s)", f[0], ppid, name, mnt)
 	}
 	return &guardian{root: root, timeout: time.Duration(timeout), pipe: os.NewFile(3, "multiexit-guardian")}, nil
-}
-
-// pipeClosed reports whether the write end of the pipe fd is closed.
-func pipeClosed(fd int) bool {
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
-	}
 }
 
 func (g *guardian) guard() int {
