@@ -202,6 +202,9 @@ func run(o options) {
 			if (s == syscall.SIGTERM || s == syscall.SIGINT) && bound == nil {
 				// COMMAND has the grace period to exit; then its group is
 				// killed, and the rest of the tree stopped as it exits.
+				// Under systemd, the stop begins now: say so, and how long
+				// it may take (COMMAND's grace, then the tree's stop).
+				notifyStopping(grace + 2*grace + shutdownReserve)
 				bound = time.After(grace)
 			}
 		case <-bound:

@@ -10,6 +10,27 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// notifyStopping tells systemd, when multiexit got SIGTERM or SIGINT, that
+// the stop has begun (STOPPING=1) and may take d (EXTEND_TIMEOUT_USEC), so
+// that systemd does not kill a stop still inside it. Without NOTIFY_SOCKET
+// it does nothing.
+func notifyStopping(d time.Duration) {
+	target := os.Getenv("NOTIFY_SOCKET")
+	if target == "" {
+		return
+	}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if target[0] == '@' {
+		target = "\x00" + target[1:]
+	}
+	msg := fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d\nSTATUS=multiexit: stopping COMMAND and its tree", d.Microseconds())
+	unix.Sendto(fd, []byte(msg), 0, &unix.SockaddrUnix{Name: target})
+}
+
 // relayNotify gives COMMAND a notify socket of its own when multiexit runs
 // under systemd (NOTIFY_SOCKET is set): multiexit is the unit's main
 // process, and systemd (NotifyAccess=main, the default) listens to it

@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -64,5 +65,45 @@ func TestNotifyRelay(t *testing.T) {
 		t.Errorf("the notification came from pid %d, not from multiexit (pid %d)", cred.Pid, p.cmd.Process.Pid)
 	}
 	p.say("done")
+	p.check("exit 0")
+}
+
+// stubborn says it is ready, then ignores SIGTERM until told to go.
+const stubborn = `import os, signal, socket, sys
+signal.signal(signal.SIGTERM, lambda *a: print("got TERM", flush=True))
+a = os.environ["NOTIFY_SOCKET"]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.sendto(b"READY=1", "\0" + a[1:] if a[0] == "@" else a)
+print("ready", flush=True)
+sys.stdin.readline()`
+
+// Under systemd, SIGTERM to multiexit begins the stop at once: systemd is
+// told STOPPING=1, and to wait (EXTEND_TIMEOUT_USEC), while COMMAND still
+// runs.
+func TestNotifyStoppingOnSignal(t *testing.T) {
+	t.Parallel()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	sock := filepath.Join(t.TempDir(), "notify")
+	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer systemd.Close()
+	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", stubborn)
+	p.waitFor("ready")
+	buf := make([]byte, 4096)
+	n, _, err := systemd.ReadFromUnix(buf)
+	if err != nil || string(buf[:n]) != "READY=1" {
+		t.Fatalf("systemd got %q (%v), want READY=1", buf[:n], err)
+	}
+	p.signal(syscall.SIGTERM)
+	p.waitFor("got TERM") // COMMAND runs on
+	n, _, err = systemd.ReadFromUnix(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "STOPPING=1\nEXTEND_TIMEOUT_USEC=") {
+		t.Errorf("systemd got %q (%v), want STOPPING=1 and EXTEND_TIMEOUT_USEC", buf[:n], err)
+	}
+	p.say("go")
 	p.check("exit 0")
 }

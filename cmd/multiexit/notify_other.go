@@ -2,7 +2,12 @@
 
 package main
 
-import "log/slog"
+import (
+	"log/slog"
+	"time"
+)
 
 // relayNotify: systemd runs on Linux only.
 func relayNotify(*slog.Logger) (string, error) { return "", nil }
+
+func notifyStopping(time.Duration) {}
