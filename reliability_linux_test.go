@@ -380,11 +380,7 @@ var hupWorker = scenario("hup-worker", func(args []string) {
 		say("ready w")
 		select {}
 	}
-	mustInstall()
-	multiexit.Register(hook("H1"))
-	mustStart(multiexit.Command("w"))
-	say("ready main")
-	select {}
+	parentOfOneWorker()
 })
 
 // A worker runs its hooks on its parent's stop and on its parent's death
@@ -641,11 +637,7 @@ var escalated = scenario("escalated", func(args []string) {
 		say("ready w")
 		select {}
 	}
-	mustInstall()
-	multiexit.Register(hook("H1"))
-	mustStart(multiexit.Command("w"))
-	say("ready main")
-	select {}
+	parentOfOneWorker()
 })
 
 // A second signal brings the parent's deadline forward; its workers still
@@ -662,4 +654,14 @@ func TestSecondSignalGivesWorkersTheLateWindow(t *testing.T) {
 	if how != diedOf(syscall.SIGTERM) || !slices.Contains(trace, "w after") {
 		t.Errorf("ended with %s; trace %q; stderr:\n%s", how, trace, p.stderr.String())
 	}
+}
+
+// parentOfOneWorker is the parent's side of a scenario: its hook H1, then
+// one worker "w", until a signal.
+func parentOfOneWorker() {
+	mustInstall()
+	multiexit.Register(hook("H1"))
+	mustStart(multiexit.Command("w"))
+	say("ready main")
+	select {}
 }

@@ -27,12 +27,7 @@ func TestNotifyRelay(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("no python3")
 	}
-	sock := filepath.Join(t.TempDir(), "notify")
-	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer systemd.Close()
+	systemd, sock := fakeSystemd(t)
 	rc, err := systemd.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
@@ -85,12 +80,7 @@ func TestNotifyStoppingOnSignal(t *testing.T) {
 	if _, err := exec.LookPath("python3"); err != nil {
 		t.Skip("no python3")
 	}
-	sock := filepath.Join(t.TempDir(), "notify")
-	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer systemd.Close()
+	systemd, sock := fakeSystemd(t)
 	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", stubborn)
 	p.waitFor("ready")
 	buf := make([]byte, 4096)
@@ -106,4 +96,15 @@ func TestNotifyStoppingOnSignal(t *testing.T) {
 	}
 	p.say("go")
 	p.check("exit 0")
+}
+
+// fakeSystemd is a notify socket to read what multiexit tells systemd.
+func fakeSystemd(t *testing.T) (*net.UnixConn, string) {
+	sock := filepath.Join(t.TempDir(), "notify")
+	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { systemd.Close() })
+	return systemd, sock
 }
