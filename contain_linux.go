@@ -272,6 +272,9 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 	for _, pid := range externals {
 		found = termOutside(pid, groups, 0, found)
 	}
+	for _, pid := range found {
+		e.termed[pid] = true // once: a second SIGTERM may run a trap twice
+	}
 	if e.cg != "" {
 		var out []int
 		for _, pid := range found {
@@ -290,7 +293,8 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 	if e.cg != "" {
 		b, _ := os.ReadFile(filepath.Join(e.cg, "cgroup.procs"))
 		for _, f := range strings.Fields(string(b)) {
-			if pid, err := strconv.Atoi(f); err == nil && !skip(pid) {
+			if pid, err := strconv.Atoi(f); err == nil && !e.termed[pid] && !skip(pid) {
+				e.termed[pid] = true
 				signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
 			}
 		}
@@ -322,7 +326,10 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 		}
 		if left := cgroupProcs(e.cg); len(left) > 0 {
 			for _, pid := range left {
-				signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
+				if !e.termed[pid] {
+					e.termed[pid] = true
+					signalInCgroup(pid, e.cg, unix.SIGTERM, unix.SIGCONT)
+				}
 			}
 			if !waitEmpty(e.cg, time.Until(end)) {
 				log("multiexit: descendants that left their process group did not stop within the grace period; killing the cgroup",
