@@ -195,9 +195,12 @@
 // Linux: everything above; a worker learns of its parent's death as
 // SIGTERM, from the kernel's Pdeathsig and from the end of the control
 // channel, which the kernel turns into SIGTERM (O_ASYNC with F_SETSIG), so
-// that nothing waits for it; a worker that does not catch SIGTERM reads the
-// channel instead. macOS and the BSDs: process groups and the control
-// channel (no Pdeathsig; a parent's death is seen as end-of-file),
+// that nothing waits for it (a worker always catches SIGTERM); the parent
+// also writes on that channel, just before its SIGTERM, the time the
+// worker has to stop. macOS and the BSDs: process groups and the control
+// channel (no Pdeathsig; a parent's death is seen as end-of-file, and a
+// goroutine reads the parent's lines, so a worker whose shutdown begins
+// before it read them uses its own WithTimeout),
 // and the group is not pinned while it is killed (no waitid WNOWAIT), so a
 // group ID reused in the instant between reaping and SIGKILL could be hit.
 // Windows: children in new process groups, stopped through the control
