@@ -20,8 +20,10 @@ func setDeathSignal(a *syscall.SysProcAttr) {
 
 // deathPipe makes the pipe whose closing tells a worker that its parent
 // died. Neither end is put on the runtime's poller, as os.Pipe's are: the
-// parent never reads or writes its end, only holds and closes it, and the
-// worker's os.NewFile sees a blocking descriptor either way.
+// parent only writes two short lines on its end (its deadline at Start, the
+// worker's budget at the stop: far below the pipe's buffer, so the write
+// never blocks) and closes it, and the worker's os.NewFile sees a blocking
+// descriptor either way.
 func deathPipe() (r, w *os.File, err error) {
 	var p [2]int
 	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
