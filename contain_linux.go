@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -268,9 +267,19 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 	if e.tag == "" || layer == LayerProcessGroup {
 		return
 	}
+	// Sets, not slices: an entry may have a thousand children, and every
+	// process of its cgroup is looked up.
+	groupSet, workerSet, kids := map[int]bool{}, map[int]bool{}, map[int]bool{}
+	for _, g := range groups {
+		groupSet[g] = true
+	}
+	for _, w := range workers {
+		workerSet[w], kids[w] = true, true
+	}
 	var found []int
 	for _, pid := range externals {
-		found = termOutside(pid, groups, 0, found)
+		kids[pid] = true
+		found = termOutside(pid, groupSet, 0, found)
 	}
 	for _, pid := range found {
 		e.termed[pid] = true // once: a second SIGTERM may run a trap twice
@@ -286,9 +295,14 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", out)
 		}
 	}
+	// The children themselves are stopped through their groups: no
+	// system call for them.
 	skip := func(pid int) bool {
+		if kids[pid] {
+			return true
+		}
 		pgid, err := unix.Getpgid(pid)
-		return err != nil || slices.Contains(groups, pgid) || slices.Contains(workers, ppidOf(pid))
+		return err != nil || groupSet[pgid] || workerSet[ppidOf(pid)]
 	}
 	if e.cg != "" {
 		b, _ := os.ReadFile(filepath.Join(e.cg, "cgroup.procs"))
@@ -455,7 +469,7 @@ func signalAdopted(pid int, sigs ...unix.Signal) {
 // termOutside sends SIGTERM and SIGCONT to the descendants of parent (a
 // live or unreaped child of this process, or one checked below it) that
 // are not in one of groups, with their own descendants.
-func termOutside(parent int, groups []int, depth int, found []int) []int {
+func termOutside(parent int, groups map[int]bool, depth int, found []int) []int {
 	if depth > 64 {
 		return found
 	}
@@ -465,7 +479,7 @@ func termOutside(parent int, groups []int, depth int, found []int) []int {
 			continue
 		}
 		if ppidOf(pid) == parent && unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
-			if pgid, err := unix.Getpgid(pid); err == nil && !slices.Contains(groups, pgid) {
+			if pgid, err := unix.Getpgid(pid); err == nil && !groups[pgid] {
 				sigs := []unix.Signal{unix.SIGTERM, unix.SIGCONT}
 				signalDescendants(pid, sigs, depth+1)
 				for _, sig := range sigs {
