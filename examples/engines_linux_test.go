@@ -7,7 +7,6 @@ package examples_test
 import (
 	"bufio"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit/internal/proctest"
+	"github.com/multiexit/multiexit/internal/runctest"
 )
 
 // engineLimit bounds every wait on an engine: a guard against a hang, far
@@ -391,25 +391,6 @@ func TestSystemd(t *testing.T) {
 	})
 }
 
-// staticBusybox is the path of a statically linked busybox, or "".
-func staticBusybox() string {
-	p, err := exec.LookPath("busybox")
-	if err != nil {
-		return ""
-	}
-	f, err := elf.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return "" // dynamically linked: it would not run in the rootfs
-		}
-	}
-	return p
-}
-
 // container is a runc container running the workerpool demo as its PID 1,
 // with runc's state in a directory of the test's.
 type container struct {
@@ -428,35 +409,7 @@ type container struct {
 func startContainer(t *testing.T, args ...string) *container {
 	t.Helper()
 	needPrograms(t, "runc")
-	busybox := staticBusybox()
-	if busybox == "" {
-		t.Skip("no statically linked busybox (Debian: busybox-static)")
-	}
-	dir := t.TempDir()
-	bundle, rootfs := filepath.Join(dir, "bundle"), filepath.Join(dir, "bundle", "rootfs")
-	for _, d := range []string{"bin", "tmp", "proc", "dev", "sys"} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777)
-	bb, err := os.ReadFile(busybox)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"sh", "sleep", "echo", "cat"} {
-		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin")+"/", "./workerpool")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", build.Args, err, out)
-	}
+	bundle := runctest.Rootfs(t, "./workerpool", "sh", "sleep", "echo", "cat")
 	if out, err := engineCmd(t, "runc", "spec", "--bundle", bundle); err != nil {
 		t.Fatal(err, out)
 	}
@@ -481,7 +434,7 @@ func startContainer(t *testing.T, args ...string) *container {
 		t.Fatal(err)
 	}
 
-	c := &container{t: t, id: fmt.Sprintf("multiexit-test-%d-%d", os.Getpid(), engineSeq.Add(1)), root: filepath.Join(dir, "state"), exited: make(chan struct{})}
+	c := &container{t: t, id: fmt.Sprintf("multiexit-test-%d-%d", os.Getpid(), engineSeq.Add(1)), root: filepath.Join(filepath.Dir(bundle), "state"), exited: make(chan struct{})}
 	c.run = exec.Command("runc", "--root", c.root, "run", "--bundle", bundle, c.id)
 	r, w, err := os.Pipe()
 	if err != nil {

@@ -3,7 +3,6 @@ package main_test
 import (
 	"bufio"
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/multiexit/multiexit/internal/proctest"
+	"github.com/multiexit/multiexit/internal/runctest"
 )
 
 // runcCmd runs runc to its end, bounded by limit, and returns its output.
@@ -28,66 +28,13 @@ func runcCmd(args ...string) (string, error) {
 	return string(out), err
 }
 
-// staticBusybox is a statically linked busybox, or "".
-func staticBusybox() string {
-	p, err := exec.LookPath("busybox")
-	if err != nil {
-		return ""
-	}
-	f, err := elf.Open(p)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	for _, prog := range f.Progs {
-		if prog.Type == elf.PT_INTERP {
-			return ""
-		}
-	}
-	return p
-}
-
 // As a runc container's PID 1 (ENTRYPOINT ["multiexit", "--"]): orphans
 // are reaped, `runc kill ID TERM` reaches COMMAND, the escapee is stopped
 // by multiexit with SIGTERM (it says so) rather than SIGKILLed by the
 // kernel when init exits, and the container ends with COMMAND's status.
 func TestRuncContainer(t *testing.T) {
 	t.Parallel()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	if _, err := exec.LookPath("runc"); err != nil {
-		t.Skip("runc is not installed")
-	}
-	busybox := staticBusybox()
-	if busybox == "" {
-		t.Skip("no statically linked busybox (Debian: busybox-static)")
-	}
-	dir := t.TempDir()
-	bundle, rootfs := filepath.Join(dir, "bundle"), filepath.Join(dir, "bundle", "rootfs")
-	for _, d := range []string{"bin", "tmp", "proc", "dev", "sys"} {
-		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	os.Chmod(filepath.Join(rootfs, "tmp"), 0o1777)
-	bb, err := os.ReadFile(busybox)
-	if err == nil {
-		err = os.WriteFile(filepath.Join(rootfs, "bin", "busybox"), bb, 0o755)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"sh", "sleep", "echo", "cat", "wc", "setsid", "env"} {
-		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", name)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	build := exec.Command("go", "build", "-o", filepath.Join(rootfs, "bin", "multiexit"), ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", build.Args, err, out)
-	}
+	bundle := runctest.Rootfs(t, ".", "sh", "sleep", "echo", "cat", "wc", "setsid", "env")
 	if _, err := runcCmd("spec", "--bundle", bundle); err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +67,7 @@ echo ready; while :; do sleep 1000 & wait $!; done`
 		t.Fatal(err)
 	}
 
-	root, id := filepath.Join(dir, "state"), fmt.Sprintf("multiexit-cmd-test-%d", os.Getpid())
+	root, id := filepath.Join(filepath.Dir(bundle), "state"), fmt.Sprintf("multiexit-cmd-test-%d", os.Getpid())
 	run := exec.Command("runc", "--root", root, "run", "--bundle", bundle, id)
 	r, w, err := os.Pipe()
 	if err != nil {
