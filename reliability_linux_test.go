@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit"
 )
@@ -154,10 +155,19 @@ var shellOuts = scenario("shell-outs", func(args []string) {
 	})
 })
 
-// waitZombie waits until the child pid has exited (and is not reaped).
+// waitZombie waits until the child pid has exited (and is not reaped): its
+// pidfd becomes readable then.
 func waitZombie(pid int) {
-	for state(pid) != "Z" {
-		time.Sleep(time.Millisecond)
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
+			return
+		}
 	}
 }
 
