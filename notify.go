@@ -1,11 +1,10 @@
 package multiexit
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"time"
-
-	"github.com/coreos/go-systemd/v22/daemon"
 )
 
 // The service manager's variables (sd_notify(3), sd_listen_fds(3)). They
@@ -37,7 +36,7 @@ const stopMargin = time.Second
 // the socket-activation variables (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES)
 // this process was given: only this process speaks to systemd.
 func Ready() error {
-	return sdNotify(daemon.SdNotifyReady)
+	return sdNotify("READY=1")
 }
 
 // notifying reports whether this process speaks to a service manager. It
@@ -53,7 +52,7 @@ func notifyStopping(deadline time.Duration) {
 		return
 	}
 	usec := (deadline + stopMargin).Microseconds()
-	sdNotify(daemon.SdNotifyStopping +
+	sdNotify("STOPPING=1" +
 		"\nEXTEND_TIMEOUT_USEC=" + strconv.FormatInt(usec, 10) +
 		"\nSTATUS=multiexit: shutting down (deadline " + deadline.String() + ")")
 }
@@ -68,11 +67,23 @@ func notifyStatus(s string) {
 	sdNotify("STATUS=" + s)
 }
 
-// sdNotify sends state to NOTIFY_SOCKET, if set. It never changes the
-// environment.
+// sdNotify sends state to NOTIFY_SOCKET, if set, in one datagram, as
+// sd_notify(3) does. It never changes the environment. It is written here
+// rather than calling github.com/coreos/go-systemd/v22/daemon, which the
+// tests use as the reference: that package dials with package net, and
+// net, in a program built with cgo (the default where a C compiler is
+// installed), makes every binary that imports multiexit dynamically linked
+// with the cgo runtime, which costs each process start, every worker's
+// included, about a millisecond and a half (docs/performance.md).
 func sdNotify(state string) error {
-	_, err := daemon.SdNotify(false, state)
-	return err
+	addr := os.Getenv(envNotifySocket)
+	if addr == "" {
+		return nil
+	}
+	if err := sendDatagram(addr, state); err != nil {
+		return fmt.Errorf("multiexit: notify %s: %w", envNotifySocket+"="+addr, err)
+	}
+	return nil
 }
 
 // scrubEngineEnv returns env without the service manager's variables that
