@@ -68,21 +68,6 @@ func treeCgroupPath() (string, error) {
 	return filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), startTime(os.Getpid()))), nil
 }
 
-// startTime is field 22 of /proc/PID/stat: with the PID, it names one
-// process for good.
-func startTime(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return ""
-	}
-	if i := bytes.LastIndexByte(b, ')'); i >= 0 {
-		if f := strings.Fields(string(b[i+1:])); len(f) > 19 {
-			return f[19]
-		}
-	}
-	return ""
-}
-
 // pidNamespace is the inode of this process's PID namespace.
 func pidNamespace() string {
 	l, err := os.Readlink("/proc/self/ns/pid") // pid:[4026531836]
@@ -213,9 +198,10 @@ func inCgroup(pid int, cg string) bool {
 	return false
 }
 
-// inTree reports whether pid is in this process's tree cgroup.
-func inTree(pid int) bool {
-	if tree.root == "" {
+// inTree reports whether pid is in the tree cgroup root, one of this
+// process's cgroup's children ("" for none).
+func inTree(pid int, root string) bool {
+	if root == "" {
 		return false
 	}
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cgroup")
@@ -223,6 +209,6 @@ func inTree(pid int) bool {
 		return false
 	}
 	own, _ := ownCgroup()
-	rel := filepath.Join(own, filepath.Base(tree.root))
+	rel := filepath.Join(own, filepath.Base(root))
 	return bytes.Contains(b, []byte("0::"+rel+"/"))
 }

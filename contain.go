@@ -1,5 +1,7 @@
 package multiexit
 
+import "sync/atomic"
+
 // Layer is how this process contains the descendants of the children it
 // starts: what catches one that leaves its process group (setsid, double
 // fork).
@@ -48,9 +50,14 @@ func (l Layer) String() string {
 // allows; any other value is logged as a warning and ignored.
 const ContainmentVar = "MULTIEXIT_CONTAINMENT"
 
-// Containment reports the layer that Install chose for this process.
-func Containment() Layer {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	return rt.layer
-}
+// Containment reports the layer that Install chose for this process (and
+// that a later Start may have fallen back from: the log says why).
+func Containment() Layer { return containmentLayer() }
+
+// layerVar holds the layer containment chose. Containment reads it without
+// the containment's lock, which is held across forks and stops.
+type layerVar struct{ v atomic.Int32 }
+
+func (l *layerVar) load() Layer { return Layer(l.v.Load()) }
+
+func (l *layerVar) store(x Layer) { l.v.Store(int32(x)) }

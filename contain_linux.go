@@ -1,7 +1,6 @@
 package multiexit
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -23,8 +22,8 @@ const treeVar = "MULTIEXIT_TREE"
 
 var tree struct {
 	mu      sync.Mutex // held across a fork and its tracking, and by the reaper
-	layer   Layer
-	root    string // the tree's cgroup (LayerCgroup), made at the first Start
+	layer   layerVar   // written under mu
+	root    string     // the tree's cgroup (LayerCgroup), made at the first Start
 	made    bool
 	seq     int
 	prefix  string            // "<pid>.": the tags of this process's entries
@@ -47,9 +46,8 @@ var tree struct {
 	quiet  int
 	missed bool
 
-	guardian     int // the pipe's write end (0: none); the guardian acts when it closes
-	guardianProc *exec.Cmd
-	timeout      time.Duration // the shutdown deadline, for the guardian
+	guard   *guardianLink // the cgroup layer's, started at the first Start
+	timeout time.Duration // the shutdown deadline, for the guardian
 }
 
 // initContainment chooses the layer: cgroup v2 where a writable hierarchy
@@ -58,7 +56,7 @@ var tree struct {
 // orphans of the tree, and every other zombie child that no os.Process
 // will wait for (the orphans of commands it shells out to), so that none
 // piles up.
-func initContainment(cfg config) Layer {
+func initContainment(cfg config) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]*exec.Cmd{}
@@ -68,7 +66,7 @@ func initContainment(cfg config) Layer {
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
 	tree.timeout = cfg.timeout
-	tree.layer = LayerProcessGroup
+	tree.layer.store(LayerProcessGroup)
 	limit := os.Getenv(ContainmentVar)
 	switch limit {
 	case "", LayerProcessGroup.String(), LayerSubreaper.String(), LayerCgroup.String():
@@ -81,13 +79,13 @@ func initContainment(cfg config) Layer {
 			tree.owners = pidfdsOwnChildren()
 			go reaper()
 		}
-		return tree.layer
+		return
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		cfg.log.Warn("multiexit: cannot become a child subreaper; containment is by process group only", "err", err)
-		return tree.layer
+		return
 	}
-	tree.layer = LayerSubreaper
+	tree.layer.store(LayerSubreaper)
 	tree.owners = pidfdsOwnChildren()
 	if !tree.owners && !tree.pid1 {
 		cfg.log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
@@ -100,14 +98,16 @@ func initContainment(cfg config) Layer {
 		root, err = treeCgroupPath()
 	}
 	if err == nil {
-		tree.root, tree.layer = root, LayerCgroup
+		tree.root = root
+		tree.layer.store(LayerCgroup)
 	}
 	go reaper()
 	if cfg.trace {
-		cfg.log.Info("multiexit: containment", "layer", tree.layer.String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
+		cfg.log.Info("multiexit: containment", "layer", tree.layer.load().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
 	}
-	return tree.layer
 }
+
+func containmentLayer() Layer { return tree.layer.load() }
 
 // pidfdsOwnChildren reports whether the kernel gives Go's os package
 // pidfds (Linux 5.4 and later, as os checks): then every child started
@@ -149,25 +149,25 @@ func newEntryContainment(cfg config) (*entryContainment, error) {
 	}
 	tree.seq++
 	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}}
-	if tree.layer == LayerCgroup {
+	if tree.layer.load() == LayerCgroup {
 		if !tree.made {
 			if err := makeTreeRoot(); err != nil {
 				// The probe at Install said yes, the kernel says no: fall
 				// back to the subreaper layer rather than fail Start.
 				cfg.log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
-				tree.layer, tree.root = LayerSubreaper, ""
-				rt.setLayer(LayerSubreaper)
+				tree.root = ""
+				tree.layer.store(LayerSubreaper)
 				return e, nil
 			}
 			tree.made = true
 		}
-		if err := ensureGuardian(cfg); err != nil {
+		if err := ensureGuardian(); err != nil {
 			// Without a guardian a SIGKILL of this process would leave
 			// the tree's escapees: the subreaper layer promises no more.
 			cfg.log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
 			killCgroup(tree.root, time.Second)
-			tree.layer, tree.root, tree.made = LayerSubreaper, "", false
-			rt.setLayer(LayerSubreaper)
+			tree.root, tree.made = "", false
+			tree.layer.store(LayerSubreaper)
 			return e, nil
 		}
 		e.cg = filepath.Join(tree.root, "e"+strconv.Itoa(tree.seq))
@@ -185,6 +185,36 @@ func (e *entryContainment) release() {
 	tree.mu.Unlock()
 	if e.cg != "" {
 		removeCgroup(e.cg)
+	}
+}
+
+// ensureGuardian starts the tree's guardian, once. Called with tree.mu
+// held.
+func ensureGuardian() error {
+	if tree.guard != nil {
+		return nil
+	}
+	g, err := startGuardian(tree.root, tree.timeout, environWithout(environWithout(os.Environ(), EnvVar), treeVar))
+	if err != nil {
+		return err
+	}
+	tree.guard = g
+	tree.tracked[g.cmd.Process.Pid] = g.cmd // closeContainment waits for it
+	return nil
+}
+
+// closeContainment runs at exit, after the hooks: the tree is empty, so
+// the guardian only removes the cgroups; it is waited for, so that nothing
+// of the tree outlives this process.
+func closeContainment() {
+	tree.mu.Lock()
+	g, root, made := tree.guard, tree.root, tree.made
+	tree.guard = nil
+	tree.mu.Unlock()
+	if g != nil {
+		g.close()
+	} else if root != "" && made {
+		killCgroup(root, time.Second)
 	}
 }
 
@@ -237,7 +267,7 @@ func forkTracked(cmd *exec.Cmd) error {
 	if tree.tracked != nil {
 		tree.tracked[cmd.Process.Pid] = cmd
 	}
-	tellGuardian("+" + strconv.Itoa(cmd.Process.Pid))
+	tree.guard.tell("+" + strconv.Itoa(cmd.Process.Pid))
 	return nil
 }
 
@@ -250,7 +280,7 @@ func untrack(cmd *exec.Cmd) {
 	if tree.tracked[pid] == cmd {
 		delete(tree.tracked, pid)
 	}
-	tellGuardian("-" + strconv.Itoa(pid))
+	tree.guard.tell("-" + strconv.Itoa(pid))
 }
 
 // termEscapees sends SIGTERM (and SIGCONT), as the entry's stop begins, to
@@ -262,7 +292,7 @@ func untrack(cmd *exec.Cmd) {
 // left at its end.
 func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
 	tree.mu.Lock()
-	layer := tree.layer
+	layer := tree.layer.load()
 	tree.mu.Unlock()
 	if e.tag == "" || layer == LayerProcessGroup {
 		return
@@ -639,7 +669,7 @@ func reapOrphans() (untracked int) {
 			// An os.Process will wait for it (its Env may carry one
 			// of our tags, copied from a child's).
 			delete(tree.adopted, pid)
-		case adopted || inTree(pid):
+		case adopted || inTree(pid, tree.root):
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 			delete(tree.adopted, pid)
@@ -737,47 +767,4 @@ func childrenOf(pid int) []int {
 		}
 	}
 	return pids
-}
-
-// ppidOf is pid's parent, from /proc/PID/stat (0 if it cannot be read).
-func ppidOf(pid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
-		return 0
-	}
-	ppid, _ := strconv.Atoi(f[1])
-	return ppid
-}
-
-func procState(pid int) (byte, bool) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, false
-	}
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return 0, false
-	}
-	return b[i+2], true
-}
-
-func envOf(pid int, name string) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return ""
-	}
-	for _, kv := range bytes.Split(b, []byte{0}) {
-		if v, ok := bytes.CutPrefix(kv, []byte(name+"=")); ok {
-			return string(v)
-		}
-	}
-	return ""
 }

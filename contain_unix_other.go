@@ -2,4 +2,6 @@
 
 package multiexit
 
-func initContainment(config) Layer { return LayerProcessGroup }
+func initContainment(config) {}
+
+func containmentLayer() Layer { return LayerProcessGroup }

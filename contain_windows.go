@@ -2,6 +2,7 @@ package multiexit
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"unsafe"
 
@@ -30,22 +31,21 @@ import (
 // or by another process. Jobs nest since Windows 8; a worker that starts
 // children puts itself in a job of its own inside its parent's.
 var job struct {
-	once sync.Once
-	h    windows.Handle // 0: no containment
+	once  sync.Once
+	h     windows.Handle // 0: no containment
+	layer layerVar
 }
 
 // jobObject returns the job, making it at the first call. If it cannot
 // be made, the children are not contained: that is logged, once, and the
 // result is 0.
-func jobObject() windows.Handle {
+func jobObject(log *slog.Logger) windows.Handle {
 	job.once.Do(func() {
 		h, err := newJob()
 		if err != nil {
-			rt.logger().Warn("multiexit: cannot contain the children in a job object: they will not be killed when this process dies",
+			log.Warn("multiexit: cannot contain the children in a job object: they will not be killed when this process dies",
 				"err", err)
-			rt.mu.Lock()
-			rt.layer = LayerProcessGroup
-			rt.mu.Unlock()
+			job.layer.store(LayerProcessGroup)
 			return
 		}
 		job.h = h
@@ -76,4 +76,6 @@ func newJob() (windows.Handle, error) {
 	return h, nil
 }
 
-func initContainment(config) Layer { return LayerJobObject }
+func initContainment(config) { job.layer.store(LayerJobObject) }
+
+func containmentLayer() Layer { return job.layer.load() }

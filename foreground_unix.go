@@ -56,24 +56,25 @@ func isTerminal(fd int) bool {
 	return err == nil
 }
 
-// dropTerminal closes the terminal's descriptor of a child that did not
-// start.
-func (c *Child) dropTerminal() {
-	if c.tty >= 0 {
-		unix.Close(c.tty)
+// dropTerminal closes tty, the terminal's descriptor toForeground returned
+// for a child that did not start.
+func dropTerminal(tty int) {
+	if tty >= 0 {
+		unix.Close(tty)
 	}
 }
 
-// takeForeground gives the terminal's foreground back to this process's
-// group once the child that had it exited (and only if its group still has
-// it).
-func (c *Child) takeForeground() {
-	if c.tty < 0 {
+// takeForeground gives the foreground of tty, the terminal's descriptor
+// toForeground returned, back to this process's group once the child
+// (leading group pgid) that had it exited, and only if that group still
+// has it; it closes tty.
+func takeForeground(tty, pgid int) {
+	if tty < 0 {
 		return
 	}
-	defer unix.Close(c.tty)
-	if pgrp, err := unix.IoctlGetInt(c.tty, unix.TIOCGPGRP); err != nil || pgrp != c.cmd.Process.Pid {
+	defer unix.Close(tty)
+	if pgrp, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP); err != nil || pgrp != pgid {
 		return
 	}
-	setForeground(c.tty, unix.Getpgrp())
+	setForeground(tty, unix.Getpgrp())
 }

@@ -5,6 +5,6 @@ import "os/exec"
 // toForeground: a Windows console has no foreground process group.
 func toForeground(*exec.Cmd) int { return -1 }
 
-func (c *Child) takeForeground() {}
+func takeForeground(tty, pgid int) {}
 
-func (c *Child) dropTerminal() {}
+func dropTerminal(tty int) {}

@@ -7,13 +7,11 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"weak"
 )
 
 // AckTimeout bounds how long Start waits for a worker to call Install.
@@ -55,50 +53,6 @@ func Command(args ...string) *exec.Cmd {
 // known by identity. Weak pointers: a command dropped unstarted is
 // forgotten.
 var commands cmdSet
-
-// cmdSet is a set of commands by identity, with weak pointers.
-
-type cmdSet struct {
-	mu sync.Mutex
-	m  map[weak.Pointer[exec.Cmd]]struct{}
-}
-
-func (w *cmdSet) add(cmd *exec.Cmd) {
-	p := weak.Make(cmd)
-	w.mu.Lock()
-	if w.m == nil {
-		w.m = map[weak.Pointer[exec.Cmd]]struct{}{}
-	}
-	w.m[p] = struct{}{}
-	w.mu.Unlock()
-	runtime.AddCleanup(cmd, w.forget, p)
-}
-
-func (w *cmdSet) forget(p weak.Pointer[exec.Cmd]) {
-	w.mu.Lock()
-	delete(w.m, p)
-	w.mu.Unlock()
-}
-
-// take reports whether cmd came from Command, and forgets it.
-func (w *cmdSet) take(cmd *exec.Cmd) bool {
-	p := weak.Make(cmd)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	_, ok := w.m[p]
-	delete(w.m, p)
-	return ok
-}
-
-func environWithout(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
 
 // Child is a process started by Start: a worker or an external command.
 type Child struct {
@@ -329,7 +283,7 @@ func (c *Child) reap() {
 		}
 		c.mu.Unlock()
 		close(c.exited)
-		c.takeForeground()
+		takeForeground(c.tty, c.cmd.Process.Pid)
 		c.err = c.cmd.Wait()
 		untrack(c.cmd)
 	} else {
@@ -342,7 +296,7 @@ func (c *Child) reap() {
 		}
 		c.mu.Unlock()
 		close(c.exited)
-		c.takeForeground()
+		takeForeground(c.tty, c.cmd.Process.Pid)
 	}
 	c.mu.Lock()
 	stopping := c.stopping
@@ -557,7 +511,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	}
 	if err != nil {
 		closeAll(c.ackR, c.deathW)
-		c.dropTerminal()
+		dropTerminal(c.tty)
 		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 	}
 	if c.ackR != nil {

@@ -19,7 +19,7 @@ func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
 	a := sysProcAttr(cmd)
 	a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles,
 		syscall.Handle(ends[0].Fd()), syscall.Handle(ends[1].Fd()))
-	if j := jobObject(); j != 0 {
+	if j := jobObject(rt.logger()); j != 0 {
 		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(j))
 	}
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}
@@ -100,7 +100,7 @@ func sysProcAttr(cmd *exec.Cmd) *syscall.SysProcAttr {
 // jobObject).
 func prepareChild(cmd *exec.Cmd) bool {
 	sysProcAttr(cmd).CreationFlags |= windows.CREATE_NEW_PROCESS_GROUP
-	jobObject()
+	jobObject(rt.logger())
 	return true
 }
 

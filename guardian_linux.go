@@ -32,20 +32,26 @@ import (
 
 const guardianVar = "MULTIEXIT_GUARDIAN"
 
-// ensureGuardian starts the guardian, once. Called with tree.mu held.
-func ensureGuardian(cfg config) error {
-	if tree.guardian != 0 {
-		return nil
-	}
+// guardianLink is the parent's end of its guardian.
+type guardianLink struct {
+	w   int       // the pipe's write end; the guardian acts when it closes
+	cmd *exec.Cmd // its status is exec.Cmd.Wait's
+}
+
+// startGuardian starts the guardian of the tree cgroup root: once the pipe
+// closes, it gives the direct children up to timeout, then kills root. env
+// is its environment, without this process's worker and tree variables.
+func startGuardian(root string, timeout time.Duration, env []string) (*guardianLink, error) {
 	exe, err := selfExecutable()
 	if err != nil {
-		return fmt.Errorf("guardian: %w", err)
+		return nil, fmt.Errorf("guardian: %w", err)
 	}
 	var p [2]int
-	// The write end never blocks: it is written under tree.mu, and a line
-	// that does not fit (the guardian stopped reading) is dropped.
+	// The write end never blocks: it is written under the containment's
+	// lock, and a line that does not fit (the guardian stopped reading) is
+	// dropped.
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-		return fmt.Errorf("guardian: %w", err)
+		return nil, fmt.Errorf("guardian: %w", err)
 	}
 	r, w := os.NewFile(uintptr(p[0]), "|0"), p[1]
 	unix.SetNonblock(w, true)
@@ -53,8 +59,7 @@ func ensureGuardian(cfg config) error {
 	if len(os.Args) > 0 {
 		cmd.Args[0] = os.Args[0]
 	}
-	cmd.Env = append(environWithout(environWithout(os.Environ(), EnvVar), treeVar),
-		fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, tree.root, int64(cfg.timeout), os.Getpid(), startTime(os.Getpid())))
+	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), startTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
@@ -62,37 +67,25 @@ func ensureGuardian(cfg config) error {
 	r.Close()
 	if err != nil {
 		unix.Close(w)
-		return fmt.Errorf("guardian: %w", err)
+		return nil, fmt.Errorf("guardian: %w", err)
 	}
-	tree.guardian, tree.guardianProc = w, cmd
-	// closeContainment waits for it: its status is exec.Cmd.Wait's.
-	tree.tracked[cmd.Process.Pid] = cmd
-	return nil
+	return &guardianLink{w: w, cmd: cmd}, nil
 }
 
-func tellGuardian(line string) {
-	if tree.guardian != 0 {
-		unix.Write(tree.guardian, []byte(line+"\n"))
+// tell sends the guardian one line: "+PID" or "-PID", a direct child
+// started or gone. A nil guardian is told nothing.
+func (g *guardianLink) tell(line string) {
+	if g != nil {
+		unix.Write(g.w, []byte(line+"\n"))
 	}
 }
 
-// closeContainment runs at exit, after the hooks: the tree is empty, so
-// the guardian only removes the cgroups; it is waited for, so that nothing
-// of the tree outlives this process.
-func closeContainment() {
-	tree.mu.Lock()
-	g, proc, root, made := tree.guardian, tree.guardianProc, tree.root, tree.made
-	tree.guardian = 0
-	tree.mu.Unlock()
-	if g == 0 {
-		if root != "" && made {
-			killCgroup(root, time.Second)
-		}
-		return
-	}
-	unix.Close(g)
+// close closes the pipe and waits for the guardian, at most two seconds:
+// the tree is empty by then, so it only removes the cgroups.
+func (g *guardianLink) close() {
+	unix.Close(g.w)
 	done := make(chan struct{})
-	go func() { proc.Wait(); close(done) }()
+	go func() { g.cmd.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(2 * time.Second):

@@ -51,7 +51,7 @@ func Install(opts ...Option) error {
 	rt.installed = true
 	rt.cfg = cfg
 	rt.mu.Unlock()
-	rt.setLayer(initContainment(cfg))
+	initContainment(cfg)
 
 	var ctl *workerControl
 	var first chan os.Signal

@@ -69,7 +69,6 @@ type shutdown struct {
 	installed bool
 	phase     phase
 	cfg       config
-	layer     Layer
 
 	code  int       // the exit code (128+signal after a signal)
 	sig   os.Signal // the signal the process ends by, or nil
@@ -107,12 +106,6 @@ func (s *shutdown) config() config {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.cfg
-}
-
-func (s *shutdown) setLayer(l Layer) {
-	s.mu.Lock()
-	s.layer = l
-	s.mu.Unlock()
 }
 
 func (s *shutdown) isInstalled() bool {

@@ -1,0 +1,57 @@
+package multiexit
+
+// Commands before Start: the marks Command and Foreground put on them, and
+// their environment.
+
+import (
+	"os/exec"
+	"runtime"
+	"strings"
+	"sync"
+	"weak"
+)
+
+// cmdSet is a set of commands by identity, with weak pointers: Command
+// and Foreground mark commands in one, and Start takes the mark.
+type cmdSet struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[exec.Cmd]]struct{}
+}
+
+func (w *cmdSet) add(cmd *exec.Cmd) {
+	p := weak.Make(cmd)
+	w.mu.Lock()
+	if w.m == nil {
+		w.m = map[weak.Pointer[exec.Cmd]]struct{}{}
+	}
+	w.m[p] = struct{}{}
+	w.mu.Unlock()
+	runtime.AddCleanup(cmd, w.forget, p)
+}
+
+func (w *cmdSet) forget(p weak.Pointer[exec.Cmd]) {
+	w.mu.Lock()
+	delete(w.m, p)
+	w.mu.Unlock()
+}
+
+// take reports whether cmd came from Command, and forgets it.
+func (w *cmdSet) take(cmd *exec.Cmd) bool {
+	p := weak.Make(cmd)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.m[p]
+	delete(w.m, p)
+	return ok
+}
+
+// environWithout returns env without the variable name, in a new slice.
+func environWithout(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
+}
