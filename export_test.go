@@ -6,7 +6,7 @@ import "time"
 // binary is also every program the tests run.
 
 // SetAckTimeout shortens AckTimeout in this process.
-func SetAckTimeout(d time.Duration) { ackTimeout = d }
+func SetAckTimeout(d time.Duration) { starts.ackTimeout = d }
 
 // StackLen is how many entries the exit stack holds.
 func StackLen() int { return len(exitStack.snapshot()) }

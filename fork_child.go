@@ -17,8 +17,15 @@ import (
 // AckTimeout bounds how long Start waits for a worker to call Install.
 const AckTimeout = 30 * time.Second
 
-// ackTimeout is AckTimeout; tests shorten it.
-var ackTimeout = AckTimeout
+// starts is what Command and Start keep between calls.
+var starts = struct {
+	mu sync.Mutex // serialises Start's check of the shutdown with its push
+	// workers are the commands Command made and Start has not started
+	// yet, known by identity. Weak pointers: a command dropped unstarted
+	// is forgotten.
+	workers    cmdSet
+	ackTimeout time.Duration // AckTimeout; tests shorten it
+}{ackTimeout: AckTimeout}
 
 // Command returns a command that re-executes this binary as a worker, with
 // args as its arguments (os.Args[1:] in the worker). On Linux it runs the
@@ -45,14 +52,9 @@ func Command(args ...string) *exec.Cmd {
 	}
 	cmd.Env = append(environWithout(os.Environ(), EnvVar), EnvVar+"="+pending)
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	commands.add(cmd)
+	starts.workers.add(cmd)
 	return cmd
 }
-
-// commands are the commands Command made and Start has not started yet,
-// known by identity. Weak pointers: a command dropped unstarted is
-// forgotten.
-var commands cmdSet
 
 // Child is a process started by Start: a worker or an external command.
 type Child struct {
@@ -203,7 +205,7 @@ func (c *Child) waitCaught(ctx context.Context, end time.Time) {
 		return
 	default:
 	}
-	until := c.started.Add(ackTimeout)
+	until := c.started.Add(starts.ackTimeout)
 	if end.Before(until) {
 		until = end
 	}
@@ -347,8 +349,6 @@ func (c *Child) String() string {
 	return fmt.Sprintf("pid %d (%s)", c.PID(), strings.Join(c.cmd.Args, " "))
 }
 
-var startMu sync.Mutex // serialises Start's check of the shutdown with its push
-
 var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
 
 // Start starts cmds as children of this process and pushes one entry onto
@@ -386,14 +386,14 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	g := &childGroup{ec: ec}
 	entry := &Handle{hook: g.stopAll, group: g}
 	g.entry = entry
-	startMu.Lock()
+	starts.mu.Lock()
 	if rt.begun() {
-		startMu.Unlock()
+		starts.mu.Unlock()
 		ec.release()
 		return nil, errShuttingDown
 	}
 	exitStack.push(entry)
-	startMu.Unlock()
+	starts.mu.Unlock()
 
 	fail := func(err error) ([]*Child, error) {
 		if entry.Unregister() {
@@ -413,7 +413,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 			return nil, errShuttingDown
 		}
 	}
-	t := time.NewTimer(ackTimeout)
+	t := time.NewTimer(starts.ackTimeout)
 	defer t.Stop()
 	for _, c := range g.children {
 		if !c.worker {
@@ -426,7 +426,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		case <-rt.started:
 			return nil, errShuttingDown // the entry's turn stops them
 		case <-t.C:
-			return fail(fmt.Errorf("multiexit: Start: worker %v did not acknowledge Install within %v (does it call multiexit.Install or Run?); it was killed, with what it started", c, ackTimeout))
+			return fail(fmt.Errorf("multiexit: Start: worker %v did not acknowledge Install within %v (does it call multiexit.Install or Run?); it was killed, with what it started", c, starts.ackTimeout))
 		}
 		select {
 		case <-c.ready: // it acknowledged, then exited: that is its business
@@ -441,7 +441,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		case <-rt.started:
 			return nil, errShuttingDown
 		case <-t.C:
-			return fail(fmt.Errorf("multiexit: Start: worker %v closed its control channel without acknowledging Install within %v; it was killed, with what it started", c, ackTimeout))
+			return fail(fmt.Errorf("multiexit: Start: worker %v closed its control channel without acknowledging Install within %v; it was killed, with what it started", c, starts.ackTimeout))
 		}
 	}
 	return append([]*Child(nil), g.children...), nil
@@ -465,7 +465,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	}
 	env = scrubEngineEnv(env)
 	var childEnds [2]*os.File
-	if commands.take(cmd) {
+	if starts.workers.take(cmd) {
 		c.worker = true
 		deathR, deathW, err := deathPipe()
 		if err != nil {

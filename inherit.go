@@ -258,29 +258,32 @@ type inherited struct {
 	hooks []*Handle
 }
 
-// childEnv is MULTIEXIT as the process started; Install removes it from
-// the environment.
-var childEnv, childEnvSet = os.LookupEnv(EnvVar)
+// asWorker is what package initialisation found of this process's start
+// as a worker.
+var asWorker struct {
+	env string // MULTIEXIT as the process started; Install removes it from the environment
+	set bool   // MULTIEXIT was set: this process is a worker
+	// early holds a worker's SIGTERM from package initialisation until
+	// Install: a parent may stop a worker before it has called Install,
+	// and the worker must still run the hooks it registered (see Start).
+	// It is caught only once the registry, the parent included, has been
+	// verified.
+	early chan os.Signal
+	// reg is the registry init verified, so that a refused Install can
+	// undo what init did.
+	reg *registry
+}
 
 // IsChild reports whether this process was started as a worker (by Command
 // and Start): MULTIEXIT was set when it started.
-func IsChild() bool { return childEnvSet }
-
-// earlyTERM holds a worker's SIGTERM from package initialisation until
-// Install: a parent may stop a worker before it has called Install, and the
-// worker must still run the hooks it registered (see Start). It is caught
-// only once the registry, the parent included, has been verified.
-var earlyTERM chan os.Signal
-
-// initReg is the registry init verified, so that a refused Install can
-// undo what init did.
-var initReg *registry
+func IsChild() bool { return asWorker.set }
 
 // init verifies a worker's registry, changing nothing on error, and only
 // then touches its descriptors: they become close-on-exec, so that what the
 // worker runs before Install does not hold them.
 func init() {
-	if !childEnvSet {
+	asWorker.env, asWorker.set = os.LookupEnv(EnvVar)
+	if !asWorker.set {
 		return
 	}
 	reg, err := verifyRegistry(true)
@@ -288,9 +291,9 @@ func init() {
 		return // Install reports it
 	}
 	closeOnExec(reg.ctl)
-	initReg = reg
-	earlyTERM = make(chan os.Signal, 8)
-	signal.Notify(earlyTERM, syscall.SIGTERM)
+	asWorker.reg = reg
+	asWorker.early = make(chan os.Signal, 8)
+	signal.Notify(asWorker.early, syscall.SIGTERM)
 	// Tell the parent that a SIGTERM can no longer kill this worker
 	// without its hooks.
 	writeByte(reg.ctl[1], ackCaught)
@@ -300,19 +303,19 @@ func init() {
 // (a hook this binary does not define): SIGTERM is no longer held, and the
 // descriptors are inheritable again.
 func undoInit() {
-	if earlyTERM == nil {
+	if asWorker.early == nil {
 		return
 	}
-	signal.Stop(earlyTERM)
-	earlyTERM = nil
-	inheritable(initReg.ctl)
+	signal.Stop(asWorker.early)
+	asWorker.early = nil
+	inheritable(asWorker.reg.ctl)
 }
 
 // verifyRegistry decodes MULTIEXIT and checks that it was written for this
 // process: by its parent, and (if control) with open pipes as the control
 // channel.
 func verifyRegistry(control bool) (*registry, error) {
-	reg, err := decodeRegistry(childEnv)
+	reg, err := decodeRegistry(asWorker.env)
 	if err != nil {
 		return nil, err
 	}
@@ -330,7 +333,7 @@ func verifyRegistry(control bool) (*registry, error) {
 
 // decodeWorker checks the registry a worker inherited, changing nothing.
 func decodeWorker() (*inherited, error) {
-	if !childEnvSet {
+	if !asWorker.set {
 		return nil, nil
 	}
 	reg, err := verifyRegistry(false)

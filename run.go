@@ -58,7 +58,7 @@ func Install(opts ...Option) error {
 	parentGone := false
 	if w != nil {
 		ctl, parentGone = w.commit()
-		first = earlyTERM
+		first = asWorker.early
 	}
 	setup := newSignalSetup(first, catchSignals(cfg, w != nil), rt.laterSignal)
 	rt.mu.Lock()
