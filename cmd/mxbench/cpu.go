@@ -17,6 +17,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -148,15 +149,20 @@ func (m *cpuMeter) close() error {
 	return removeTree(m.dir)
 }
 
+// removeTree removes dir and the cgroups below it, deepest first (a cgroup
+// directory is removed with rmdir, and only once it has no children).
 func removeTree(dir string) error {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if e.IsDir() {
-			removeTree(filepath.Join(dir, e.Name()))
+	var dirs []string
+	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, path)
 		}
-	}
-	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("remove the trial's cgroup: %w", err)
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove the trial's cgroup: %w", err)
+		}
 	}
 	return nil
 }
