@@ -366,7 +366,10 @@ var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
 // If anything fails, Start stops what it started and returns an error that
 // names the command. Once the shutdown has begun Start starts nothing, and
 // a Start still waiting for its workers when it begins returns at once with
-// an error; the entry's turn in the shutdown stops what it had started.
+// an error; the entry's turn in the shutdown stops what it had started. A
+// program that ends on Start's error should do it with Exit, which during
+// the shutdown only ends the calling goroutine and lets the hooks run (a
+// panic or log.Fatal would end the process without them).
 func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err := checkDefines(); err != nil {
 		return nil, err
