@@ -35,6 +35,9 @@ type sample struct {
 	goMem       int64 // the parent's Go heap in use and goroutine stacks, after that collection
 	threads     int   // the parent's threads
 	fds         int   // the parent's open descriptors
+	// From launch to all ready, the whole tree's CPU time (only where
+	// the trial has a cgroup, see cpuMeter; else 0).
+	startCPU time.Duration
 	// From SIGTERM to the end, the whole tree: CPU time (see cpuMeter)
 	// and minor page faults (the parent's rusage, which counts the
 	// children it reaped, less what every process had used before).
@@ -188,6 +191,9 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 		pids = append(pids, p)
 	}
 	s.start = time.Since(t0)
+	if meter.dir != "" {
+		s.startCPU, _ = meter.now(nil)
+	}
 
 	time.Sleep(settle)
 	parent := cmd.Process.Pid

@@ -119,6 +119,18 @@ func report(w io.Writer, sizes []int, res map[string]map[int][]sample) {
 		fmt.Fprintln(w, " |")
 	}
 
+	if median(mapf(mx[sizes[0]], func(s sample) float64 { return ms(s.startCPU) })) > 0 {
+		fmt.Fprintf(w, "\nWork of the start, per child (medians): CPU time of the whole tree from launch to all ready.\n\n")
+		fmt.Fprintln(w, "| N | CPU, floor | CPU, multiexit | ratio |")
+		fmt.Fprintln(w, "|---:|---:|---:|---:|")
+		for _, n := range sizes {
+			cpu := func(ss []sample) float64 {
+				return median(mapf(ss, func(s sample) float64 { return ms(s.startCPU) })) / float64(n)
+			}
+			fmt.Fprintf(w, "| %d | %.2f ms | %.2f ms | %.2f |\n", n, cpu(floor[n]), cpu(mx[n]), cpu(mx[n])/cpu(floor[n]))
+		}
+	}
+
 	fmt.Fprintf(w, "\nWork of the stop, per child (medians): CPU time of the whole tree from SIGTERM to the end, and minor page faults.\n\n")
 	fmt.Fprintln(w, "| N | CPU, floor | CPU, multiexit | ratio | faults, floor | faults, multiexit |")
 	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|")
