@@ -609,11 +609,11 @@ func TestNotifySocket(t *testing.T) {
 	ns := proctest.ListenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", ns.Path)
 	p := start(t, "workerpool", "-serve")
-	p.waitFor("serving status on ")
+	p.WaitFor("serving status on ")
 	diff(t, "messages before serving", []string{"READY=1"}, ns.Until(t, "READY=1", limit))
-	pids := []int{pidAfter(t, p.lines, "parent "), pidAfter(t, p.lines, "workers and sh ")}
+	pids := []int{pidAfter(t, p.Seen, "parent "), pidAfter(t, p.Seen, "workers and sh ")}
 	for i := 1; i <= 3; i++ {
-		pids = append(pids, pidAfter(t, p.lines, fmt.Sprintf("worker %d ", i)))
+		pids = append(pids, pidAfter(t, p.Seen, fmt.Sprintf("worker %d ", i)))
 	}
 	for i, pid := range pids {
 		env := environ(t, pid)
@@ -628,7 +628,7 @@ func TestNotifySocket(t *testing.T) {
 			t.Errorf("child pid %d inherited NOTIFY_SOCKET", pid)
 		}
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	p.end()
 	msgs := ns.Until(t, "STOPPING=1", limit)
 	first := strings.Split(msgs[0], "\n")

@@ -37,7 +37,7 @@ func TestNotifyRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", notifier)
-	if line := p.waitFor("sent to "); strings.HasSuffix(line, sock) {
+	if line := p.WaitFor("sent to "); strings.HasSuffix(line, sock) {
 		t.Errorf("COMMAND was given systemd's own socket: %q", line)
 	}
 	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(unix.SizeofUcred))
@@ -56,8 +56,8 @@ func TestNotifyRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(cred.Pid) != p.cmd.Process.Pid {
-		t.Errorf("the notification came from pid %d, not from multiexit (pid %d)", cred.Pid, p.cmd.Process.Pid)
+	if int(cred.Pid) != p.Cmd.Process.Pid {
+		t.Errorf("the notification came from pid %d, not from multiexit (pid %d)", cred.Pid, p.Cmd.Process.Pid)
 	}
 	p.say("done")
 	p.check("exit 0")
@@ -82,13 +82,13 @@ func TestNotifyStoppingOnSignal(t *testing.T) {
 	}
 	systemd, sock := fakeSystemd(t)
 	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", stubborn)
-	p.waitFor("ready")
+	p.WaitFor("ready")
 	buf := make([]byte, 4096)
 	n, _, err := systemd.ReadFromUnix(buf)
 	if err != nil || string(buf[:n]) != "READY=1" {
 		t.Fatalf("systemd got %q (%v), want READY=1", buf[:n], err)
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	// COMMAND ignores SIGTERM and runs on until told to go: the notice
 	// must be multiexit's own, sent at the signal, not the library's,
 	// sent once COMMAND has exited.

@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
@@ -19,11 +18,10 @@ import (
 // shell in a terminal window runs it: the test types on the master side
 // and reads what the terminal shows (echo off: only what programs print).
 type term struct {
+	*proctest.Lines
 	t      *testing.T
 	cmd    *exec.Cmd
 	master *os.File
-	sc     *bufio.Scanner
-	lines  []string
 	waited bool
 }
 
@@ -59,7 +57,7 @@ func startTerm(t *testing.T, args ...string) *term {
 		slave.Close()
 		t.Fatal(err)
 	}
-	tm := &term{t: t, cmd: exec.Command(bin, args...), master: master, sc: bufio.NewScanner(master)}
+	tm := &term{Lines: proctest.NewLines(t, master, "\r"), t: t, cmd: exec.Command(bin, args...), master: master}
 	tm.cmd.Env = append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0")
 	tm.cmd.Stdin, tm.cmd.Stdout, tm.cmd.Stderr = slave, slave, slave
 	tm.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
@@ -84,46 +82,6 @@ func startTerm(t *testing.T, args ...string) *term {
 	return tm
 }
 
-// pids reads until a line starting with each prefix, ending in a PID, was
-// shown, and returns a pidfd for each.
-func (tm *term) pids(prefixes ...string) map[string]int {
-	tm.t.Helper()
-	fds := map[string]int{}
-	for len(fds) < len(prefixes) {
-		if !tm.sc.Scan() {
-			tm.t.Fatalf("the terminal showed no lines starting with %q; it showed:\n%s", prefixes, strings.Join(tm.lines, "\n"))
-		}
-		line := strings.TrimRight(tm.sc.Text(), "\r")
-		tm.lines = append(tm.lines, line)
-		for _, pre := range prefixes {
-			if rest, ok := strings.CutPrefix(line, pre); ok {
-				var pid int
-				fmt.Sscan(rest, &pid)
-				fd, err := unix.PidfdOpen(pid, 0)
-				if err != nil {
-					tm.t.Fatalf("%s: pid %d: %v", pre, pid, err)
-				}
-				tm.t.Cleanup(func() { unix.Close(fd) })
-				fds[pre] = fd
-			}
-		}
-	}
-	return fds
-}
-
-// waitFor reads what the terminal shows until a line starts with prefix.
-func (tm *term) waitFor(prefix string) {
-	tm.t.Helper()
-	for tm.sc.Scan() {
-		line := strings.TrimRight(tm.sc.Text(), "\r")
-		tm.lines = append(tm.lines, line)
-		if strings.HasPrefix(line, prefix) {
-			return
-		}
-	}
-	tm.t.Fatalf("the terminal showed no line starting with %q; it showed:\n%s", prefix, strings.Join(tm.lines, "\n"))
-}
-
 func (tm *term) typ(s string) {
 	tm.t.Helper()
 	if _, err := tm.master.WriteString(s); err != nil {
@@ -138,8 +96,8 @@ func (tm *term) check(want string) {
 	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		tm.t.Fatal(err)
 	}
-	if got := how(tm.cmd.ProcessState); got != want {
-		tm.t.Errorf("ended with %s, want %s; the terminal showed:\n%s", got, want, strings.Join(tm.lines, "\n"))
+	if got := proctest.How(tm.cmd.ProcessState); got != want {
+		tm.t.Errorf("ended with %s, want %s; the terminal showed:\n%s", got, want, strings.Join(tm.Seen, "\n"))
 	}
 }
 
@@ -151,11 +109,14 @@ func TestTerminalCtrlC(t *testing.T) {
 	t.Parallel()
 	tm := startTerm(t, "-grace", "100ms", "--", "sh", "-c",
 		`sleep 1000 & echo "job $!"; setsid sh -c 'echo "escapee $$"; exec sleep 1000' & wait`)
-	fds := tm.pids("job ", "escapee ")
+	fds := map[string]int{}
+	for what, pid := range tm.PIDs("job ", "escapee ") {
+		fds[what] = proctest.Pidfd(t, pid)
+	}
 	tm.typ("\x03")
 	tm.check("signal interrupt")
 	for what, fd := range fds {
-		if !exited(fd, 0) {
+		if !proctest.Exited(fd, 0) {
 			t.Errorf("the %s was still running when multiexit had returned", strings.TrimSpace(what))
 		}
 	}
@@ -168,6 +129,6 @@ func TestTerminalInteractive(t *testing.T) {
 	t.Parallel()
 	tm := startTerm(t, "--", "head", "-1")
 	tm.typ("typed by the test\r")
-	tm.waitFor("typed by the test")
+	tm.WaitFor("typed by the test")
 	tm.check("exit 0")
 }
