@@ -25,6 +25,8 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
+func init() { scenario(benchPool) }
+
 const benchLogVar = "MX_BENCH_LOG"
 
 // appendStopLines is a worker's hook: two lines appended to the log file,
@@ -40,39 +42,37 @@ func appendStopLines(context.Context) error {
 	return f.Close()
 }
 
-func init() {
-	// The parent installs, says "installed", and on a line "go" from the
-	// benchmark starts args[0] workers and says "started". Each worker
-	// registers appendStopLines and installs.
-	scenarios["bench-pool"] = func(args []string) {
-		if multiexit.IsChild() {
-			multiexit.Register(appendStopLines)
-			if err := multiexit.Install(); err != nil {
-				fmt.Fprintln(os.Stderr, "worker:", err)
-				os.Exit(1)
-			}
-			select {}
-		}
+// The parent installs, says "installed", and on a line "go" from the
+// benchmark starts args[0] workers and says "started". Each worker
+// registers appendStopLines and installs.
+func benchPool(args []string) {
+	if multiexit.IsChild() {
+		multiexit.Register(appendStopLines)
 		if err := multiexit.Install(); err != nil {
-			fmt.Fprintln(os.Stderr, "parent:", err)
+			fmt.Fprintln(os.Stderr, "worker:", err)
 			os.Exit(1)
 		}
-		n, _ := strconv.Atoi(args[0])
-		cmds := make([]*exec.Cmd, n)
-		for i := range cmds {
-			cmds[i] = multiexit.Command()
-		}
-		os.Stdout.WriteString("installed\n")
-		if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
-			multiexit.Exit(3)
-		}
-		if _, err := multiexit.Start(cmds...); err != nil {
-			fmt.Fprintln(os.Stderr, "parent:", err)
-			multiexit.Exit(1)
-		}
-		os.Stdout.WriteString("started\n")
 		select {}
 	}
+	if err := multiexit.Install(); err != nil {
+		fmt.Fprintln(os.Stderr, "parent:", err)
+		os.Exit(1)
+	}
+	n, _ := strconv.Atoi(args[0])
+	cmds := make([]*exec.Cmd, n)
+	for i := range cmds {
+		cmds[i] = multiexit.Command()
+	}
+	os.Stdout.WriteString("installed\n")
+	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
+		multiexit.Exit(3)
+	}
+	if _, err := multiexit.Start(cmds...); err != nil {
+		fmt.Fprintln(os.Stderr, "parent:", err)
+		multiexit.Exit(1)
+	}
+	os.Stdout.WriteString("started\n")
+	select {}
 }
 
 // benchTree is one "bench-pool" parent run by a benchmark.
@@ -93,7 +93,7 @@ func launchTree(b *testing.B, tag string, n int, log string) *benchTree {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], strconv.Itoa(n))
-	cmd.Env = append(os.Environ(), "MX_SCENARIO=bench-pool", proctest.Env(tag), benchLogVar+"="+log)
+	cmd.Env = append(os.Environ(), scenarioEnv(benchPool), proctest.Env(tag), benchLogVar+"="+log)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

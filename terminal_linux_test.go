@@ -17,9 +17,11 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
+func init() { scenario(terminal) }
+
 // terminal runs, on its terminal, a child that reads it (head -1) and one
 // that the terminal's Ctrl-C stops, each started in the foreground.
-var terminal = scenario("terminal", func(args []string) {
+func terminal(args []string) {
 	mustInstall()
 	run := func(name string, argv ...string) {
 		cmd := exec.Command(argv[0], argv[1:]...)
@@ -36,7 +38,7 @@ var terminal = scenario("terminal", func(args []string) {
 	pgrp, err := unix.IoctlGetInt(0, unix.TIOCGPGRP)
 	say("foreground back: %v %v", pgrp == unix.Getpgrp(), err)
 	multiexit.Exit(0)
-})
+}
 
 // openPTY opens a pseudo-terminal: its master, and its slave for a child.
 func openPTY(t *testing.T) (master, slave *os.File) {
@@ -67,7 +69,7 @@ func TestForegroundChildUsesTheTerminal(t *testing.T) {
 	master, slave := openPTY(t)
 	tag := proctest.Tag(t)
 	cmd := exec.Command(os.Args[0], "foreground")
-	cmd.Env = append(os.Environ(), "MX_SCENARIO="+terminal, proctest.Env(tag), "GORACE=atexit_sleep_ms=0")
+	cmd.Env = append(os.Environ(), scenarioEnv(terminal), proctest.Env(tag), "GORACE=atexit_sleep_ms=0")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
 	if err := cmd.Start(); err != nil {
