@@ -410,29 +410,9 @@ func startContainer(t *testing.T, args ...string) *container {
 	t.Helper()
 	needPrograms(t, "runc")
 	bundle := runctest.Rootfs(t, "./workerpool", "sh", "sleep", "echo", "cat")
-	if out, err := engineCmd(t, "runc", "spec", "--bundle", bundle); err != nil {
-		t.Fatal(err, out)
-	}
-	var spec map[string]any
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	tag := proctest.Tag(t)
-	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["args"] = append([]any{"/bin/workerpool"}, toAny(args)...)
-	proc["env"] = append(proc["env"].([]any), proctest.Env(tag))
-	spec["root"].(map[string]any)["readonly"] = false // the demo's run directory is in /tmp
-	if b, err = json.Marshal(spec); err == nil {
-		err = os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	runctest.Spec(t, bundle, append([]string{"/bin/workerpool"}, args...), proctest.Env(tag))
+	// The demo's run directory is in /tmp: the root is writable.
 
 	c := &container{t: t, id: fmt.Sprintf("multiexit-test-%d-%d", os.Getpid(), engineSeq.Add(1)), root: filepath.Join(filepath.Dir(bundle), "state"), exited: make(chan struct{})}
 	c.run = exec.Command("runc", "--root", c.root, "run", "--bundle", bundle, c.id)
@@ -473,14 +453,6 @@ func startContainer(t *testing.T, args ...string) *container {
 		}
 	})
 	return c
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }
 
 // waitFor reads the container's output until a line starts with prefix.

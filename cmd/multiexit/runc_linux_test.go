@@ -3,7 +3,6 @@ package main_test
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -35,17 +34,6 @@ func runcCmd(args ...string) (string, error) {
 func TestRuncContainer(t *testing.T) {
 	t.Parallel()
 	bundle := runctest.Rootfs(t, ".", "sh", "sleep", "echo", "cat", "wc", "setsid", "env")
-	if _, err := runcCmd("spec", "--bundle", bundle); err != nil {
-		t.Fatal(err)
-	}
-	var spec map[string]any
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	tag := proctest.Tag(t)
 	script := `f=/tmp/orphans
 (sh -c 'echo $$ >>"$0"' "$f" &); (env -i sh -c 'echo $$ >>"$0"' "$f" &)
@@ -55,17 +43,7 @@ echo reaped
 setsid sh -c 'trap "echo escapee stopped; exit 0" TERM; echo escapee ready; while :; do sleep 1000 & wait $!; done' &
 trap 'echo got TERM; exit 3' TERM
 echo ready; while :; do sleep 1000 & wait $!; done`
-	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["args"] = []any{"/bin/multiexit", "-grace", "5s", "--", "sh", "-c", script}
-	proc["env"] = append(proc["env"].([]any), proctest.Env(tag))
-	spec["root"].(map[string]any)["readonly"] = false
-	if b, err = json.Marshal(spec); err == nil {
-		err = os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	runctest.Spec(t, bundle, []string{"/bin/multiexit", "-grace", "5s", "--", "sh", "-c", script}, proctest.Env(tag))
 
 	root, id := filepath.Join(filepath.Dir(bundle), "state"), fmt.Sprintf("multiexit-cmd-test-%d", os.Getpid())
 	run := exec.Command("runc", "--root", root, "run", "--bundle", bundle, id)

@@ -6,6 +6,7 @@ package runctest
 
 import (
 	"debug/elf"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,4 +78,42 @@ func staticBusybox() string {
 		}
 	}
 	return p
+}
+
+// Spec writes bundle's config.json (`runc spec`), edited so that the
+// container runs args with no terminal, env added to its environment, and
+// a writable root.
+func Spec(t testing.TB, bundle string, args []string, env ...string) {
+	t.Helper()
+	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	path := filepath.Join(bundle, "config.json")
+	var spec map[string]any
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = toAny(args)
+	proc["env"] = append(proc["env"].([]any), toAny(env)...)
+	spec["root"].(map[string]any)["readonly"] = false
+	if b, err = json.Marshal(spec); err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
 }
