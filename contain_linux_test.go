@@ -25,6 +25,10 @@ func init() { scenario(escape, stoppedWorker, crash, pid1, installOnly) }
 // group), then prints a line and becomes a sleep.
 const escapeScript = `setsid sh -c 'echo "ready esc"; exec sleep 1000 >/dev/null 2>&1 </dev/null' & (sleep 1000 >/dev/null 2>&1 </dev/null &) ; echo "ready ext $$"; exec sleep 1000 >/dev/null`
 
+// escapeReady are the lines a tree with an external child running
+// escapeScript says once it is up.
+var escapeReady = []string{"ready main", "ready ext", "ready esc"}
+
 type contextT = context.Context
 
 func layers(t *testing.T) []string {
@@ -102,7 +106,7 @@ func TestEscapeesAreContained(t *testing.T) {
 			outsider(t)
 			p := start(t, escape, nil, multiexit.ContainmentVar+"="+layer)
 			tag := p.Tag
-			ready := p.WaitAll("ready main", "ready ext", "ready esc")
+			ready := p.WaitAll(escapeReady...)
 			if want := "layer " + layer; !strings.HasSuffix(ready["ready main"], want) {
 				t.Fatalf("%q, want %q", ready["ready main"], want)
 			}
@@ -145,8 +149,7 @@ func TestSIGKILLedParentLeavesNothing(t *testing.T) {
 			for i := range n {
 				want = append(want, fmt.Sprintf("ready w%d", i))
 			}
-			p.WaitAll(want...)
-			p.Signal(syscall.SIGKILL)
+			p.signalWhenReady(syscall.SIGKILL, want...)
 			trace, _ := p.end() // EOF: every holder of the pipe, the guardian too, is gone
 			for i := range n {
 				w := fmt.Sprintf("w%d", i)

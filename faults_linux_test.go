@@ -97,11 +97,16 @@ func blocked(args []string) {
 	panic(err)
 }
 
-func TestFaultSignalsBlockedAtStart(t *testing.T) {
-	p := start(t, blocked, nil)
-	p.WaitAll("ready main", "ready ext", "ready esc")
-	p.Signal(syscall.SIGTERM)
+// termStopsTree sends p SIGTERM once its tree is up (escapeReady) and
+// checks that its hook H1 ran and that it died by SIGTERM.
+func termStopsTree(p *proc) {
+	p.t.Helper()
+	p.signalWhenReady(syscall.SIGTERM, escapeReady...)
 	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+}
+
+func TestFaultSignalsBlockedAtStart(t *testing.T) {
+	termStopsTree(start(t, blocked, nil))
 }
 
 func holder(args []string) {
@@ -119,10 +124,7 @@ func holder(args []string) {
 // A grandchild that holds the child's output pipe does not block the
 // shutdown past WaitDelay (set to the grace period when unset).
 func TestFaultGrandchildHoldsPipe(t *testing.T) {
-	p := start(t, holder, nil)
-	p.WaitAll("ready main", "ready ext", "ready esc")
-	p.Signal(syscall.SIGTERM)
-	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+	termStopsTree(start(t, holder, nil))
 }
 
 func hostile(args []string) {
@@ -151,9 +153,7 @@ func TestFaultHostileDescendants(t *testing.T) {
 	}
 	outsider(t)
 	p := start(t, hostile, []string{root})
-	p.WaitAll("ready main", "ready ext", "ready esc")
-	p.Signal(syscall.SIGTERM)
-	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+	termStopsTree(p)
 	if s := p.Stderr.String(); !strings.Contains(s, "descendants left the entry's cgroup") {
 		t.Errorf("the escape from the cgroup is not reported:\n%s", s)
 	}

@@ -110,8 +110,7 @@ func cascade(args []string) {
 
 func TestCascade(t *testing.T) {
 	p := start(t, cascade, nil)
-	p.WaitAll("ready main", "ready w1", "ready w2")
-	p.Signal(syscall.SIGTERM)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w1", "ready w2")
 	p.check(cascadeOrder, diedOf(syscall.SIGTERM))
 	p.Quiet()
 }
@@ -181,8 +180,7 @@ func TestParentDeath(t *testing.T) {
 				t.Skip("needs root to drop privileges")
 			}
 			p := start(t, orphans, tc.args, tc.env...)
-			p.WaitAll("ready main", "ready a", "ready b")
-			p.Signal(syscall.SIGKILL)
+			p.signalWhenReady(syscall.SIGKILL, "ready main", "ready a", "ready b")
 			trace, how := p.end() // EOF: every process of the tree has exited
 			if how != "signal killed" {
 				t.Errorf("parent ended with %s", how)
@@ -223,15 +221,13 @@ func external(args []string) {
 func TestExternalCommands(t *testing.T) {
 	t.Run("process group stopped whole, in its LIFO place", func(t *testing.T) {
 		p := start(t, external, []string{"group"})
-		p.WaitAll("ready main", "ready ext")
-		p.Signal(syscall.SIGTERM)
+		p.signalWhenReady(syscall.SIGTERM, "ready main", "ready ext")
 		p.check([]string{"H2", "E stopped", "H1"}, diedOf(syscall.SIGTERM))
 		p.Quiet()
 	})
 	t.Run("SIGTERM ignored: SIGKILL after the grace period", func(t *testing.T) {
 		p := start(t, external, []string{"stubborn"})
-		p.WaitAll("ready main", "ready ext")
-		p.Signal(syscall.SIGTERM)
+		p.signalWhenReady(syscall.SIGTERM, "ready main", "ready ext")
 		p.check([]string{"H2", "H1"}, diedOf(syscall.SIGTERM))
 		if !strings.Contains(p.Stderr.String(), "did not stop within its grace period") {
 			t.Errorf("the kill is not reported:\n%s", p.Stderr.String())
@@ -447,8 +443,7 @@ func sigpipe(args []string) {
 
 func TestWorkerSurvivesDeadParentPipe(t *testing.T) {
 	p := start(t, sigpipe, nil)
-	p.WaitAll("ready w", "ready main")
-	p.Signal(syscall.SIGKILL)
+	p.signalWhenReady(syscall.SIGKILL, "ready w", "ready main")
 	p.end()
 	if s := p.Stderr.String(); !strings.Contains(s, "worker hook ran; write error:") || !strings.Contains(s, "broken pipe") {
 		t.Errorf("the worker's hook did not run past EPIPE; stderr:\n%s", s)

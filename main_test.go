@@ -119,6 +119,14 @@ func (p *proc) end() (trace []string, how string) {
 	return trace, how
 }
 
+// signalWhenReady reads lines until one starting with each of ready was
+// seen, then sends sig to the process.
+func (p *proc) signalWhenReady(sig syscall.Signal, ready ...string) {
+	p.t.Helper()
+	p.WaitAll(ready...)
+	p.Signal(sig)
+}
+
 func exitCode(n int) string { return fmt.Sprintf("exit %d", n) }
 
 // diedOf is how a process that sig killed ended, as proctest.How says it.

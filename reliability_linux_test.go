@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit"
 	"github.com/multiexit/multiexit/internal/proctest"
@@ -135,7 +134,7 @@ func shellOuts(args []string) {
 		if err := late.Start(); err != nil {
 			return err
 		}
-		waitZombie(late.Process.Pid) // it exited; its status is Wait's
+		proctest.WaitExited(late.Process.Pid) // a zombie: its status is Wait's
 		for i := range n {
 			script := "true &"
 			if i%2 == 1 {
@@ -149,17 +148,6 @@ func shellOuts(args []string) {
 		say("layer %v; zombies left: %d", multiexit.Containment(), zombiesLeft())
 		return nil
 	})
-}
-
-// waitZombie waits until the child pid has exited (and is not reaped): its
-// pidfd becomes readable then.
-func waitZombie(pid int) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	proctest.Exited(fd, -1)
 }
 
 func state(pid int) string {
@@ -288,8 +276,7 @@ func TestOneGracePeriodPerEntry(t *testing.T) {
 		}
 		t.Run(layer, func(t *testing.T) {
 			p := start(t, chainEntry, nil, multiexit.ContainmentVar+"="+layer)
-			p.WaitAll("ready main", "ready chain")
-			p.Signal(syscall.SIGTERM)
+			p.signalWhenReady(syscall.SIGTERM, "ready main", "ready chain")
 			p.check([]string{"H2", "H1"}, diedOf(syscall.SIGTERM))
 			errLog := p.Stderr.String()
 			if n := strings.Count(errLog, "did not stop within"); n > 2 {
@@ -390,8 +377,7 @@ func TestWorkerWithOtherSignalsStillStops(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := start(t, hupWorker, nil)
-			p.WaitAll("ready main", "ready w")
-			p.Signal(sig)
+			p.signalWhenReady(sig, "ready main", "ready w")
 			trace, _ := p.end()
 			if len(trace) == 0 || trace[0] != "w own" {
 				t.Errorf("the worker's hook did not run: %q\nstderr:\n%s", trace, p.Stderr.String())
@@ -416,7 +402,7 @@ func TestGuardianCannotBeForged(t *testing.T) {
 	}
 	// A live tree, with its guardian: the forger's target.
 	victim := start(t, escape, nil)
-	victim.WaitAll("ready main", "ready ext", "ready esc")
+	victim.WaitAll(escapeReady...)
 	root := ""
 	for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
 		m, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.*.%d.*", mnt, victim.Cmd.Process.Pid))
@@ -537,8 +523,7 @@ func replacedEnv(args []string) {
 // A Command stays a worker whatever the caller does to its Env.
 func TestReplacedEnvStillStartsAWorker(t *testing.T) {
 	p := start(t, replacedEnv, nil)
-	p.WaitAll("ready main", "ready w")
-	p.Signal(syscall.SIGTERM)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
 	p.check([]string{"worker IsChild: true", "w own"}, diedOf(syscall.SIGTERM))
 }
 
@@ -618,8 +603,7 @@ func TestEscapeesShareTheGracePeriod(t *testing.T) {
 		}
 		t.Run(layer, func(t *testing.T) {
 			p := start(t, busyChild, nil, multiexit.ContainmentVar+"="+layer)
-			p.WaitAll("ready main", "ready child", "ready escapee")
-			p.Signal(syscall.SIGTERM)
+			p.signalWhenReady(syscall.SIGTERM, "ready main", "ready child", "ready escapee")
 			p.check([]string{"escapee got TERM", "H1"}, diedOf(syscall.SIGTERM))
 		})
 	}
@@ -646,8 +630,7 @@ func escalated(args []string) {
 func TestSecondSignalGivesWorkersTheLateWindow(t *testing.T) {
 	b, env := newBarrier(t)
 	p := start(t, escalated, nil, env)
-	p.WaitAll("ready main", "ready w")
-	p.Signal(syscall.SIGTERM)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
 	b.wait(1) // the worker is in its first hook
 	p.Signal(syscall.SIGINT)
 	b.release()

@@ -22,8 +22,7 @@ func TestSignalRunsHooksLIFO(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := start(t, lifo, nil)
-			p.WaitFor("ready")
-			p.Signal(sig)
+			p.signalWhenReady(sig, "ready")
 			p.check([]string{"C", "B", "A"}, diedOf(sig))
 			p.Quiet()
 		})
@@ -50,8 +49,7 @@ func TestRunContextCause(t *testing.T) {
 	}{{"main returns nil", nil}, {"main returns an error", []string{"err"}}} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := start(t, runSignal, tc.args)
-			p.WaitFor("ready")
-			p.Signal(syscall.SIGTERM)
+			p.signalWhenReady(syscall.SIGTERM, "ready")
 			p.check([]string{"cause received signal terminated", "A"}, diedOf(syscall.SIGTERM))
 		})
 	}
@@ -75,8 +73,7 @@ func TestSecondSignalEscalates(t *testing.T) {
 	for _, storm := range []int{1, 1000} {
 		t.Run(fmt.Sprintf("%d more signals", storm), func(t *testing.T) {
 			p := start(t, escalate, nil)
-			p.WaitFor("ready")
-			p.Signal(syscall.SIGTERM)
+			p.signalWhenReady(syscall.SIGTERM, "ready")
 			p.WaitFor("S")
 			for i := 0; i < storm; i++ {
 				sig := syscall.SIGINT
@@ -108,8 +105,7 @@ func TestOnlyConfiguredSignalsAreCaught(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := start(t, onlyConfigured, nil)
-			p.WaitFor("ready")
-			p.Signal(sig)
+			p.signalWhenReady(sig, "ready")
 			p.check(nil, "signal "+sig.String())
 		})
 	}

@@ -11,12 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// notifier sends systemd a notification the way sd_notify(3) does, to the
-// NOTIFY_SOCKET it was given, and says which socket that was.
-const notifier = `import os, socket, sys
+// notify is the start of a Python program that sends systemd a
+// notification the way sd_notify(3) does, to the NOTIFY_SOCKET it was
+// given: notify(b"READY=1").
+const notify = `import os, signal, socket, sys
 a = os.environ["NOTIFY_SOCKET"]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"READY=1\nSTATUS=serving\nMAINPID=1", "\0" + a[1:] if a[0] == "@" else a)
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(msg, "\0" + a[1:] if a[0] == "@" else a)
+`
+
+// notifier sends a notification, says which socket it sent it to, and
+// exits when told to.
+const notifier = notify + `notify(b"READY=1\nSTATUS=serving\nMAINPID=1")
 print("sent to", a, flush=True)
 sys.stdin.readline()`
 
@@ -24,19 +31,7 @@ sys.stdin.readline()`
 // multiexit (the unit's main process); MAINPID= does not.
 func TestNotifyRelay(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
-	}
-	systemd, sock := fakeSystemd(t)
-	rc, err := systemd.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", notifier)
+	systemd, sock, p := underSystemd(t, notifier)
 	if line := p.WaitFor("sent to "); strings.HasSuffix(line, sock) {
 		t.Errorf("COMMAND was given systemd's own socket: %q", line)
 	}
@@ -64,11 +59,8 @@ func TestNotifyRelay(t *testing.T) {
 }
 
 // stubborn says it is ready, then ignores SIGTERM until told to go.
-const stubborn = `import os, signal, socket, sys
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-a = os.environ["NOTIFY_SOCKET"]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"READY=1", "\0" + a[1:] if a[0] == "@" else a)
+const stubborn = notify + `signal.signal(signal.SIGTERM, signal.SIG_IGN)
+notify(b"READY=1")
 print("ready", flush=True)
 sys.stdin.readline()`
 
@@ -77,11 +69,7 @@ sys.stdin.readline()`
 // runs.
 func TestNotifyStoppingOnSignal(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
-	}
-	systemd, sock := fakeSystemd(t)
-	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", stubborn)
+	systemd, _, p := underSystemd(t, stubborn)
 	p.WaitFor("ready")
 	buf := make([]byte, 4096)
 	n, _, err := systemd.ReadFromUnix(buf)
@@ -100,13 +88,27 @@ func TestNotifyStoppingOnSignal(t *testing.T) {
 	p.check("exit 0")
 }
 
-// fakeSystemd is a notify socket to read what multiexit tells systemd.
-func fakeSystemd(t *testing.T) (*net.UnixConn, string) {
-	sock := filepath.Join(t.TempDir(), "notify")
+// underSystemd runs the Python program script under multiexit, with a
+// fake systemd's notify socket in NOTIFY_SOCKET: what multiexit tells
+// systemd is read from systemd, with the sender's credentials.
+func underSystemd(t *testing.T, script string) (systemd *net.UnixConn, sock string, p *prog) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	sock = filepath.Join(t.TempDir(), "notify")
 	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { systemd.Close() })
-	return systemd, sock
+	rc, err := systemd.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return systemd, sock, start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", script)
 }

@@ -79,3 +79,12 @@ func Exited(fd int, d time.Duration) bool {
 		return err == nil && n > 0
 	}
 }
+
+// WaitExited waits, without reaping it, until the process pid has exited
+// (or is gone already). A scenario process may call it: it needs no test.
+func WaitExited(pid int) {
+	if fd, err := unix.PidfdOpen(pid, 0); err == nil {
+		Exited(fd, -1)
+		unix.Close(fd)
+	}
+}
