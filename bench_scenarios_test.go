@@ -161,38 +161,41 @@ func (t *benchTree) check() {
 // BenchmarkStart is multiexit.Start of N workers until every one has
 // acknowledged Install (Start returned). One op is one Start call.
 func BenchmarkStart(b *testing.B) {
-	for _, n := range []int{1, 64} {
-		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
-			tag, log := proctest.Tag(b), b.TempDir()+"/log"
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				t := launchTree(b, tag, n, log)
-				b.StartTimer()
-				t.start()
-				b.StopTimer()
-				t.term()
-				t.check()
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/worker")
-		})
-	}
+	benchTrees(b, []int{1, 64}, timeStart)
 }
 
 // BenchmarkShutdown is SIGTERM to a parent with N workers until the parent
 // and every worker have exited, each worker having run its hook. One op is
 // one shutdown.
 func BenchmarkShutdown(b *testing.B) {
-	for _, n := range []int{1, 8, 64, 256} {
+	benchTrees(b, []int{1, 8, 64, 256}, timeTerm)
+}
+
+// The steps of a benchmark's tree after its launch, of which one is timed.
+const (
+	timeStart = iota // benchTree.start
+	timeTerm         // benchTree.term
+)
+
+// benchTrees runs, for each n of sizes, trees of a parent and n workers:
+// launched, started, stopped and checked, with only the step timed timed,
+// and reports the time per worker too.
+func benchTrees(b *testing.B, sizes []int, timed int) {
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			tag, log := proctest.Tag(b), b.TempDir()+"/log"
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				t := launchTree(b, tag, n, log)
-				t.start()
-				b.StartTimer()
-				t.term()
-				b.StopTimer()
+				for step, f := range []func(){t.start, t.term} {
+					if step == timed {
+						b.StartTimer()
+						f()
+						b.StopTimer()
+					} else {
+						f()
+					}
+				}
 				t.check()
 				b.StartTimer()
 			}
