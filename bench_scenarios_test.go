@@ -42,8 +42,8 @@ func appendStopLines(context.Context) error {
 	return f.Close()
 }
 
-// The parent installs, says "installed", and on a line "go" from the
-// benchmark starts args[0] workers and says "started". Each worker
+// benchPool: the parent installs, says "installed", and on a line "go" from
+// the benchmark starts args[0] workers and says "started". Each worker
 // registers appendStopLines and installs.
 func benchPool(args []string) {
 	if multiexit.IsChild() {

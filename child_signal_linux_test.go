@@ -16,10 +16,10 @@ import (
 
 func init() { scenario(childSignal) }
 
-// The test writes one command a line to standard input; the child is
-// a shell whose process group also holds a member. Neither traps
-// SIGHUP's default action away from the member: a HUP that reached
-// it would kill it.
+// childSignal: the test writes one command a line to standard input; the
+// child is a shell whose process group also holds a member. Neither traps
+// SIGHUP's default action away from the member: a HUP that reached it would
+// kill it.
 func childSignal([]string) {
 	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
 	cmd := exec.Command("sh", "-c", `trap 'echo child HUP' HUP; trap 'echo child USR1' USR1

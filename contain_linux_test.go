@@ -67,6 +67,9 @@ func outsider(t *testing.T) {
 	})
 }
 
+// escape: main, with hook H1, starts args[0] (default 1) external children
+// running escapeScript and, given a second argument, as many workers, which
+// start one each and have their own hook. Each says its containment layer.
 func escape(args []string) {
 	mustInstall(multiexit.WithGrace(time.Second))
 	multiexit.Register(hook("H1"))
@@ -162,6 +165,8 @@ func TestSIGKILLedParentLeavesNothing(t *testing.T) {
 	}
 }
 
+// stoppedWorker: main starts a worker w with its own hook; both say their
+// PIDs.
 func stoppedWorker(args []string) {
 	mustInstall()
 	if role() == "main" {
@@ -185,6 +190,8 @@ func TestStoppedWorkerStillRunsItsHooks(t *testing.T) {
 	p.check([]string{"w own"}, diedOf(syscall.SIGTERM))
 }
 
+// crash: main starts four workers that exit 3, panic, fault and are
+// SIGKILLed, waits for them, and exits 0; it logs at Info.
 func crash(args []string) {
 	// At Info: an exit the caller waits for is reported at Info, one
 	// nobody waits for at Warn, and here both happen.
@@ -223,6 +230,9 @@ func TestCrashedWorkersAreReported(t *testing.T) {
 	}
 }
 
+// pid1 runs as PID 1 of a namespace: a child leaves a zombie and an escapee
+// behind, it SIGTERMs itself, and its hook counts the other processes and
+// the zombies left.
 func pid1(args []string) {
 	mustInstall()
 	multiexit.Register(func(ctxArg contextT) error {
@@ -273,6 +283,7 @@ func TestPID1ReapsZombies(t *testing.T) {
 	p.check([]string{"pid 1; other processes 0; zombies 0"}, exitCode(143)) // PID 1 cannot die by its own signal
 }
 
+// installOnly installs, says its containment layer and leaves by os.Exit.
 func installOnly(args []string) {
 	mustInstall()
 	say("layer %v", multiexit.Containment())

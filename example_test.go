@@ -32,6 +32,7 @@ var exampleRemove = multiexit.Define("example-remove", func(ctx context.Context,
 	return nil
 })
 
+// exampleRegister is ExampleRegister's program.
 func exampleRegister([]string) {
 	multiexit.Register(func(ctx context.Context) error {
 		fmt.Println("close the database")
@@ -54,6 +55,7 @@ func ExampleRegister() {
 	// exit code: 0
 }
 
+// exampleRun is ExampleRun's program.
 func exampleRun([]string) {
 	multiexit.Register(func(ctx context.Context) error {
 		_, hasDeadline := ctx.Deadline()
@@ -76,6 +78,7 @@ func ExampleRun() {
 	// exit code: 1
 }
 
+// exampleUnregister is ExampleHandle_Unregister's program.
 func exampleUnregister([]string) {
 	h := multiexit.Register(func(ctx context.Context) error {
 		fmt.Println("never printed")
@@ -94,6 +97,7 @@ func ExampleHandle_Unregister() {
 	// exit code: 3
 }
 
+// exampleDefine is ExampleDefine's program.
 func exampleDefine([]string) {
 	if err := multiexit.Install(); err != nil {
 		panic(err)

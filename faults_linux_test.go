@@ -42,6 +42,8 @@ type lineWriter struct{}
 
 func (lineWriter) Write(p []byte) (int, error) { return os.Stdout.Write(p) }
 
+// startupKill: main starts the workers w0 and w1, each with its own hook,
+// and an external child running escapeScript.
 func startupKill(args []string) {
 	mustInstall()
 	if role() != "main" {
@@ -77,8 +79,8 @@ func TestFaultKillDuringStartup(t *testing.T) {
 	}
 }
 
-// The parent starts with SIGTERM blocked and SIGINT ignored, as some
-// supervisors leave them, then becomes the "escape" scenario.
+// blocked: the parent starts with SIGTERM blocked and SIGINT ignored, as
+// some supervisors leave them, then becomes the "escape" scenario.
 func blocked(args []string) {
 	// The main goroutine is locked to the main thread (lockMain), which
 	// is the one that execs: its mask and ignored dispositions carry over.
@@ -109,6 +111,8 @@ func TestFaultSignalsBlockedAtStart(t *testing.T) {
 	termStopsTree(start(t, blocked, nil))
 }
 
+// holder: hook H1, and an external child whose escaped grandchild holds the
+// pipe behind exec's copying goroutine (lineWriter).
 func holder(args []string) {
 	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -127,6 +131,9 @@ func TestFaultGrandchildHoldsPipe(t *testing.T) {
 	termStopsTree(start(t, holder, nil))
 }
 
+// hostile: hook H1, and an external child with a descendant that leaves its
+// process group and the entry's cgroup (args[0] is the cgroup root), the
+// child itself ignoring every signal it can.
 func hostile(args []string) {
 	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -159,10 +166,10 @@ func TestFaultHostileDescendants(t *testing.T) {
 	}
 }
 
-// As PID 1 of a namespace with a small pid_max: a child exits by
-// itself and is reaped; a process outside the tree is then given its
-// PID (ns_last_pid, as checkpoint/restore tools do); stopping the child
-// and its entry must not signal that process.
+// pidReuse: as PID 1 of a namespace with a small pid_max: a child exits by
+// itself and is reaped; a process outside the tree is then given its PID
+// (ns_last_pid, as checkpoint/restore tools do); stopping the child and its
+// entry must not signal that process.
 func pidReuse(args []string) {
 	mustInstall(multiexit.WithGrace(time.Second))
 	n, _ := strconv.Atoi(args[0])

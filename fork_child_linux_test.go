@@ -81,8 +81,8 @@ func (b *barrier) release() {
 
 var cascadeOrder = []string{"main L(7)", "w2 own", "w2 S(s)", "w1 own", "w1 S(s)", "main own", "main S(s)"}
 
-// main registers S, its own hook, starts w1, registers L; w1 registers
-// its own hook and starts w2; w2 registers its own hook.
+// cascade: main registers S, its own hook, starts w1, registers L; w1
+// registers its own hook and starts w2; w2 registers its own hook.
 func cascade(args []string) {
 	mustInstall()
 	switch role() {
@@ -137,6 +137,10 @@ func TestTerminalInterrupt(t *testing.T) {
 	p.check(cascadeOrder, diedOf(syscall.SIGINT))
 }
 
+// orphans: main, with the shared hook S, starts the workers a and b, each
+// with its own hook. With an argument their Pdeathsig is SIGUSR2 instead of
+// the runtime's, so that only the control channel's end tells them main
+// died; MX_DROP_PRIVILEGES makes them drop their privileges.
 func orphans(args []string) {
 	mustInstall()
 	if role() == "main" {
@@ -200,6 +204,9 @@ func TestParentDeath(t *testing.T) {
 	}
 }
 
+// external: hooks H1 and H2 around an external child: args[0] "group" traps
+// SIGTERM and has two sleeps in its process group, "stubborn" ignores
+// SIGTERM.
 func external(args []string) {
 	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -235,6 +242,9 @@ func TestExternalCommands(t *testing.T) {
 	})
 }
 
+// externalMix: hook H1, then one Start of two external children: one
+// ignores SIGTERM, the other exits on it and leaves a member of its process
+// group that ignores it.
 func externalMix([]string) {
 	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -276,6 +286,8 @@ func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
 	}
 }
 
+// pool: main, with S and its own hook, starts args[0] workers whose hook
+// waits at the test's barrier.
 func pool(args []string) {
 	mustInstall()
 	if role() == "main" {
@@ -334,6 +346,9 @@ func TestPoolStopsConcurrently(t *testing.T) {
 	}
 }
 
+// startup: main, with S and its own hook, starts the workers a, b and c,
+// which wait at the test's barrier before Install, and says when Start
+// returned.
 func startup(args []string) {
 	if role() != "main" {
 		say("booting %s", role())
@@ -377,6 +392,8 @@ func TestStartWaitsForAcknowledgement(t *testing.T) {
 	}
 }
 
+// workerEnv: a worker says what it and its own child see of MULTIEXIT, its
+// Pdeathsig and IsChild.
 func workerEnv(args []string) {
 	if role() == "main" {
 		mustInstall()
@@ -409,6 +426,8 @@ func TestWorkerEnvironment(t *testing.T) {
 	p.Quiet()
 }
 
+// sigpipe: a worker whose hook writes into its dead parent's pipe until the
+// write fails.
 func sigpipe(args []string) {
 	mustInstall()
 	if role() == "main" {
@@ -450,6 +469,8 @@ func TestWorkerSurvivesDeadParentPipe(t *testing.T) {
 	}
 }
 
+// badRegistry installs with the MULTIEXIT value the test gave, and says the
+// error and what Install left.
 func badRegistry(args []string) {
 	err := multiexit.Install()
 	say("install error: %v", err)
@@ -527,6 +548,7 @@ func TestBadRegistry(t *testing.T) {
 	}
 }
 
+// dupDefine defines S a second time, then calls Install and Start.
 func dupDefine(args []string) {
 	multiexit.Define("S", func(context.Context, int) error { return nil })
 	say("install error: %v", multiexit.Install())
@@ -547,6 +569,8 @@ func TestDefineTwiceIsReported(t *testing.T) {
 // sharedChan's argument cannot be encoded.
 var sharedChan = multiexit.Define("chan", func(ctx context.Context, arg chan int) error { return nil })
 
+// badArg registers a shared hook whose argument does not encode as JSON,
+// then starts a worker.
 func badArg(args []string) {
 	mustInstall()
 	sharedChan.Register(make(chan int))

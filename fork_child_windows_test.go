@@ -94,8 +94,8 @@ func requireGone(t *testing.T, hs map[string]windows.Handle) {
 	}
 }
 
-// main registers S, its own hook and a report of w1's end, starts w1,
-// registers L; w1 does the same with w2 (and inherits S, not L).
+// winCascade: main registers S, its own hook and a report of w1's end,
+// starts w1, registers L; w1 does the same with w2 (and inherits S, not L).
 func winCascade(args []string) {
 	mustInstall()
 	me := role()
@@ -143,9 +143,9 @@ func TestWindowsCascade(t *testing.T) {
 	p.Quiet()
 }
 
-// A tree for the job object: main starts worker a and an external
-// child through Start, and an untracked process with exec.Cmd.Start;
-// a starts an untracked process too. Only the job can stop those two.
+// winTree: a tree for the job object: main starts worker a and an external
+// child through Start, and an untracked process with exec.Cmd.Start; a
+// starts an untracked process too. Only the job can stop those two.
 func winTree(args []string) {
 	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
 	switch role() {
@@ -168,8 +168,8 @@ func winTree(args []string) {
 	select {}
 }
 
-// A plain program that runs until it is killed. It blocks in a timer,
-// not in select {}: with no signal handling, the runtime would see a
+// winSleep: a plain program that runs until it is killed. It blocks in a
+// timer, not in select {}: with no signal handling, the runtime would see a
 // deadlock and exit.
 func winSleep(args []string) {
 	sayReady(args[0])
@@ -211,8 +211,8 @@ func TestWindowsJobKillsTreeWhenParentExits(t *testing.T) {
 	p.check([]string{"a own", "a S(s)", "main S(s)"}, exitCode(0))
 }
 
-// An external child that stops on CTRL_BREAK_EVENT (graceful), or
-// catches and drops it (stubborn).
+// winExternal: hooks H1 and H2 around an external child, winBreakable
+// args[0].
 func winExternal(args []string) {
 	mustInstall(multiexit.WithGrace(500 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -223,6 +223,8 @@ func winExternal(args []string) {
 	select {}
 }
 
+// winBreakable is winExternal's child: it stops on CTRL_BREAK_EVENT through
+// its hook ("graceful"), or catches and drops it ("stubborn").
 func winBreakable(args []string) {
 	if args[0] == "stubborn" {
 		signal.Notify(make(chan os.Signal, 1), os.Interrupt)
@@ -278,6 +280,8 @@ func TestWindowsCtrlBreakRunsHooksLIFO(t *testing.T) {
 	p.Quiet()
 }
 
+// winEnv: a worker says what it and its plain child (winPrintenv) see of
+// MULTIEXIT, and IsChild.
 func winEnv(args []string) {
 	mustInstall()
 	if role() == "main" {
@@ -297,7 +301,7 @@ func winEnv(args []string) {
 	multiexit.Exit(0)
 }
 
-// winEnv's worker's child: a plain process.
+// winPrintenv: winEnv's worker's child: a plain process.
 func winPrintenv([]string) {
 	v, ok := os.LookupEnv(multiexit.EnvVar)
 	if !ok {

@@ -255,6 +255,7 @@ func chain(n int) string {
 	return script
 }
 
+// chainEntry: hooks H1 and H2 around an external child running chain(5).
 func chainEntry(args []string) {
 	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
 	multiexit.Register(hook("H1"))

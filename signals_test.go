@@ -44,6 +44,7 @@ func hangingHook2(context.Context) error {
 	select {}
 }
 
+// lifo registers the hooks A, B and C, installs, says "ready" and waits.
 func lifo(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Register(hook("B"))
@@ -55,6 +56,8 @@ func lifo(args []string) {
 	select {}
 }
 
+// exitHooks registers A and B and calls Exit(7), installed unless it has an
+// argument.
 func exitHooks(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Register(hook("B"))
@@ -79,6 +82,8 @@ func TestExit(t *testing.T) {
 	})
 }
 
+// runMain: hook A, and Run's main returns nil, an error or panics, as
+// args[0] says.
 func runMain(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Run(func(ctx context.Context) error {
@@ -118,6 +123,8 @@ func TestRunExitCodes(t *testing.T) {
 	}
 }
 
+// unregister unregisters a hook twice, a nil hook, and, from inside a hook,
+// one yet to run and one that ran.
 func unregister(args []string) {
 	a := multiexit.Register(hook("A"))
 	say("unregister A: %v", a.Unregister())
@@ -151,6 +158,8 @@ func TestUnregister(t *testing.T) {
 	p.Quiet()
 }
 
+// failing: a hook that fails and one that panics between A and B, then
+// Exit(3).
 func failing(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Register(failingHook)
@@ -169,6 +178,8 @@ func TestFailingHooksAreReportedAndTheRestRun(t *testing.T) {
 	}
 }
 
+// hang: two hooks that hang among three that say whether they have a
+// deadline, under a short WithTimeout.
 func hang(args []string) {
 	deadline := func(name string) func(context.Context) error {
 		return func(ctx context.Context) error {
@@ -198,6 +209,7 @@ func TestHangingHooksAreAbandoned(t *testing.T) {
 	}
 }
 
+// twice calls Install twice.
 func twice(args []string) {
 	if err := multiexit.Install(); err != nil {
 		panic(err)
@@ -211,6 +223,7 @@ func TestInstallTwice(t *testing.T) {
 	p.check([]string{"second Install: multiexit: Install called twice"}, exitCode(0))
 }
 
+// inside: hooks that call Exit and Register while the hooks run.
 func inside(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Register(func(context.Context) error {
@@ -236,6 +249,7 @@ func TestRegisterAndExitInsideHooks(t *testing.T) {
 	p.Quiet()
 }
 
+// logger: a failing hook and A, logged as JSON to standard error.
 func logger(args []string) {
 	multiexit.Register(failingHook)
 	multiexit.Register(hook("A"))
@@ -256,6 +270,7 @@ func TestLoggerReportsProgress(t *testing.T) {
 	}
 }
 
+// watcher: a hook that returns when its context's deadline passes.
 func watcher(args []string) {
 	multiexit.Register(func(ctx context.Context) error {
 		<-ctx.Done() // returns as soon as the deadline passes

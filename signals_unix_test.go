@@ -29,6 +29,8 @@ func TestSignalRunsHooksLIFO(t *testing.T) {
 	}
 }
 
+// runSignal: Run's main waits for its context to end and says the cause;
+// given an argument, it then returns an error.
 func runSignal(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Run(func(ctx context.Context) error {
@@ -55,6 +57,8 @@ func TestRunContextCause(t *testing.T) {
 	}
 }
 
+// escalate: hook A, and hook S that waits for its context to end, under an
+// hour's deadline.
 func escalate(args []string) {
 	multiexit.Register(hook("A"))
 	multiexit.Register(func(ctx context.Context) error {
@@ -92,6 +96,7 @@ func TestSecondSignalEscalates(t *testing.T) {
 	}
 }
 
+// onlyConfigured: hook A, installed for SIGTERM only.
 func onlyConfigured(args []string) {
 	multiexit.Register(hook("A"))
 	if err := multiexit.Install(multiexit.WithSignals(syscall.SIGTERM)); err != nil {
@@ -111,6 +116,8 @@ func TestOnlyConfiguredSignalsAreCaught(t *testing.T) {
 	}
 }
 
+// ignoredInt: hook A, installed with the default signals, or with SIGINT
+// and SIGTERM named (an argument).
 func ignoredInt(args []string) {
 	multiexit.Register(hook("A"))
 	var opts []multiexit.Option
