@@ -174,7 +174,7 @@ func stoppedWorker(args []string) {
 	} else {
 		multiexit.Register(own)
 	}
-	say("ready %s %d", role(), os.Getpid())
+	sayReady(role())
 	select {}
 }
 

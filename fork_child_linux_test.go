@@ -104,7 +104,7 @@ func cascade(args []string) {
 	case "w2":
 		multiexit.Register(own)
 	}
-	say("ready %s %d", role(), os.Getpid())
+	sayReady(role())
 	select {}
 }
 
@@ -561,7 +561,7 @@ func TestDefineTwiceIsReported(t *testing.T) {
 	p := start(t, dupDefine, nil)
 	trace, _ := p.end()
 	want := `Define("S") at fork_child_linux_test.go:`
-	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at scenarios_test.go:") || !strings.Contains(trace[1], want) {
+	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at workers_test.go:") || !strings.Contains(trace[1], want) {
 		t.Errorf("Install and Start must report the duplicate with both places: %q", trace)
 	}
 }

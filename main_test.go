@@ -7,7 +7,6 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -119,18 +118,7 @@ func (p *proc) end() (trace []string, how string) {
 	return trace, how
 }
 
-// signalWhenReady reads lines until one starting with each of ready was
-// seen, then sends sig to the process.
-func (p *proc) signalWhenReady(sig syscall.Signal, ready ...string) {
-	p.t.Helper()
-	p.WaitAll(ready...)
-	p.Signal(sig)
-}
-
 func exitCode(n int) string { return fmt.Sprintf("exit %d", n) }
-
-// diedOf is how a process that sig killed ended, as proctest.How says it.
-func diedOf(sig syscall.Signal) string { return "signal " + sig.String() }
 
 // check compares a trace and how the process ended with what was wanted.
 func (p *proc) check(wantTrace []string, wantHow string) (trace []string) {

@@ -18,6 +18,17 @@ import (
 
 func init() { scenario(runSignal, escalate, onlyConfigured, ignoredInt) }
 
+// signalWhenReady reads lines until one starting with each of ready was
+// seen, then sends sig to the process.
+func (p *proc) signalWhenReady(sig syscall.Signal, ready ...string) {
+	p.t.Helper()
+	p.WaitAll(ready...)
+	p.Signal(sig)
+}
+
+// diedOf is how a process that sig killed ended, as proctest.How says it.
+func diedOf(sig syscall.Signal) string { return "signal " + sig.String() }
+
 func TestSignalRunsHooksLIFO(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {

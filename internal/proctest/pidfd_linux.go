@@ -1,7 +1,6 @@
 package proctest
 
 import (
-	"strings"
 	"testing"
 	"time"
 
@@ -28,28 +27,7 @@ func (p *Proc) Watch(prefixes ...string) map[string]int {
 	return fds
 }
 
-// WatchedPID is the PID of the process that Watch found by prefix.
-func (p *Proc) WatchedPID(prefix string) int { return p.pids[prefix] }
-
-// Gone fails the test unless every process that Watch found had exited
-// when the process did.
-func (p *Proc) Gone() {
-	p.t.Helper()
-	if !p.waited {
-		p.t.Fatal("Gone before Wait")
-	}
-	for _, what := range p.alive {
-		p.t.Errorf("%s was still running when the process had exited", strings.TrimSpace(what))
-	}
-}
-
-func (p *Proc) noteAlive() {
-	for what, fd := range p.fds {
-		if !Exited(fd, 0) {
-			p.alive = append(p.alive, what)
-		}
-	}
-}
+func exitedNow(fd int) bool { return Exited(fd, 0) }
 
 // Pidfd opens a pidfd for pid (no PID-reuse race from then on), which t's
 // cleanup closes; it fails t if pid is gone.

@@ -143,9 +143,9 @@ type Proc struct {
 	errEOF chan struct{} // closed when every holder closed standard error
 	limit  time.Duration
 	waited bool
-	fds    map[string]int // pidfds opened by Watch
+	fds    map[string]int // pidfds that Watch opened (Linux)
 	pids   map[string]int // and the PIDs
-	alive  []string       // the watched processes that outlived it
+	alive  []string       // those still running when the process had exited
 }
 
 // Options are Start's.
@@ -239,7 +239,11 @@ func (p *Proc) Wait() string {
 	p.t.Helper()
 	err := p.Cmd.Wait()
 	p.waited = true
-	p.noteAlive()
+	for what, fd := range p.fds {
+		if !exitedNow(fd) {
+			p.alive = append(p.alive, what)
+		}
+	}
 	if _, ok := err.(*exec.ExitError); err != nil && !ok {
 		p.t.Fatal(err)
 	}
@@ -279,6 +283,21 @@ func (p *Proc) Quiet() {
 	p.t.Helper()
 	if s := p.Stderr.String(); s != "" {
 		p.t.Errorf("standard error should be empty, got:\n%s", s)
+	}
+}
+
+// WatchedPID is the PID of the process that Watch found by prefix.
+func (p *Proc) WatchedPID(prefix string) int { return p.pids[prefix] }
+
+// Gone fails the test unless every process that Watch found had exited
+// when the process did.
+func (p *Proc) Gone() {
+	p.t.Helper()
+	if !p.waited {
+		p.t.Fatal("Gone before Wait")
+	}
+	for _, what := range p.alive {
+		p.t.Errorf("%s was still running when the process had exited", strings.TrimSpace(what))
 	}
 }
 
