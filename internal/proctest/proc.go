@@ -200,27 +200,36 @@ func Start(t testing.TB, cmd *exec.Cmd, o Options) *Proc {
 	}()
 	p.Lines = NewLines(t, r, "")
 	p.Lines.more = p.Stderr.String
-	var guard *time.Timer
-	if o.Limit > 0 {
-		guard = time.AfterFunc(o.Limit, func() {
-			cmd.Process.Kill()
-			r.Close() // ends a read that a leaked descendant would block
-			er.Close()
-		})
-	}
-	t.Cleanup(func() {
-		if guard != nil {
-			guard.Stop()
-		}
-		if !p.waited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
+	guard(t, cmd, o.Limit, &p.waited, func() {
 		r.Close()
 		er.Close()
 		<-p.errEOF
 	})
 	return p
+}
+
+// guard makes t's cleanup kill and reap cmd unless the test waited for it
+// (*waited), then call release, which closes the test's ends of cmd's
+// pipes. Past limit, if set, it kills cmd and calls release at once: that
+// ends any read that a leaked descendant holding a pipe would block.
+func guard(t testing.TB, cmd *exec.Cmd, limit time.Duration, waited *bool, release func()) {
+	var timer *time.Timer
+	if limit > 0 {
+		timer = time.AfterFunc(limit, func() {
+			cmd.Process.Kill()
+			release()
+		})
+	}
+	t.Cleanup(func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		if !*waited {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		release()
+	})
 }
 
 // Signal sends sig to the process (only: not to its tree).

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -47,23 +46,7 @@ func StartTerm(t testing.TB, cmd *exec.Cmd, o Options) *Term {
 		t.Fatal(err)
 	}
 	tm := &Term{Lines: NewLines(t, master, "\r"), t: t, Cmd: cmd, master: master}
-	var guard *time.Timer
-	if o.Limit > 0 {
-		guard = time.AfterFunc(o.Limit, func() {
-			cmd.Process.Kill()
-			master.Close()
-		})
-	}
-	t.Cleanup(func() {
-		if guard != nil {
-			guard.Stop()
-		}
-		if !tm.waited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-		master.Close()
-	})
+	guard(t, cmd, o.Limit, &tm.waited, func() { master.Close() })
 	return tm
 }
 
