@@ -208,15 +208,19 @@ func TestParentDeath(t *testing.T) {
 // SIGTERM and has two sleeps in its process group, "stubborn" ignores
 // SIGTERM.
 func external(args []string) {
-	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
+	script := map[string]string{
+		"group":    `trap 'echo E stopped; exit 0' TERM; sleep 1000 >/dev/null & sleep 1000 >/dev/null & echo ready ext; wait`,
+		"stubborn": `trap '' TERM; echo ready ext; exec sleep 1000 >/dev/null`,
+	}[args[0]]
+	hooksAround(200*time.Millisecond, script)
+}
+
+// hooksAround is a parent's scenario: with the grace period grace, hook H1,
+// then an external child running script (its output on this process's),
+// then hook H2; it says "ready main" and waits for a signal.
+func hooksAround(grace time.Duration, script string) {
+	mustInstall(multiexit.WithGrace(grace))
 	multiexit.Register(hook("H1"))
-	var script string
-	switch args[0] {
-	case "group":
-		script = `trap 'echo E stopped; exit 0' TERM; sleep 1000 >/dev/null & sleep 1000 >/dev/null & echo ready ext; wait`
-	case "stubborn":
-		script = `trap '' TERM; echo ready ext; exec sleep 1000 >/dev/null`
-	}
 	cmd := exec.Command("sh", "-c", script)
 	cmd.Stdout = os.Stdout
 	mustStart(cmd)

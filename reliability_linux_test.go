@@ -257,14 +257,7 @@ func chain(n int) string {
 
 // chainEntry: hooks H1 and H2 around an external child running chain(5).
 func chainEntry(args []string) {
-	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
-	multiexit.Register(hook("H1"))
-	cmd := exec.Command("sh", "-c", chain(5))
-	cmd.Stdout = os.Stdout
-	mustStart(cmd)
-	multiexit.Register(hook("H2"))
-	say("ready main")
-	select {}
+	hooksAround(300*time.Millisecond, chain(5))
 }
 
 // On the subreaper layer, as on the cgroup layer, a chain of escapees that
