@@ -25,6 +25,8 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
+func init() { scenario(benchPool) }
+
 const benchLogVar = "MX_BENCH_LOG"
 
 // appendStopLines is a worker's hook: two lines appended to the log file,
@@ -40,39 +42,37 @@ func appendStopLines(context.Context) error {
 	return f.Close()
 }
 
-func init() {
-	// The parent installs, says "installed", and on a line "go" from the
-	// benchmark starts args[0] workers and says "started". Each worker
-	// registers appendStopLines and installs.
-	scenarios["bench-pool"] = func(args []string) {
-		if multiexit.IsChild() {
-			multiexit.Register(appendStopLines)
-			if err := multiexit.Install(); err != nil {
-				fmt.Fprintln(os.Stderr, "worker:", err)
-				os.Exit(1)
-			}
-			select {}
-		}
+// benchPool: the parent installs, says "installed", and on a line "go" from
+// the benchmark starts args[0] workers and says "started". Each worker
+// registers appendStopLines and installs.
+func benchPool(args []string) {
+	if multiexit.IsChild() {
+		multiexit.Register(appendStopLines)
 		if err := multiexit.Install(); err != nil {
-			fmt.Fprintln(os.Stderr, "parent:", err)
+			fmt.Fprintln(os.Stderr, "worker:", err)
 			os.Exit(1)
 		}
-		n, _ := strconv.Atoi(args[0])
-		cmds := make([]*exec.Cmd, n)
-		for i := range cmds {
-			cmds[i] = multiexit.Command()
-		}
-		os.Stdout.WriteString("installed\n")
-		if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
-			multiexit.Exit(3)
-		}
-		if _, err := multiexit.Start(cmds...); err != nil {
-			fmt.Fprintln(os.Stderr, "parent:", err)
-			multiexit.Exit(1)
-		}
-		os.Stdout.WriteString("started\n")
 		select {}
 	}
+	if err := multiexit.Install(); err != nil {
+		fmt.Fprintln(os.Stderr, "parent:", err)
+		os.Exit(1)
+	}
+	n, _ := strconv.Atoi(args[0])
+	cmds := make([]*exec.Cmd, n)
+	for i := range cmds {
+		cmds[i] = multiexit.Command()
+	}
+	os.Stdout.WriteString("installed\n")
+	if line, _ := bufio.NewReader(os.Stdin).ReadString('\n'); line != "go\n" {
+		multiexit.Exit(3)
+	}
+	if _, err := multiexit.Start(cmds...); err != nil {
+		fmt.Fprintln(os.Stderr, "parent:", err)
+		multiexit.Exit(1)
+	}
+	os.Stdout.WriteString("started\n")
+	select {}
 }
 
 // benchTree is one "bench-pool" parent run by a benchmark.
@@ -93,7 +93,7 @@ func launchTree(b *testing.B, tag string, n int, log string) *benchTree {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], strconv.Itoa(n))
-	cmd.Env = append(os.Environ(), "MX_SCENARIO=bench-pool", proctest.Env(tag), benchLogVar+"="+log)
+	cmd.Env = append(os.Environ(), scenarioEnv(benchPool), proctest.Env(tag), benchLogVar+"="+log)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -161,38 +161,41 @@ func (t *benchTree) check() {
 // BenchmarkStart is multiexit.Start of N workers until every one has
 // acknowledged Install (Start returned). One op is one Start call.
 func BenchmarkStart(b *testing.B) {
-	for _, n := range []int{1, 64} {
-		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
-			tag, log := proctest.Tag(b), b.TempDir()+"/log"
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				t := launchTree(b, tag, n, log)
-				b.StartTimer()
-				t.start()
-				b.StopTimer()
-				t.term()
-				t.check()
-				b.StartTimer()
-			}
-			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/worker")
-		})
-	}
+	benchTrees(b, []int{1, 64}, timeStart)
 }
 
 // BenchmarkShutdown is SIGTERM to a parent with N workers until the parent
 // and every worker have exited, each worker having run its hook. One op is
 // one shutdown.
 func BenchmarkShutdown(b *testing.B) {
-	for _, n := range []int{1, 8, 64, 256} {
+	benchTrees(b, []int{1, 8, 64, 256}, timeTerm)
+}
+
+// The steps of a benchmark's tree after its launch, of which one is timed.
+const (
+	timeStart = iota // benchTree.start
+	timeTerm         // benchTree.term
+)
+
+// benchTrees runs, for each n of sizes, trees of a parent and n workers:
+// launched, started, stopped and checked, with only the step timed timed,
+// and reports the time per worker too.
+func benchTrees(b *testing.B, sizes []int, timed int) {
+	for _, n := range sizes {
 		b.Run(fmt.Sprintf("workers=%d", n), func(b *testing.B) {
 			tag, log := proctest.Tag(b), b.TempDir()+"/log"
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				t := launchTree(b, tag, n, log)
-				t.start()
-				b.StartTimer()
-				t.term()
-				b.StopTimer()
+				for step, f := range []func(){t.start, t.term} {
+					if step == timed {
+						b.StartTimer()
+						f()
+						b.StopTimer()
+					} else {
+						f()
+					}
+				}
 				t.check()
 				b.StartTimer()
 			}

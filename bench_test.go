@@ -51,50 +51,56 @@ func runStack() {
 	d.run()
 }
 
-// BenchmarkRegister is Register alone: one op is one hook pushed.
-func BenchmarkRegister(b *testing.B) {
+// inRounds calls round(n) with n = stackBatch hooks (fewer in the last
+// round), b.N hooks in all, on an empty exitStack that it restores after.
+func inRounds(b *testing.B, round func(n int)) {
 	saveStack(b)
 	b.ReportAllocs()
 	for i := 0; i < b.N; i += stackBatch {
-		for range min(stackBatch, b.N-i) {
-			Register(nopHook)
-		}
-		b.StopTimer()
-		resetStack()
-		b.StartTimer()
+		round(min(stackBatch, b.N-i))
 	}
+}
+
+// untimed runs f with b's timer stopped.
+func untimed(b *testing.B, f func()) {
+	b.StopTimer()
+	f()
+	b.StartTimer()
+}
+
+// registerNop pushes n hooks.
+func registerNop(n int) {
+	for range n {
+		Register(nopHook)
+	}
+}
+
+// BenchmarkRegister is Register alone: one op is one hook pushed.
+func BenchmarkRegister(b *testing.B) {
+	inRounds(b, func(n int) {
+		registerNop(n)
+		untimed(b, resetStack)
+	})
 }
 
 // BenchmarkRunStack is running the stack: one op is one hook popped and
 // called on the runner goroutine (the hooks are registered untimed).
 func BenchmarkRunStack(b *testing.B) {
-	saveStack(b)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i += stackBatch {
-		b.StopTimer()
-		for range min(stackBatch, b.N-i) {
-			Register(nopHook)
-		}
-		b.StartTimer()
+	inRounds(b, func(n int) {
+		untimed(b, func() { registerNop(n) })
 		runStack()
-		b.StopTimer()
-		resetStack()
-		b.StartTimer()
-	}
+		untimed(b, resetStack)
+	})
 }
 
 // BenchmarkRegisterAndRun is the life of one hook: Register, then its share
 // of running the stack. One op is one hook.
 func BenchmarkRegisterAndRun(b *testing.B) {
-	saveStack(b)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i += stackBatch {
-		for range min(stackBatch, b.N-i) {
-			Register(nopHook)
-		}
+	inRounds(b, func(n int) {
+		registerNop(n)
 		runStack()
 		resetStack()
-	}
+	})
 }
 
 // BenchmarkUnregister is Register then Unregister of the newest entry on a

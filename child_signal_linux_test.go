@@ -14,36 +14,36 @@ import (
 	"github.com/multiexit/multiexit"
 )
 
-func init() {
-	// The test writes one command a line to standard input; the child is
-	// a shell whose process group also holds a member. Neither traps
-	// SIGHUP's default action away from the member: a HUP that reached
-	// it would kill it.
-	scenarios["childsignal"] = func([]string) {
-		mustInstall(multiexit.WithGrace(200 * time.Millisecond))
-		cmd := exec.Command("sh", "-c", `trap 'echo child HUP' HUP; trap 'echo child USR1' USR1
+func init() { scenario(childSignal) }
+
+// childSignal: the test writes one command a line to standard input; the
+// child is a shell whose process group also holds a member. Neither traps
+// SIGHUP's default action away from the member: a HUP that reached it would
+// kill it.
+func childSignal([]string) {
+	mustInstall(multiexit.WithGrace(200 * time.Millisecond))
+	cmd := exec.Command("sh", "-c", `trap 'echo child HUP' HUP; trap 'echo child USR1' USR1
 (trap 'echo member USR1' USR1; echo ready member; while :; do sleep 1000 & wait $!; done) &
 echo ready child; while :; do sleep 1000 & wait $!; done`)
-		cmd.Stdout = os.Stdout
-		child := mustStart(cmd)[0]
-		say("ready main")
-		in := bufio.NewScanner(os.Stdin)
-		for in.Scan() {
-			switch in.Text() {
-			case "hup":
-				say("Signal(SIGHUP): %v", child.Signal(syscall.SIGHUP))
-			case "usr1":
-				say("SignalGroup(SIGUSR1): %v", child.SignalGroup(syscall.SIGUSR1))
-			case "term":
-				say("Signal(SIGTERM): %v", child.Signal(syscall.SIGTERM))
-				say("child: %v", child.Wait())
-				say("then Signal: %v", child.Signal(syscall.SIGHUP))
-				say("then SignalGroup: %v", child.SignalGroup(syscall.SIGHUP))
-				multiexit.Exit(0)
-			}
+	cmd.Stdout = os.Stdout
+	child := mustStart(cmd)[0]
+	say("ready main")
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		switch in.Text() {
+		case "hup":
+			say("Signal(SIGHUP): %v", child.Signal(syscall.SIGHUP))
+		case "usr1":
+			say("SignalGroup(SIGUSR1): %v", child.SignalGroup(syscall.SIGUSR1))
+		case "term":
+			say("Signal(SIGTERM): %v", child.Signal(syscall.SIGTERM))
+			say("child: %v", child.Wait())
+			say("then Signal: %v", child.Signal(syscall.SIGHUP))
+			say("then SignalGroup: %v", child.SignalGroup(syscall.SIGHUP))
+			multiexit.Exit(0)
 		}
-		multiexit.Exit(1)
 	}
+	multiexit.Exit(1)
 }
 
 // Signal reaches the child alone and SignalGroup its whole group, and
@@ -57,9 +57,9 @@ func TestChildSignal(t *testing.T) {
 			t.Fatal(err)
 		}
 		in = w
-	}, "childsignal", nil)
+	}, childSignal, nil)
 	defer in.Close()
-	kill := time.AfterFunc(30*time.Second, func() { p.cmd.Process.Kill() })
+	kill := time.AfterFunc(30*time.Second, func() { p.Cmd.Process.Kill() })
 	defer kill.Stop()
 	send := func(line string) {
 		t.Helper()
@@ -67,11 +67,11 @@ func TestChildSignal(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	p.waitAll("ready main", "ready child", "ready member")
+	p.WaitAll("ready main", "ready child", "ready member")
 	send("hup")
-	p.waitAll("Signal(SIGHUP): <nil>", "child HUP")
+	p.WaitAll("Signal(SIGHUP): <nil>", "child HUP")
 	send("usr1")
-	p.waitAll("SignalGroup(SIGUSR1): <nil>", "child USR1", "member USR1")
+	p.WaitAll("SignalGroup(SIGUSR1): <nil>", "child USR1", "member USR1")
 	send("term")
 	trace, how := p.end()
 	want := []string{
@@ -81,6 +81,6 @@ func TestChildSignal(t *testing.T) {
 		"then SignalGroup: os: process already finished",
 	}
 	if diff := cmp.Diff(want, trace[max(0, len(trace)-len(want)):]); diff != "" || how != exitCode(0) {
-		t.Errorf("ended with %s; the end of the trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.stderr.String())
+		t.Errorf("ended with %s; the end of the trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.Stderr.String())
 	}
 }

@@ -18,114 +18,16 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
+func init() { scenario(escape, stoppedWorker, crash, pid1, installOnly) }
+
 // escapeScript starts, in the child's own process group, one descendant
 // that leaves the group (setsid) and one that double-forks (orphaned, same
 // group), then prints a line and becomes a sleep.
 const escapeScript = `setsid sh -c 'echo "ready esc"; exec sleep 1000 >/dev/null 2>&1 </dev/null' & (sleep 1000 >/dev/null 2>&1 </dev/null &) ; echo "ready ext $$"; exec sleep 1000 >/dev/null`
 
-func init() {
-	scenarios["escape"] = func(args []string) {
-		mustInstall(multiexit.WithGrace(time.Second))
-		multiexit.Register(hook("H1"))
-		n := 1
-		if len(args) > 0 {
-			n, _ = strconv.Atoi(args[0])
-		}
-		if role() == "main" {
-			var cmds []*exec.Cmd
-			for range n {
-				ext := exec.Command("sh", "-c", escapeScript)
-				ext.Stdout = os.Stdout
-				cmds = append(cmds, ext)
-			}
-			if len(args) > 1 { // workers too, each with an escaping grandchild
-				for i := range n {
-					cmds = append(cmds, multiexit.Command(fmt.Sprintf("w%d", i)))
-				}
-			}
-			mustStart(cmds...)
-		} else {
-			ext := exec.Command("sh", "-c", escapeScript)
-			ext.Stdout = os.Stdout
-			mustStart(ext)
-			multiexit.Register(own)
-		}
-		say("ready %s layer %v", role(), multiexit.Containment())
-		select {}
-	}
-	scenarios["install-only"] = func(args []string) {
-		mustInstall()
-		say("layer %v", multiexit.Containment())
-		os.Exit(0) // no hooks, no guardian: nothing may be left
-	}
-	scenarios["stopped-worker"] = func(args []string) {
-		mustInstall()
-		if role() == "main" {
-			mustStart(multiexit.Command("w"))
-		} else {
-			multiexit.Register(own)
-		}
-		say("ready %s %d", role(), os.Getpid())
-		select {}
-	}
-	scenarios["crash"] = func(args []string) {
-		// At Info: an exit the caller waits for is reported at Info, one
-		// nobody waits for at Warn, and here both happen.
-		mustInstall(multiexit.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
-		if role() == "main" {
-			kids := mustStart(multiexit.Command("exit3"), multiexit.Command("panic"), multiexit.Command("segv"), multiexit.Command("killed"))
-			for _, k := range kids {
-				k.Wait()
-			}
-			multiexit.Exit(0)
-		}
-		switch role() {
-		case "exit3":
-			os.Exit(3)
-		case "panic":
-			panic("worker panics")
-		case "segv":
-			var p *int
-			println(*p) // a real fault: the Go runtime reports it and exits 2
-		case "killed":
-			syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		}
-		select {}
-	}
-	scenarios["pid1"] = func(args []string) {
-		mustInstall()
-		multiexit.Register(func(ctxArg contextT) error {
-			others, zombies := 0, 0
-			dirs, _ := filepath.Glob("/proc/[0-9]*")
-			for _, d := range dirs {
-				pid, _ := strconv.Atoi(filepath.Base(d))
-				if pid == os.Getpid() {
-					continue
-				}
-				b, err := os.ReadFile(d + "/stat")
-				if err != nil {
-					continue
-				}
-				if env, _ := os.ReadFile(d + "/environ"); strings.Contains(string(env), "MULTIEXIT_GUARDIAN=") {
-					continue // it outlives the hooks, to clean up the cgroups
-				}
-				others++
-				if i := strings.LastIndexByte(string(b), ')'); i > 0 && b[i+2] == 'Z' {
-					zombies++
-				}
-			}
-			say("pid %d; other processes %d; zombies %d", os.Getpid(), others, zombies)
-			return nil
-		})
-		// A zombie-maker: the inner sh exits and its parent, exec'd into
-		// sleep, never reaps it; when the sleep is stopped, the zombie
-		// goes to PID 1. Plus an escapee.
-		ext := exec.Command("sh", "-c", `sh -c "exit 3" & setsid sleep 1000 >/dev/null 2>&1 & exec sleep 1000`)
-		mustStart(ext)
-		syscall.Kill(os.Getpid(), syscall.SIGTERM)
-		select {}
-	}
-}
+// escapeReady are the lines a tree with an external child running
+// escapeScript says once it is up.
+var escapeReady = []string{"ready main", "ready ext", "ready esc"}
 
 type contextT = context.Context
 
@@ -165,6 +67,39 @@ func outsider(t *testing.T) {
 	})
 }
 
+// escape: main, with hook H1, starts args[0] (default 1) external children
+// running escapeScript and, given a second argument, as many workers, which
+// start one each and have their own hook. Each says its containment layer.
+func escape(args []string) {
+	mustInstall(multiexit.WithGrace(time.Second))
+	multiexit.Register(hook("H1"))
+	n := 1
+	if len(args) > 0 {
+		n, _ = strconv.Atoi(args[0])
+	}
+	if role() == "main" {
+		var cmds []*exec.Cmd
+		for range n {
+			ext := exec.Command("sh", "-c", escapeScript)
+			ext.Stdout = os.Stdout
+			cmds = append(cmds, ext)
+		}
+		if len(args) > 1 { // workers too, each with an escaping grandchild
+			for i := range n {
+				cmds = append(cmds, multiexit.Command(fmt.Sprintf("w%d", i)))
+			}
+		}
+		mustStart(cmds...)
+	} else {
+		ext := exec.Command("sh", "-c", escapeScript)
+		ext.Stdout = os.Stdout
+		mustStart(ext)
+		multiexit.Register(own)
+	}
+	say("ready %s layer %v", role(), multiexit.Containment())
+	select {}
+}
+
 // Descendants that leave their process group (setsid) or double-fork are
 // stopped with their entry on the cgroup and subreaper layers. With process
 // groups alone the setsid one escapes: the test shows that limit.
@@ -172,22 +107,16 @@ func TestEscapeesAreContained(t *testing.T) {
 	for _, layer := range layers(t) {
 		t.Run(layer, func(t *testing.T) {
 			outsider(t)
-			tag := ""
-			p := startWith(t, func(cmd *exec.Cmd) {
-				for _, kv := range cmd.Env {
-					if v, ok := strings.CutPrefix(kv, proctest.TagVar+"="); ok {
-						tag = v
-					}
-				}
-			}, "escape", nil, multiexit.ContainmentVar+"="+layer)
-			ready := p.waitAll("ready main", "ready ext", "ready esc")
+			p := start(t, escape, nil, multiexit.ContainmentVar+"="+layer)
+			tag := p.Tag
+			ready := p.WaitAll(escapeReady...)
 			if want := "layer " + layer; !strings.HasSuffix(ready["ready main"], want) {
 				t.Fatalf("%q, want %q", ready["ready main"], want)
 			}
-			p.signal(syscall.SIGTERM)
+			p.Signal(syscall.SIGTERM)
 			trace, how := p.end()
 			if how != diedOf(syscall.SIGTERM) || !slices.Equal(trace, []string{"H1"}) {
-				t.Errorf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())
+				t.Errorf("ended with %s, trace %q; stderr:\n%s", how, trace, p.Stderr.String())
 			}
 			left := proctest.Survivors(tag)
 			if layer == "process-group" {
@@ -218,13 +147,12 @@ func TestSIGKILLedParentLeavesNothing(t *testing.T) {
 	for _, n := range []int{1, 50} {
 		t.Run(fmt.Sprintf("%d externals and %d workers", n, n), func(t *testing.T) {
 			outsider(t)
-			p := start(t, "escape", []string{strconv.Itoa(n), "workers"})
+			p := start(t, escape, []string{strconv.Itoa(n), "workers"})
 			want := []string{"ready main"}
 			for i := range n {
 				want = append(want, fmt.Sprintf("ready w%d", i))
 			}
-			p.waitAll(want...)
-			p.signal(syscall.SIGKILL)
+			p.signalWhenReady(syscall.SIGKILL, want...)
 			trace, _ := p.end() // EOF: every holder of the pipe, the guardian too, is gone
 			for i := range n {
 				w := fmt.Sprintf("w%d", i)
@@ -237,29 +165,106 @@ func TestSIGKILLedParentLeavesNothing(t *testing.T) {
 	}
 }
 
+// stoppedWorker: main starts a worker w with its own hook; both say their
+// PIDs.
+func stoppedWorker(args []string) {
+	mustInstall()
+	if role() == "main" {
+		mustStart(multiexit.Command("w"))
+	} else {
+		multiexit.Register(own)
+	}
+	sayReady(role())
+	select {}
+}
+
 // A worker that is stopped (SIGSTOP) when the shutdown comes still runs its
 // hooks: SIGCONT goes with SIGTERM.
 func TestStoppedWorkerStillRunsItsHooks(t *testing.T) {
-	p := start(t, "stopped-worker", nil)
-	ready := p.waitAll("ready main", "ready w")
-	if err := syscall.Kill(readyPID(ready["ready w"]), syscall.SIGSTOP); err != nil {
+	p := start(t, stoppedWorker, nil)
+	ready := p.WaitAll("ready main", "ready w")
+	if err := syscall.Kill(proctest.LastPID(ready["ready w"]), syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	p.check([]string{"w own"}, diedOf(syscall.SIGTERM))
+}
+
+// crash: main starts four workers that exit 3, panic, fault and are
+// SIGKILLed, waits for them, and exits 0; it logs at Info.
+func crash(args []string) {
+	// At Info: an exit the caller waits for is reported at Info, one
+	// nobody waits for at Warn, and here both happen.
+	mustInstall(multiexit.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil))))
+	if role() == "main" {
+		kids := mustStart(multiexit.Command("exit3"), multiexit.Command("panic"), multiexit.Command("segv"), multiexit.Command("killed"))
+		for _, k := range kids {
+			k.Wait()
+		}
+		multiexit.Exit(0)
+	}
+	switch role() {
+	case "exit3":
+		os.Exit(3)
+	case "panic":
+		panic("worker panics")
+	case "segv":
+		var p *int
+		println(*p) // a real fault: the Go runtime reports it and exits 2
+	case "killed":
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+	select {}
 }
 
 // A worker that exits early, panics or segfaults is reaped and reported
 // with its status.
 func TestCrashedWorkersAreReported(t *testing.T) {
-	p := start(t, "crash", nil)
+	p := start(t, crash, nil)
 	p.check(nil, exitCode(0))
-	errLog := p.stderr.String()
+	errLog := p.Stderr.String()
 	for _, s := range []string{"exit status 3", "exit status 2", "worker panics", "segmentation violation", "signal: killed"} {
 		if !strings.Contains(errLog, s) {
 			t.Errorf("stderr does not report %q:\n%s", s, errLog)
 		}
 	}
+}
+
+// pid1 runs as PID 1 of a namespace: a child leaves a zombie and an escapee
+// behind, it SIGTERMs itself, and its hook counts the other processes and
+// the zombies left.
+func pid1(args []string) {
+	mustInstall()
+	multiexit.Register(func(ctxArg contextT) error {
+		others, zombies := 0, 0
+		dirs, _ := filepath.Glob("/proc/[0-9]*")
+		for _, d := range dirs {
+			pid, _ := strconv.Atoi(filepath.Base(d))
+			if pid == os.Getpid() {
+				continue
+			}
+			b, err := os.ReadFile(d + "/stat")
+			if err != nil {
+				continue
+			}
+			if env, _ := os.ReadFile(d + "/environ"); strings.Contains(string(env), "MULTIEXIT_GUARDIAN=") {
+				continue // it outlives the hooks, to clean up the cgroups
+			}
+			others++
+			if i := strings.LastIndexByte(string(b), ')'); i > 0 && b[i+2] == 'Z' {
+				zombies++
+			}
+		}
+		say("pid %d; other processes %d; zombies %d", os.Getpid(), others, zombies)
+		return nil
+	})
+	// A zombie-maker: the inner sh exits and its parent, exec'd into
+	// sleep, never reaps it; when the sleep is stopped, the zombie
+	// goes to PID 1. Plus an escapee.
+	ext := exec.Command("sh", "-c", `sh -c "exit 3" & setsid sleep 1000 >/dev/null 2>&1 & exec sleep 1000`)
+	mustStart(ext)
+	syscall.Kill(os.Getpid(), syscall.SIGTERM)
+	select {}
 }
 
 // As PID 1 of a PID namespace (a container's init), the process reaps every
@@ -274,19 +279,26 @@ func TestPID1ReapsZombies(t *testing.T) {
 	p := startWith(t, func(cmd *exec.Cmd) {
 		cmd.Args = append([]string{"unshare", "--pid", "--fork", "--mount-proc", cmd.Path}, cmd.Args[1:]...)
 		cmd.Path, _ = exec.LookPath("unshare")
-	}, "pid1", nil)
+	}, pid1, nil)
 	p.check([]string{"pid 1; other processes 0; zombies 0"}, exitCode(143)) // PID 1 cannot die by its own signal
+}
+
+// installOnly installs, says its containment layer and leaves by os.Exit.
+func installOnly(args []string) {
+	mustInstall()
+	say("layer %v", multiexit.Containment())
+	os.Exit(0) // no hooks, no guardian: nothing may be left
 }
 
 // A process that installs but never starts children makes no cgroup, so
 // leaving by os.Exit leaves none behind.
 func TestInstallAloneLeavesNoCgroup(t *testing.T) {
-	p := start(t, "install-only", nil)
+	p := start(t, installOnly, nil)
 	trace, how := p.end()
 	if how != exitCode(0) || len(trace) != 1 {
 		t.Fatalf("ended with %s, trace %q", how, trace)
 	}
-	pid := p.cmd.Process.Pid
+	pid := p.Cmd.Process.Pid
 	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
 		left, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.*.%d.*", root, pid))
 		if len(left) > 0 {
@@ -298,12 +310,12 @@ func TestInstallAloneLeavesNoCgroup(t *testing.T) {
 // A value of MULTIEXIT_CONTAINMENT that names no layer is reported, not
 // silently taken for the default.
 func TestUnknownContainmentIsReported(t *testing.T) {
-	p := start(t, "install-only", nil, multiexit.ContainmentVar+"=process_group")
+	p := start(t, installOnly, nil, multiexit.ContainmentVar+"=process_group")
 	trace, how := p.end()
 	if how != exitCode(0) || len(trace) != 1 {
 		t.Fatalf("ended with %s, trace %q", how, trace)
 	}
-	if s := p.stderr.String(); !strings.Contains(s, "unknown containment layer") || !strings.Contains(s, `value=process_group`) {
+	if s := p.Stderr.String(); !strings.Contains(s, "unknown containment layer") || !strings.Contains(s, `value=process_group`) {
 		t.Errorf("the unknown value is not reported:\n%s", s)
 	}
 }

@@ -19,53 +19,14 @@ import (
 	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
-	"go.uber.org/goleak"
 	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-// sharedS and sharedL print the role of the process they run in.
-var (
-	sharedS = multiexit.Define("S", func(ctx context.Context, arg string) error {
-		say("%s S(%s)", role(), arg)
-		return nil
-	})
-	sharedL = multiexit.Define("L", func(ctx context.Context, arg int) error {
-		say("%s L(%d)", role(), arg)
-		return nil
-	})
-	sharedChan = multiexit.Define("chan", func(ctx context.Context, arg chan int) error { return nil })
-)
-
-// role is "main" in the process the test started, else the worker's first
-// argument.
-func role() string {
-	if !multiexit.IsChild() || len(os.Args) < 2 {
-		return "main"
-	}
-	return os.Args[1]
-}
-
-func mustInstall(opts ...multiexit.Option) {
-	if err := multiexit.Install(opts...); err != nil {
-		say("install error: %v", err)
-		multiexit.Exit(1)
-	}
-}
-
-func mustStart(cmds ...*exec.Cmd) []*multiexit.Child {
-	kids, err := multiexit.Start(cmds...)
-	if err != nil {
-		say("start error: %v", err)
-		multiexit.Exit(1)
-	}
-	return kids
-}
-
-func own(ctx context.Context) error {
-	say("%s own", role())
-	return nil
+func init() {
+	scenario(cascade, orphans, external, externalMix, pool, startup, workerEnv, sigpipe, badRegistry, dupDefine, badArg)
 }
 
 // barrierWait connects to the test's barrier, says name, and waits until
@@ -118,280 +79,40 @@ func (b *barrier) release() {
 	b.ln.Close()
 }
 
-func init() {
-	// main registers S, its own hook, starts w1, registers L; w1 registers
-	// its own hook and starts w2; w2 registers its own hook.
-	scenarios["cascade"] = func(args []string) {
-		mustInstall()
-		switch role() {
-		case "main":
-			sharedS.Register("s")
-			multiexit.Register(own)
-			mustStart(multiexit.Command("w1"))
-			sharedL.Register(7)
-		case "w1":
-			multiexit.Register(own)
-			mustStart(multiexit.Command("w2"))
-			ping := make(chan os.Signal, 1)
-			signal.Notify(ping, syscall.SIGUSR1)
-			go func() {
-				for range ping {
-					say("ready pong")
-				}
-			}()
-		case "w2":
-			multiexit.Register(own)
-		}
-		say("ready %s %d", role(), os.Getpid())
-		select {}
-	}
-	scenarios["orphans"] = func(args []string) {
-		mustInstall()
-		if role() == "main" {
-			sharedS.Register("s")
-			a, b := multiexit.Command("a"), multiexit.Command("b")
-			if len(args) > 0 { // parent death seen only as EOF on the control channel
-				a.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
-				b.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
-			}
-			mustStart(a, b)
-		} else {
-			multiexit.Register(own)
-			if os.Getenv("MX_DROP_PRIVILEGES") != "" {
-				// Changing credentials clears Pdeathsig (prctl(2)).
-				if err := syscall.Setgid(65534); err != nil {
-					panic(err)
-				}
-				if err := syscall.Setuid(65534); err != nil {
-					panic(err)
-				}
-			}
-		}
-		say("ready %s", role())
-		select {}
-	}
-	scenarios["external"] = func(args []string) {
-		mustInstall(multiexit.WithGrace(200 * time.Millisecond))
-		multiexit.Register(hook("H1"))
-		var script string
-		switch args[0] {
-		case "group":
-			script = `trap 'echo E stopped; exit 0' TERM; sleep 1000 >/dev/null & sleep 1000 >/dev/null & echo ready ext; wait`
-		case "stubborn":
-			script = `trap '' TERM; echo ready ext; exec sleep 1000 >/dev/null`
-		}
-		cmd := exec.Command("sh", "-c", script)
-		cmd.Stdout = os.Stdout
-		mustStart(cmd)
-		multiexit.Register(hook("H2"))
-		say("ready main")
-		select {}
-	}
-	scenarios["externalmix"] = func([]string) {
-		mustInstall(multiexit.WithGrace(300 * time.Millisecond))
-		multiexit.Register(hook("H1"))
-		// One Start, one shared grace period: the first child ignores
-		// SIGTERM; the second exits on it, leaving a member of its
-		// process group that ignores SIGTERM.
-		stubborn := exec.Command("sh", "-c", `trap '' TERM; echo ready stubborn; exec sleep 1000 >/dev/null`)
-		leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; (trap '' TERM; exec sleep 1000) >/dev/null & echo "member $!"; echo ready leader; wait`)
-		stubborn.Stdout, leader.Stdout = os.Stdout, os.Stdout
-		mustStart(stubborn, leader)
-		say("ready main")
-		select {}
-	}
-	scenarios["pool"] = func(args []string) {
-		mustInstall()
-		if role() == "main" {
-			sharedS.Register("s")
-			multiexit.Register(own)
-			n, _ := strconv.Atoi(args[0])
-			var cmds []*exec.Cmd
-			for i := range n {
-				cmds = append(cmds, multiexit.Command(fmt.Sprintf("w%d", i)))
-			}
-			mustStart(cmds...)
-		} else {
-			multiexit.Register(func(ctx context.Context) error {
-				say("%s stopping", role())
-				barrierWait(role())
-				say("%s own", role())
-				return nil
-			})
-		}
-		say("ready %s", role())
-		select {}
-	}
-	scenarios["startup"] = func(args []string) {
-		if role() != "main" {
-			say("booting %s", role())
-			barrierWait(role())
-			multiexit.Register(own) // before Install: a stop may come right after the acknowledgement
-			mustInstall()
-			select {}
-		}
-		mustInstall()
-		sharedS.Register("s")
-		multiexit.Register(own)
-		say("ready main")
-		mustStart(multiexit.Command("a"), multiexit.Command("b"), multiexit.Command("c"))
-		say("Start returned")
-		select {}
-	}
-	scenarios["env"] = func(args []string) {
-		if role() == "main" {
-			mustInstall()
-			w := multiexit.Command("w")
-			w.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
-			kids := mustStart(w)
-			kids[0].Wait()
-			multiexit.Exit(0)
-		}
-		mustInstall()
-		out, err := exec.Command("sh", "-c", `echo "${`+multiexit.EnvVar+`-unset}"`).Output()
-		if err != nil {
-			say("sh: %v", err)
-		}
-		say("grandchild sees MULTIEXIT=%s", strings.TrimSpace(string(out)))
-		say("worker sees MULTIEXIT set: %v", os.Getenv(multiexit.EnvVar) != "")
-		say("worker pdeathsig: %v", pdeathsig())
-		say("IsChild: %v", multiexit.IsChild())
-		multiexit.Exit(0)
-	}
-	scenarios["sigpipe"] = func(args []string) {
-		mustInstall()
-		if role() == "main" {
-			w := multiexit.Command("w")
-			r, wr, err := os.Pipe()
-			if err != nil {
-				panic(err)
-			}
-			w.Stdout = wr
-			mustStart(w)
-			wr.Close()
-			buf := make([]byte, 64)
-			n, _ := r.Read(buf) // the worker's "ready"; then nobody reads r
-			say("%s", strings.TrimSpace(string(buf[:n])))
-			say("ready main")
-			select {}
-		}
-		multiexit.Register(func(ctx context.Context) error {
-			// Until it fails: once the pipe's buffer is full the write
-			// blocks until the dead parent's end is closed, then fails.
-			chunk := strings.Repeat("into a dead parent's pipe\n", 100)
-			var err error
-			for err == nil {
-				_, err = os.Stdout.WriteString(chunk)
-			}
-			fmt.Fprintf(os.Stderr, "worker hook ran; write error: %v\n", err)
-			return nil
-		})
-		say("ready w")
-		select {}
-	}
-	scenarios["bad-registry"] = func(args []string) {
-		err := multiexit.Install()
-		say("install error: %v", err)
-		say("IsChild: %v; MULTIEXIT kept: %v", multiexit.IsChild(), os.Getenv(multiexit.EnvVar) != "")
-		// Descriptors 3 and 4, where the test passed pipes, are as they
-		// were: inheritable, blocking, without O_ASYNC.
-		for _, fd := range []int{3, 4} {
-			fdFlags, err1 := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-			flFlags, err2 := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			if err1 == nil && err2 == nil && (fdFlags&unix.FD_CLOEXEC != 0 || flFlags&(unix.O_ASYNC|unix.O_NONBLOCK) != 0) {
-				say("descriptor %d was changed", fd)
-			}
-		}
-		os.Exit(1)
-	}
-	scenarios["dup-define"] = func(args []string) {
-		multiexit.Define("S", func(context.Context, int) error { return nil })
-		say("install error: %v", multiexit.Install())
-		_, err := multiexit.Start(exec.Command("true"))
-		say("start error: %v", err)
-		os.Exit(0)
-	}
-	scenarios["bad-arg"] = func(args []string) {
-		mustInstall()
-		sharedChan.Register(make(chan int))
-		_, err := multiexit.Start(multiexit.Command("w"))
-		say("start error: %v", err)
-		multiexit.Exit(0)
-	}
-	scenarios["cycles"] = func(args []string) {
-		mustInstall(multiexit.WithGrace(time.Second))
-		if role() != "main" {
-			select {}
-		}
-		cycle := func() {
-			kids := mustStart(multiexit.Command("w"), exec.Command("sleep", "1000"))
-			for _, k := range kids {
-				k.Stop()
-			}
-		}
-		cycle() // the first Start starts the fork thread and the guardian for good
-		fds := countFDs()
-		opt := goleak.IgnoreCurrent()
-		n, _ := strconv.Atoi(args[0])
-		for range n {
-			cycle()
-		}
-		say("goroutines: %v", goleak.Find(opt))
-		say("descriptors: %d more", countFDs()-fds)
-		// The tree's cgroup is multiexit.<pid namespace>.<pid>.<start time>.
-		left, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/unified/multiexit.*.%d.*/e*", os.Getpid()))
-		left2, _ := filepath.Glob(fmt.Sprintf("/sys/fs/cgroup/multiexit.*.%d.*/e*", os.Getpid()))
-		say("entry cgroups left: %d", len(left)+len(left2))
-		multiexit.Exit(0)
-	}
-}
-
-// countFDs counts open descriptors, but for the reaper's passing reads of
-// /proc, which another goroutine may hold open at any moment.
-func countFDs() int {
-	ents, _ := os.ReadDir("/proc/self/fd")
-	n := 0
-	for _, e := range ents {
-		if l, err := os.Readlink("/proc/self/fd/" + e.Name()); err == nil && !strings.HasPrefix(l, "/proc/") {
-			n++
-		}
-	}
-	return n
-}
-
-func readyPID(line string) int {
-	f := strings.Fields(line)
-	pid, _ := strconv.Atoi(f[len(f)-1])
-	return pid
-}
-
-// waitAll reads lines until one starting with each prefix was seen.
-func (p *proc) waitAll(prefixes ...string) map[string]string {
-	p.t.Helper()
-	seen := map[string]string{}
-	for len(seen) < len(prefixes) {
-		if !p.sc.Scan() {
-			p.t.Fatalf("output ended; waiting for %q, saw %q; stderr:\n%s", prefixes, p.lines, p.stderr.String())
-		}
-		line := p.sc.Text()
-		p.lines = append(p.lines, line)
-		for _, pre := range prefixes {
-			if strings.HasPrefix(line, pre) {
-				seen[pre] = line
-			}
-		}
-	}
-	return seen
-}
-
 var cascadeOrder = []string{"main L(7)", "w2 own", "w2 S(s)", "w1 own", "w1 S(s)", "main own", "main S(s)"}
 
+// cascade: main registers S, its own hook, starts w1, registers L; w1
+// registers its own hook and starts w2; w2 registers its own hook.
+func cascade(args []string) {
+	mustInstall()
+	switch role() {
+	case "main":
+		sharedS.Register("s")
+		multiexit.Register(own)
+		mustStart(multiexit.Command("w1"))
+		sharedL.Register(7)
+	case "w1":
+		multiexit.Register(own)
+		mustStart(multiexit.Command("w2"))
+		ping := make(chan os.Signal, 1)
+		signal.Notify(ping, syscall.SIGUSR1)
+		go func() {
+			for range ping {
+				say("ready pong")
+			}
+		}()
+	case "w2":
+		multiexit.Register(own)
+	}
+	sayReady(role())
+	select {}
+}
+
 func TestCascade(t *testing.T) {
-	p := start(t, "cascade", nil)
-	p.waitAll("ready main", "ready w1", "ready w2")
-	p.signal(syscall.SIGTERM)
+	p := start(t, cascade, nil)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w1", "ready w2")
 	p.check(cascadeOrder, diedOf(syscall.SIGTERM))
-	p.quiet()
+	p.Quiet()
 }
 
 // A terminal's Ctrl-C reaches the foreground process group: the parent's.
@@ -399,9 +120,9 @@ func TestCascade(t *testing.T) {
 func TestTerminalInterrupt(t *testing.T) {
 	p := startWith(t, func(cmd *exec.Cmd) {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as a shell starts a job
-	}, "cascade", nil)
-	ready := p.waitAll("ready main", "ready w1", "ready w2")
-	w1 := readyPID(ready["ready w1"])
+	}, cascade, nil)
+	ready := p.WaitAll("ready main", "ready w1", "ready w2")
+	w1 := proctest.LastPID(ready["ready w1"])
 	if err := syscall.Kill(w1, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
@@ -409,11 +130,41 @@ func TestTerminalInterrupt(t *testing.T) {
 	if err := syscall.Kill(w1, syscall.SIGUSR1); err != nil {
 		t.Fatal(err)
 	}
-	p.waitFor("ready pong")
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+	p.WaitFor("ready pong")
+	if err := syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	p.check(cascadeOrder, diedOf(syscall.SIGINT))
+}
+
+// orphans: main, with the shared hook S, starts the workers a and b, each
+// with its own hook. With an argument their Pdeathsig is SIGUSR2 instead of
+// the runtime's, so that only the control channel's end tells them main
+// died; MX_DROP_PRIVILEGES makes them drop their privileges.
+func orphans(args []string) {
+	mustInstall()
+	if role() == "main" {
+		sharedS.Register("s")
+		a, b := multiexit.Command("a"), multiexit.Command("b")
+		if len(args) > 0 { // parent death seen only as EOF on the control channel
+			a.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
+			b.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
+		}
+		mustStart(a, b)
+	} else {
+		multiexit.Register(own)
+		if os.Getenv("MX_DROP_PRIVILEGES") != "" {
+			// Changing credentials clears Pdeathsig (prctl(2)).
+			if err := syscall.Setgid(65534); err != nil {
+				panic(err)
+			}
+			if err := syscall.Setuid(65534); err != nil {
+				panic(err)
+			}
+		}
+	}
+	say("ready %s", role())
+	select {}
 }
 
 func TestParentDeath(t *testing.T) {
@@ -432,9 +183,8 @@ func TestParentDeath(t *testing.T) {
 			if tc.env != nil && os.Geteuid() != 0 {
 				t.Skip("needs root to drop privileges")
 			}
-			p := start(t, "orphans", tc.args, tc.env...)
-			p.waitAll("ready main", "ready a", "ready b")
-			p.signal(syscall.SIGKILL)
+			p := start(t, orphans, tc.args, tc.env...)
+			p.signalWhenReady(syscall.SIGKILL, "ready main", "ready a", "ready b")
 			trace, how := p.end() // EOF: every process of the tree has exited
 			if how != "signal killed" {
 				t.Errorf("parent ended with %s", how)
@@ -447,30 +197,70 @@ func TestParentDeath(t *testing.T) {
 					}
 				}
 				if diff := cmp.Diff([]string{w + " own", w + " S(s)"}, got); diff != "" {
-					t.Errorf("worker %s (-want +got):\n%s\nstderr:\n%s", w, diff, p.stderr.String())
+					t.Errorf("worker %s (-want +got):\n%s\nstderr:\n%s", w, diff, p.Stderr.String())
 				}
 			}
 		})
 	}
 }
 
+// external: hooks H1 and H2 around an external child: args[0] "group" traps
+// SIGTERM and has two sleeps in its process group, "stubborn" ignores
+// SIGTERM.
+func external(args []string) {
+	script := map[string]string{
+		"group":    `trap 'echo E stopped; exit 0' TERM; sleep 1000 >/dev/null & sleep 1000 >/dev/null & echo ready ext; wait`,
+		"stubborn": `trap '' TERM; echo ready ext; exec sleep 1000 >/dev/null`,
+	}[args[0]]
+	hooksAround(200*time.Millisecond, script)
+}
+
+// hooksAround is a parent's scenario: with the grace period grace, hook H1,
+// then an external child running script (its output on this process's),
+// then hook H2; it says "ready main" and waits for a signal.
+func hooksAround(grace time.Duration, script string) {
+	mustInstall(multiexit.WithGrace(grace))
+	multiexit.Register(hook("H1"))
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Stdout = os.Stdout
+	mustStart(cmd)
+	multiexit.Register(hook("H2"))
+	say("ready main")
+	select {}
+}
+
 func TestExternalCommands(t *testing.T) {
 	t.Run("process group stopped whole, in its LIFO place", func(t *testing.T) {
-		p := start(t, "external", []string{"group"})
-		p.waitAll("ready main", "ready ext")
-		p.signal(syscall.SIGTERM)
+		p := start(t, external, []string{"group"})
+		p.signalWhenReady(syscall.SIGTERM, "ready main", "ready ext")
 		p.check([]string{"H2", "E stopped", "H1"}, diedOf(syscall.SIGTERM))
-		p.quiet()
+		p.Quiet()
 	})
 	t.Run("SIGTERM ignored: SIGKILL after the grace period", func(t *testing.T) {
-		p := start(t, "external", []string{"stubborn"})
-		p.waitAll("ready main", "ready ext")
-		p.signal(syscall.SIGTERM)
+		p := start(t, external, []string{"stubborn"})
+		p.signalWhenReady(syscall.SIGTERM, "ready main", "ready ext")
 		p.check([]string{"H2", "H1"}, diedOf(syscall.SIGTERM))
-		if !strings.Contains(p.stderr.String(), "did not stop within its grace period") {
-			t.Errorf("the kill is not reported:\n%s", p.stderr.String())
+		if !strings.Contains(p.Stderr.String(), "did not stop within its grace period") {
+			t.Errorf("the kill is not reported:\n%s", p.Stderr.String())
 		}
 	})
+}
+
+// externalMix: hook H1, then one Start of two external children: one
+// ignores SIGTERM, the other exits on it and leaves a member of its process
+// group that ignores it.
+func externalMix([]string) {
+	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
+	multiexit.Register(hook("H1"))
+	// One Start, one shared grace period: the first child ignores
+	// SIGTERM; the second exits on it, leaving a member of its
+	// process group that ignores SIGTERM.
+	stubborn := exec.Command("sh", "-c", `trap '' TERM; echo ready stubborn; exec sleep 1000 >/dev/null`)
+	leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; (trap '' TERM; exec sleep 1000) >/dev/null & echo "member $!"; echo ready leader; wait`)
+	stubborn.Stdout, leader.Stdout = os.Stdout, os.Stdout
+	mustStart(stubborn, leader)
+	say("ready main")
+	select {}
 }
 
 // The children of one Start share a grace period: the one that ignores
@@ -478,38 +268,51 @@ func TestExternalCommands(t *testing.T) {
 // its process group killed as it does. The process-group layer is forced:
 // a cgroup's sweep would otherwise kill the member too.
 func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
-	p := start(t, "externalmix", nil, multiexit.ContainmentVar+"="+multiexit.LayerProcessGroup.String())
-	seen := p.waitAll("member ", "ready stubborn", "ready leader", "ready main")
+	p := start(t, externalMix, nil, multiexit.ContainmentVar+"="+multiexit.LayerProcessGroup.String())
+	seen := p.WaitAll("member ", "ready stubborn", "ready leader", "ready main")
 	member, err := strconv.Atoi(strings.TrimPrefix(seen["member "], "member "))
 	if err != nil {
 		t.Fatal(err)
 	}
-	fd, err := unix.PidfdOpen(member, 0)
-	if err != nil {
-		t.Fatalf("the group member %d: %v", member, err)
-	}
-	defer unix.Close(fd)
-	p.signal(syscall.SIGTERM)
+	fd := proctest.Pidfd(t, member)
+	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
 	if diff := cmp.Diff([]string{"H1"}, slices.DeleteFunc(trace, func(l string) bool { return strings.HasPrefix(l, "member ") })); diff != "" || how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.stderr.String())
+		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.Stderr.String())
 	}
-	if n := strings.Count(p.stderr.String(), "did not stop within its grace period"); n != 1 {
-		t.Errorf("%d grace periods reported as run out, want 1 (the stubborn child's):\n%s", n, p.stderr.String())
+	if n := strings.Count(p.Stderr.String(), "did not stop within its grace period"); n != 1 {
+		t.Errorf("%d grace periods reported as run out, want 1 (the stubborn child's):\n%s", n, p.Stderr.String())
 	}
 	// The member was SIGKILLed before the parent exited; it may still be
 	// on its way out. Its pidfd becomes readable when it has exited.
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 10_000)
-		if err == unix.EINTR {
-			continue
-		}
-		if n == 0 || err != nil {
-			t.Fatalf("the member %d of the exited child's group is still running (%v)", member, err)
-		}
-		break
+	if !proctest.Exited(fd, 10*time.Second) {
+		t.Fatalf("the member %d of the exited child's group is still running", member)
 	}
+}
+
+// pool: main, with S and its own hook, starts args[0] workers whose hook
+// waits at the test's barrier.
+func pool(args []string) {
+	mustInstall()
+	if role() == "main" {
+		sharedS.Register("s")
+		multiexit.Register(own)
+		n, _ := strconv.Atoi(args[0])
+		var cmds []*exec.Cmd
+		for i := range n {
+			cmds = append(cmds, multiexit.Command(fmt.Sprintf("w%d", i)))
+		}
+		mustStart(cmds...)
+	} else {
+		multiexit.Register(func(ctx context.Context) error {
+			say("%s stopping", role())
+			barrierWait(role())
+			say("%s own", role())
+			return nil
+		})
+	}
+	say("ready %s", role())
+	select {}
 }
 
 // The workers of one Start call stop concurrently: the barrier only opens
@@ -517,18 +320,18 @@ func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
 func TestPoolStopsConcurrently(t *testing.T) {
 	const n = 4
 	b, env := newBarrier(t)
-	p := start(t, "pool", []string{strconv.Itoa(n)}, env)
+	p := start(t, pool, []string{strconv.Itoa(n)}, env)
 	var want []string
 	for i := range n {
 		want = append(want, fmt.Sprintf("ready w%d", i))
 	}
-	p.waitAll(append(want, "ready main")...)
-	p.signal(syscall.SIGTERM)
+	p.WaitAll(append(want, "ready main")...)
+	p.Signal(syscall.SIGTERM)
 	b.wait(n)
 	b.release()
 	trace, how := p.end()
 	if how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s; stderr:\n%s", how, p.stderr.String())
+		t.Errorf("ended with %s; stderr:\n%s", how, p.Stderr.String())
 	}
 	for i := range n {
 		w := fmt.Sprintf("w%d", i)
@@ -547,20 +350,40 @@ func TestPoolStopsConcurrently(t *testing.T) {
 	}
 }
 
+// startup: main, with S and its own hook, starts the workers a, b and c,
+// which wait at the test's barrier before Install, and says when Start
+// returned.
+func startup(args []string) {
+	if role() != "main" {
+		say("booting %s", role())
+		barrierWait(role())
+		multiexit.Register(own) // before Install: a stop may come right after the acknowledgement
+		mustInstall()
+		select {}
+	}
+	mustInstall()
+	sharedS.Register("s")
+	multiexit.Register(own)
+	say("ready main")
+	mustStart(multiexit.Command("a"), multiexit.Command("b"), multiexit.Command("c"))
+	say("Start returned")
+	select {}
+}
+
 func TestStartWaitsForAcknowledgement(t *testing.T) {
 	b, env := newBarrier(t)
-	p := start(t, "startup", nil, env)
-	p.waitAll("ready main", "booting a", "booting b", "booting c")
+	p := start(t, startup, nil, env)
+	p.WaitAll("ready main", "booting a", "booting b", "booting c")
 	b.wait(3) // every worker is held before Install
-	if slices.Contains(p.lines, "Start returned") {
+	if slices.Contains(p.Seen, "Start returned") {
 		t.Fatal("Start returned before the workers acknowledged Install")
 	}
 	// A SIGTERM during start-up: the workers must still run their hooks.
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	b.release()
 	trace, how := p.end()
 	if how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s; stderr:\n%s", how, p.stderr.String())
+		t.Errorf("ended with %s; stderr:\n%s", how, p.Stderr.String())
 	}
 	for _, w := range []string{"a", "b", "c"} {
 		i, j := slices.Index(trace, w+" own"), slices.Index(trace, w+" S(s)")
@@ -573,25 +396,99 @@ func TestStartWaitsForAcknowledgement(t *testing.T) {
 	}
 }
 
+// workerEnv: a worker says what it and its own child see of MULTIEXIT, its
+// Pdeathsig and IsChild.
+func workerEnv(args []string) {
+	if role() == "main" {
+		mustInstall()
+		w := multiexit.Command("w")
+		w.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGUSR2}
+		kids := mustStart(w)
+		kids[0].Wait()
+		multiexit.Exit(0)
+	}
+	mustInstall()
+	out, err := exec.Command("sh", "-c", `echo "${`+multiexit.EnvVar+`-unset}"`).Output()
+	if err != nil {
+		say("sh: %v", err)
+	}
+	say("grandchild sees MULTIEXIT=%s", strings.TrimSpace(string(out)))
+	say("worker sees MULTIEXIT set: %v", os.Getenv(multiexit.EnvVar) != "")
+	say("worker pdeathsig: %v", pdeathsig())
+	say("IsChild: %v", multiexit.IsChild())
+	multiexit.Exit(0)
+}
+
 func TestWorkerEnvironment(t *testing.T) {
-	p := start(t, "env", nil)
+	p := start(t, workerEnv, nil)
 	p.check([]string{
 		"grandchild sees MULTIEXIT=unset",
 		"worker sees MULTIEXIT set: false",
 		"worker pdeathsig: 12",
 		"IsChild: true",
 	}, exitCode(0))
-	p.quiet()
+	p.Quiet()
+}
+
+// sigpipe: a worker whose hook writes into its dead parent's pipe until the
+// write fails.
+func sigpipe(args []string) {
+	mustInstall()
+	if role() == "main" {
+		w := multiexit.Command("w")
+		r, wr, err := os.Pipe()
+		if err != nil {
+			panic(err)
+		}
+		w.Stdout = wr
+		mustStart(w)
+		wr.Close()
+		buf := make([]byte, 64)
+		n, _ := r.Read(buf) // the worker's "ready"; then nobody reads r
+		say("%s", strings.TrimSpace(string(buf[:n])))
+		say("ready main")
+		select {}
+	}
+	multiexit.Register(func(ctx context.Context) error {
+		// Until it fails: once the pipe's buffer is full the write
+		// blocks until the dead parent's end is closed, then fails.
+		chunk := strings.Repeat("into a dead parent's pipe\n", 100)
+		var err error
+		for err == nil {
+			_, err = os.Stdout.WriteString(chunk)
+		}
+		fmt.Fprintf(os.Stderr, "worker hook ran; write error: %v\n", err)
+		return nil
+	})
+	say("ready w")
+	select {}
 }
 
 func TestWorkerSurvivesDeadParentPipe(t *testing.T) {
-	p := start(t, "sigpipe", nil)
-	p.waitAll("ready w", "ready main")
-	p.signal(syscall.SIGKILL)
+	p := start(t, sigpipe, nil)
+	p.signalWhenReady(syscall.SIGKILL, "ready w", "ready main")
 	p.end()
-	if s := p.stderr.String(); !strings.Contains(s, "worker hook ran; write error:") || !strings.Contains(s, "broken pipe") {
+	if s := p.Stderr.String(); !strings.Contains(s, "worker hook ran; write error:") || !strings.Contains(s, "broken pipe") {
 		t.Errorf("the worker's hook did not run past EPIPE; stderr:\n%s", s)
 	}
+}
+
+// badRegistry installs with the MULTIEXIT value the test gave, and says the
+// error and what Install left.
+func badRegistry(args []string) {
+	err := multiexit.Install()
+	say("install error: %v", err)
+	say("IsChild: %v; MULTIEXIT kept: %v", multiexit.IsChild(), os.Getenv(multiexit.EnvVar) != "")
+	// Descriptors 3 and 4, where the test passed pipes, are as they
+	// were: inheritable, blocking, without O_ASYNC.
+	for _, fd := range []int{3, 4} {
+		fdFlags, err1 := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
+		flFlags, err2 := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		if err1 == nil && err2 == nil && (fdFlags&unix.FD_CLOEXEC != 0 || flFlags&(unix.O_ASYNC|unix.O_NONBLOCK) != 0) {
+			say("descriptor %d was changed", fd)
+		}
+	}
+	os.Exit(1)
 }
 
 func TestBadRegistry(t *testing.T) {
@@ -640,10 +537,10 @@ func TestBadRegistry(t *testing.T) {
 					cmd.Stdin = r
 				}
 				cmd.ExtraFiles = files
-			}, "bad-registry", nil, multiexit.EnvVar+"="+tc.value)
+			}, badRegistry, nil, multiexit.EnvVar+"="+tc.value)
 			trace, how := p.end()
 			if how != exitCode(1) || len(trace) != 2 {
-				t.Fatalf("ended with %s, trace %q; stderr:\n%s", how, trace, p.stderr.String())
+				t.Fatalf("ended with %s, trace %q; stderr:\n%s", how, trace, p.Stderr.String())
 			}
 			if !strings.HasPrefix(trace[0], "install error: multiexit: MULTIEXIT: ") || !strings.Contains(trace[0], tc.want) {
 				t.Errorf("error %q does not say %q", trace[0], tc.want)
@@ -655,17 +552,39 @@ func TestBadRegistry(t *testing.T) {
 	}
 }
 
+// dupDefine defines S a second time, then calls Install and Start.
+func dupDefine(args []string) {
+	multiexit.Define("S", func(context.Context, int) error { return nil })
+	say("install error: %v", multiexit.Install())
+	_, err := multiexit.Start(exec.Command("true"))
+	say("start error: %v", err)
+	os.Exit(0)
+}
+
 func TestDefineTwiceIsReported(t *testing.T) {
-	p := start(t, "dup-define", nil)
+	p := start(t, dupDefine, nil)
 	trace, _ := p.end()
 	want := `Define("S") at fork_child_linux_test.go:`
-	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at fork_child_linux_test.go:") || !strings.Contains(trace[1], want) {
+	if len(trace) != 2 || !strings.Contains(trace[0], want) || !strings.Contains(trace[0], "name already defined at workers_test.go:") || !strings.Contains(trace[1], want) {
 		t.Errorf("Install and Start must report the duplicate with both places: %q", trace)
 	}
 }
 
+// sharedChan's argument cannot be encoded.
+var sharedChan = multiexit.Define("chan", func(ctx context.Context, arg chan int) error { return nil })
+
+// badArg registers a shared hook whose argument does not encode as JSON,
+// then starts a worker.
+func badArg(args []string) {
+	mustInstall()
+	sharedChan.Register(make(chan int))
+	_, err := multiexit.Start(multiexit.Command("w"))
+	say("start error: %v", err)
+	multiexit.Exit(0)
+}
+
 func TestArgumentThatDoesNotEncode(t *testing.T) {
-	p := start(t, "bad-arg", nil)
+	p := start(t, badArg, nil)
 	trace, how := p.end()
 	if how != exitCode(0) || len(trace) != 1 || !strings.Contains(trace[0], `start error: multiexit: Start: multiexit: shared hook "chan": argument does not encode as JSON`) {
 		t.Errorf("ended with %s, trace %q", how, trace)

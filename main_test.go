@@ -1,12 +1,12 @@
 package multiexit_test
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"os/exec"
+	"reflect"
+	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -15,14 +15,54 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-// The test binary is also every program the tests run: TestMain runs the
-// scenario named in MX_SCENARIO instead of the tests. Workers started by a
-// scenario inherit MX_SCENARIO and run the same function, so a scenario
-// checks multiexit.IsChild (and its arguments) to know its role.
+// The test binary is also every program the tests run: a scenario is a
+// function of this package, func(args []string), registered with
+// scenario in the file of the tests that run it, and started by them
+// (start, startWith, scenarioEnv); TestEveryScenarioIsUsed checks that
+// some test or benchmark does. TestMain runs the scenario named in
+// MX_SCENARIO instead of the tests; workers started by a scenario inherit
+// MX_SCENARIO and run the same function, so a scenario checks
+// multiexit.IsChild (and its arguments) to know its role.
 var scenarios = map[string]func(args []string){}
 
+// scenarioVar names the scenario a process runs.
+const scenarioVar = "MX_SCENARIO"
+
+// scenario registers each f as a scenario under its function's name. It
+// panics on anything but a top-level function, and on a name registered
+// twice.
+func scenario(fs ...func(args []string)) {
+	for _, f := range fs {
+		name := scenarioName(f)
+		if _, dup := scenarios[name]; dup {
+			panic("scenario " + name + " registered twice")
+		}
+		scenarios[name] = f
+	}
+}
+
+// scenarioName is the name of f, a top-level function of this package.
+func scenarioName(f func(args []string)) string {
+	full := runtime.FuncForPC(reflect.ValueOf(f).Pointer()).Name()
+	name, ok := strings.CutPrefix(full, "github.com/multiexit/multiexit_test.")
+	if !ok || strings.Contains(name, ".") {
+		panic(fmt.Sprintf("scenario %s: not a top-level function of the test package", full))
+	}
+	return name
+}
+
+// scenarioEnv returns the environment entry that runs f, which must be
+// registered.
+func scenarioEnv(f func(args []string)) string {
+	name := scenarioName(f)
+	if _, ok := scenarios[name]; !ok {
+		panic("scenario " + name + " is not registered: add it to its file's scenario call")
+	}
+	return scenarioVar + "=" + name
+}
+
 func TestMain(m *testing.M) {
-	if name := os.Getenv("MX_SCENARIO"); name != "" {
+	if name := os.Getenv(scenarioVar); name != "" {
 		f, ok := scenarios[name]
 		if !ok {
 			fmt.Fprintf(os.Stderr, "unknown scenario %q\n", name)
@@ -41,70 +81,27 @@ func say(format string, args ...any) {
 	os.Stdout.WriteString(fmt.Sprintf(format, args...) + "\n")
 }
 
-// proc is a scenario process: its standard output is read line by line.
+// proc is a scenario process (see proctest.Proc).
 type proc struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	sc     *bufio.Scanner
-	lines  []string
-	stderr proctest.Buffer
-	waited bool
+	*proctest.Proc
+	t *testing.T
 }
 
-// start runs scenario name with args; env adds to the environment.
-func start(t *testing.T, name string, args []string, env ...string) *proc {
+// start runs scenario f with args; env adds to the environment.
+func start(t *testing.T, f func([]string), args []string, env ...string) *proc {
 	t.Helper()
-	return startWith(t, nil, name, args, env...)
+	return startWith(t, nil, f, args, env...)
 }
 
 // startWith is start with setup applied to the command first.
-func startWith(t *testing.T, setup func(*exec.Cmd), name string, args []string, env ...string) *proc {
+func startWith(t *testing.T, setup func(*exec.Cmd), f func([]string), args []string, env ...string) *proc {
 	t.Helper()
-	tag := proctest.Tag(t)
 	cmd := exec.Command(os.Args[0], args...)
-	// GORACE: a race-enabled binary otherwise sleeps 1 s before exit 0.
-	cmd.Env = append(append(os.Environ(), "MX_SCENARIO="+name, proctest.Env(tag), "GORACE=atexit_sleep_ms=0"), env...)
+	cmd.Env = append(append(os.Environ(), scenarioEnv(f)), env...)
 	if setup != nil {
 		setup(cmd)
 	}
-	p := &proc{t: t, cmd: cmd}
-	cmd.Stderr = &p.stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p.sc = bufio.NewScanner(out)
-	t.Cleanup(func() {
-		if !p.waited {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	})
-	return p
-}
-
-// waitFor reads lines until one starts with prefix, and returns it.
-func (p *proc) waitFor(prefix string) string {
-	p.t.Helper()
-	for p.sc.Scan() {
-		line := p.sc.Text()
-		p.lines = append(p.lines, line)
-		if strings.HasPrefix(line, prefix) {
-			return line
-		}
-	}
-	p.t.Fatalf("output ended before a line starting with %q; lines: %q; stderr:\n%s", prefix, p.lines, p.stderr.String())
-	return ""
-}
-
-func (p *proc) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		p.t.Fatal(err)
-	}
+	return &proc{Proc: proctest.Start(t, cmd, proctest.Options{}), t: t}
 }
 
 // end reads standard output to its end (every process of the tree that
@@ -112,53 +109,26 @@ func (p *proc) signal(sig syscall.Signal) {
 // the trace (the lines not starting with "ready") and how it ended.
 func (p *proc) end() (trace []string, how string) {
 	p.t.Helper()
-	for p.sc.Scan() {
-		p.lines = append(p.lines, p.sc.Text())
-	}
-	err := p.cmd.Wait()
-	p.waited = true
-	if err != nil {
-		if _, ok := err.(*exec.ExitError); !ok {
-			p.t.Fatal(err)
-		}
-	}
-	for _, l := range p.lines {
+	lines, how := p.End()
+	for _, l := range lines {
 		if !strings.HasPrefix(l, "ready") {
 			trace = append(trace, l)
 		}
 	}
-	return trace, describe(p.cmd.ProcessState)
-}
-
-func describe(ps *os.ProcessState) string {
-	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return "signal " + ws.Signal().String()
-	}
-	return fmt.Sprintf("exit %d", ps.ExitCode())
+	return trace, how
 }
 
 func exitCode(n int) string { return fmt.Sprintf("exit %d", n) }
-
-// diedOf is how a process that sig killed ended, as describe says it.
-func diedOf(sig syscall.Signal) string { return "signal " + sig.String() }
 
 // check compares a trace and how the process ended with what was wanted.
 func (p *proc) check(wantTrace []string, wantHow string) (trace []string) {
 	p.t.Helper()
 	trace, how := p.end()
 	if diff := cmp.Diff(wantTrace, trace); diff != "" {
-		p.t.Errorf("trace (-want +got):\n%s\nstderr:\n%s", diff, p.stderr.String())
+		p.t.Errorf("trace (-want +got):\n%s\nstderr:\n%s", diff, p.Stderr.String())
 	}
 	if how != wantHow {
-		p.t.Errorf("ended with %s, want %s; stderr:\n%s", how, wantHow, p.stderr.String())
+		p.t.Errorf("ended with %s, want %s; stderr:\n%s", how, wantHow, p.Stderr.String())
 	}
 	return trace
-}
-
-// quiet fails the test if the process printed anything on standard error.
-func (p *proc) quiet() {
-	p.t.Helper()
-	if s := p.stderr.String(); s != "" {
-		p.t.Errorf("standard error should be empty on success, got:\n%s", s)
-	}
 }

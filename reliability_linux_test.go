@@ -20,18 +20,13 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-// scenario registers f as the scenario name and returns the name.
-func scenario(name string, f func(args []string)) string {
-	if _, dup := scenarios[name]; dup {
-		panic("scenario " + name + " registered twice")
-	}
-	scenarios[name] = f
-	return name
+func init() {
+	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated)
 }
 
 // stubbornLeaf ignores SIGTERM, and so does its background child, and
@@ -41,7 +36,7 @@ const stubbornLeaf = `trap '' TERM; setsid sh -c "trap '' TERM; echo ready escap
 // deepTree: main → L1 → … → Ldepth, each a worker with its own hook and
 // the inherited shared hook S; the deepest starts a stubborn leaf. Default
 // options: the grace periods of every level must fit in one budget.
-var deepTree = scenario("deep-tree", func(args []string) {
+func deepTree(args []string) {
 	mustInstall()
 	level := 0
 	if multiexit.IsChild() {
@@ -72,7 +67,7 @@ var deepTree = scenario("deep-tree", func(args []string) {
 		multiexit.Exit(0)
 	}
 	select {}
-})
+}
 
 // Every level's hooks run, leaves first, whether the top is stopped by
 // SIGTERM, by Exit or dies by SIGKILL, with a leaf that ignores SIGTERM
@@ -102,18 +97,18 @@ func deepTreeCase(t *testing.T, depth int, how string) {
 		want = append(want, fmt.Sprintf("ready L%d", l))
 		order = append(order, fmt.Sprintf("L%d own", l), fmt.Sprintf("L%d S(s)", l))
 	}
-	p.waitAll(want...)
+	p.WaitAll(want...)
 	wantHow := diedOf(syscall.SIGTERM)
 	switch how {
 	case "term":
-		p.signal(syscall.SIGTERM)
+		p.Signal(syscall.SIGTERM)
 		order = append(order, "main own", "main S(s)")
 	case "exit":
 		stdin.Close()
 		order = append(order, "main own", "main S(s)")
 		wantHow = exitCode(0)
 	case "kill":
-		p.signal(syscall.SIGKILL)
+		p.Signal(syscall.SIGKILL)
 		wantHow = diedOf(syscall.SIGKILL)
 	}
 	trace, ended := p.end()
@@ -124,7 +119,7 @@ func deepTreeCase(t *testing.T, depth int, how string) {
 		}
 	}
 	if diff := cmp.Diff(order, hooks); diff != "" || ended != wantHow {
-		t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.stderr.String())
+		t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.Stderr.String())
 	}
 }
 
@@ -132,14 +127,14 @@ func deepTreeCase(t *testing.T, depth int, how string) {
 // short-lived background process behind (a plain one and a double-forked
 // one), with a child whose status is waited for late, and reports the
 // zombies left.
-var shellOuts = scenario("shell-outs", func(args []string) {
+func shellOuts(args []string) {
 	n, _ := strconv.Atoi(args[0])
 	multiexit.Run(func(ctx context.Context) error {
 		late := exec.Command("sh", "-c", "exit 7")
 		if err := late.Start(); err != nil {
 			return err
 		}
-		waitZombie(late.Process.Pid) // it exited; its status is Wait's
+		proctest.WaitExited(late.Process.Pid) // a zombie: its status is Wait's
 		for i := range n {
 			script := "true &"
 			if i%2 == 1 {
@@ -153,22 +148,6 @@ var shellOuts = scenario("shell-outs", func(args []string) {
 		say("layer %v; zombies left: %d", multiexit.Containment(), zombiesLeft())
 		return nil
 	})
-})
-
-// waitZombie waits until the child pid has exited (and is not reaped): its
-// pidfd becomes readable then.
-func waitZombie(pid int) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		if _, err := unix.Poll(fds, -1); err != unix.EINTR {
-			return
-		}
-	}
 }
 
 func state(pid int) string {
@@ -213,7 +192,7 @@ func TestShellOutsLeaveNoZombies(t *testing.T) {
 		t.Run(layer, func(t *testing.T) {
 			p := start(t, shellOuts, []string{"1000"}, multiexit.ContainmentVar+"="+layer)
 			p.check([]string{"late Wait: exit status 7", "layer " + layer + "; zombies left: 0"}, exitCode(0))
-			p.quiet()
+			p.Quiet()
 		})
 	}
 }
@@ -221,7 +200,7 @@ func TestShellOutsLeaveNoZombies(t *testing.T) {
 // startJobs starts n entries of one short job each, leaving a background
 // process behind, waits for each, and reports what is left once those
 // background processes are gone: stack entries, cgroups, zombies.
-var startJobs = scenario("start-jobs", func(args []string) {
+func startJobs(args []string) {
 	n, _ := strconv.Atoi(args[0])
 	mustInstall(multiexit.WithGrace(time.Second))
 	before := multiexit.StackLen()
@@ -245,7 +224,7 @@ var startJobs = scenario("start-jobs", func(args []string) {
 	say("entries left: %d; cgroups left: %d; zombies left: %d; descriptors: %d more",
 		multiexit.StackLen()-before, len(left)+len(left2), zombiesLeft(), countFDs()-fds)
 	multiexit.Exit(0)
-})
+}
 
 // Start entries whose child exits at once, leaving a background process,
 // are released (entry and cgroup) once that process is gone too, and none
@@ -260,7 +239,7 @@ func TestFinishedEntriesAreReleased(t *testing.T) {
 			t.Run(layer+", "+job, func(t *testing.T) {
 				p := start(t, startJobs, []string{"50", job}, multiexit.ContainmentVar+"="+layer)
 				p.check([]string{"entries left: 0; cgroups left: 0; zombies left: 0; descriptors: 0 more"}, exitCode(0))
-				p.quiet()
+				p.Quiet()
 			})
 		}
 	}
@@ -276,16 +255,10 @@ func chain(n int) string {
 	return script
 }
 
-var chainEntry = scenario("chain", func(args []string) {
-	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
-	multiexit.Register(hook("H1"))
-	cmd := exec.Command("sh", "-c", chain(5))
-	cmd.Stdout = os.Stdout
-	mustStart(cmd)
-	multiexit.Register(hook("H2"))
-	say("ready main")
-	select {}
-})
+// chainEntry: hooks H1 and H2 around an external child running chain(5).
+func chainEntry(args []string) {
+	hooksAround(300*time.Millisecond, chain(5))
+}
 
 // On the subreaper layer, as on the cgroup layer, a chain of escapees that
 // ignore SIGTERM is killed at the end of one grace period: no generation of
@@ -297,10 +270,9 @@ func TestOneGracePeriodPerEntry(t *testing.T) {
 		}
 		t.Run(layer, func(t *testing.T) {
 			p := start(t, chainEntry, nil, multiexit.ContainmentVar+"="+layer)
-			p.waitAll("ready main", "ready chain")
-			p.signal(syscall.SIGTERM)
+			p.signalWhenReady(syscall.SIGTERM, "ready main", "ready chain")
 			p.check([]string{"H2", "H1"}, diedOf(syscall.SIGTERM))
-			errLog := p.stderr.String()
+			errLog := p.Stderr.String()
 			if n := strings.Count(errLog, "did not stop within"); n > 2 {
 				t.Errorf("%d grace periods ran out, want at most 2 (the child's, and one for what it left):\n%s", n, errLog)
 			}
@@ -311,7 +283,7 @@ func TestOneGracePeriodPerEntry(t *testing.T) {
 // lazyWorker: the worker starts a process of its own, then never calls
 // Install; the parent's Start must give up after AckTimeout (shortened
 // here), kill it with what it started, and say which worker.
-var lazyWorker = scenario("lazy-worker", func(args []string) {
+func lazyWorker(args []string) {
 	if multiexit.IsChild() {
 		exec.Command("sleep", "1000").Start() // in its process group
 		say("ready lazy %d", os.Getpid())
@@ -323,7 +295,7 @@ var lazyWorker = scenario("lazy-worker", func(args []string) {
 	_, err := multiexit.Start(multiexit.Command("lazy"), exec.Command("sleep", "1000"))
 	say("start error: %v", err)
 	multiexit.Exit(0)
-})
+}
 
 // Start returns within AckTimeout when a worker never calls Install: an
 // error naming the worker, and nothing of what it started is left.
@@ -334,18 +306,18 @@ func TestStartGivesUpOnAWorkerThatNeverInstalls(t *testing.T) {
 	// killed before it could.
 	want := "start error: multiexit: Start: worker pid "
 	if len(trace) == 3 && strings.HasPrefix(trace[0], "ready lazy ") {
-		want = fmt.Sprintf("%s%d (", want, readyPID(trace[0]))
+		want = fmt.Sprintf("%s%d (", want, proctest.LastPID(trace[0]))
 		trace = trace[1:]
 	}
 	if how != exitCode(0) || len(trace) != 2 || !strings.HasPrefix(trace[0], want) ||
 		!strings.Contains(trace[0], " lazy) did not acknowledge Install within 2s") || trace[1] != "H1" {
-		t.Errorf("ended with %s, trace %q; want a line starting %q; stderr:\n%s", how, trace, want, p.stderr.String())
+		t.Errorf("ended with %s, trace %q; want a line starting %q; stderr:\n%s", how, trace, want, p.Stderr.String())
 	}
 	// proctest's cleanup proves that nothing is left.
 }
 
 // slowWorker: the worker waits at the test's barrier before Install.
-var slowWorker = scenario("slow-worker", func(args []string) {
+func slowWorker(args []string) {
 	if multiexit.IsChild() {
 		multiexit.Register(own)
 		say("booting %s", role())
@@ -360,7 +332,7 @@ var slowWorker = scenario("slow-worker", func(args []string) {
 		say("start error: %v", err)
 		return err
 	})
-})
+}
 
 // A SIGTERM while Start waits for a worker that is slow to call Install:
 // Start returns at once, the worker's stop is bounded by its grace period,
@@ -368,22 +340,22 @@ var slowWorker = scenario("slow-worker", func(args []string) {
 func TestSignalDuringStart(t *testing.T) {
 	b, env := newBarrier(t)
 	p := start(t, slowWorker, nil, env)
-	p.waitFor("booting slow")
+	p.WaitFor("booting slow")
 	b.wait(1) // the worker is held before Install
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
 	if diff := cmp.Diff([]string{"booting slow", "start error: multiexit: Start: the shutdown has begun", "H1"}, trace); diff != "" || how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.stderr.String())
+		t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.Stderr.String())
 	}
 	for _, bad := range []string{"abandoned", "did not return", "has not returned"} {
-		if strings.Contains(p.stderr.String(), bad) {
-			t.Errorf("the log says %q:\n%s", bad, p.stderr.String())
+		if strings.Contains(p.Stderr.String(), bad) {
+			t.Errorf("the log says %q:\n%s", bad, p.Stderr.String())
 		}
 	}
 }
 
 // hupWorker: a worker that asks for SIGHUP only.
-var hupWorker = scenario("hup-worker", func(args []string) {
+func hupWorker(args []string) {
 	if multiexit.IsChild() {
 		mustInstall(multiexit.WithSignals(syscall.SIGHUP))
 		multiexit.Register(own)
@@ -391,7 +363,7 @@ var hupWorker = scenario("hup-worker", func(args []string) {
 		select {}
 	}
 	parentOfOneWorker()
-})
+}
 
 // A worker runs its hooks on its parent's stop and on its parent's death
 // whatever signals it configured.
@@ -399,21 +371,20 @@ func TestWorkerWithOtherSignalsStillStops(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
 		t.Run(sig.String(), func(t *testing.T) {
 			p := start(t, hupWorker, nil)
-			p.waitAll("ready main", "ready w")
-			p.signal(sig)
+			p.signalWhenReady(sig, "ready main", "ready w")
 			trace, _ := p.end()
 			if len(trace) == 0 || trace[0] != "w own" {
-				t.Errorf("the worker's hook did not run: %q\nstderr:\n%s", trace, p.stderr.String())
+				t.Errorf("the worker's hook did not run: %q\nstderr:\n%s", trace, p.Stderr.String())
 			}
 		})
 	}
 }
 
 // plainMain is any program that imports multiexit.
-var plainMain = scenario("plain-main", func(args []string) {
+func plainMain(args []string) {
 	say("main ran")
 	os.Exit(0)
-})
+}
 
 // MULTIEXIT_GUARDIAN alone does not make a program a guardian: garbage, an
 // empty line on descriptor 3, a pipe held open, another tree's cgroup —
@@ -424,12 +395,12 @@ func TestGuardianCannotBeForged(t *testing.T) {
 		t.Skip("needs a writable cgroup v2 (the guardian's layer)")
 	}
 	// A live tree, with its guardian: the forger's target.
-	victim := start(t, "escape", nil)
-	victim.waitAll("ready main", "ready ext", "ready esc")
+	victim := start(t, escape, nil)
+	victim.WaitAll(escapeReady...)
 	root := ""
 	for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
-		m, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.*.%d.*", mnt, victim.cmd.Process.Pid))
-		m2, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.*.%d.*", mnt, victim.cmd.Process.Pid))
+		m, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.*.%d.*", mnt, victim.Cmd.Process.Pid))
+		m2, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.*.%d.*", mnt, victim.Cmd.Process.Pid))
 		if m = append(m, m2...); len(m) > 0 {
 			root = m[0]
 		}
@@ -437,7 +408,7 @@ func TestGuardianCannotBeForged(t *testing.T) {
 	if root == "" {
 		t.Fatal("the victim's tree cgroup was not found")
 	}
-	vpid := strconv.Itoa(victim.cmd.Process.Pid)
+	vpid := strconv.Itoa(victim.Cmd.Process.Pid)
 	vstart := ""
 	if b, err := os.ReadFile("/proc/" + vpid + "/stat"); err == nil {
 		s := string(b)
@@ -463,8 +434,8 @@ func TestGuardianCannotBeForged(t *testing.T) {
 				}
 			}, plainMain, nil, "MULTIEXIT_GUARDIAN="+tc.value)
 			p.check([]string{"main ran"}, exitCode(0))
-			if !strings.Contains(p.stderr.String(), "was not started as a guardian") {
-				t.Errorf("no warning:\n%s", p.stderr.String())
+			if !strings.Contains(p.Stderr.String(), "was not started as a guardian") {
+				t.Errorf("no warning:\n%s", p.Stderr.String())
 			}
 		})
 	}
@@ -473,13 +444,13 @@ func TestGuardianCannotBeForged(t *testing.T) {
 	if _, err := os.Stat(root); err != nil {
 		t.Errorf("the victim's cgroup is gone: %v", err)
 	}
-	victim.signal(syscall.SIGTERM)
+	victim.Signal(syscall.SIGTERM)
 	victim.check([]string{"H1"}, diedOf(syscall.SIGTERM))
 }
 
 // deletedBinary: the program's file is deleted (a deploy replaced it), then
 // it starts a worker and an external command.
-var deletedBinary = scenario("deleted-binary", func(args []string) {
+func deletedBinary(args []string) {
 	mustInstall()
 	if multiexit.IsChild() {
 		multiexit.Register(own)
@@ -495,7 +466,7 @@ var deletedBinary = scenario("deleted-binary", func(args []string) {
 	mustStart(multiexit.Command("w"), ext)
 	say("ready main")
 	select {}
-})
+}
 
 // Start keeps working after the running binary's file was deleted:
 // workers and the guardian come from the file the process runs.
@@ -513,18 +484,18 @@ func TestStartAfterTheBinaryIsDeleted(t *testing.T) {
 		cmd.Path = copyPath
 		cmd.Args[0] = copyPath
 	}, deletedBinary, []string{copyPath})
-	p.waitAll("ready main", "ready w", "ready ext")
+	p.WaitAll("ready main", "ready w", "ready ext")
 	if _, err := os.Stat(copyPath); err == nil {
 		t.Fatal("the binary was not deleted")
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	p.check([]string{"w own", "H1"}, diedOf(syscall.SIGTERM))
-	p.quiet()
+	p.Quiet()
 }
 
 // replacedEnv: a Command whose Env the caller replaced. If it were not a
 // worker it would run main's branch again; the depth bounds that.
-var replacedEnv = scenario("replaced-env", func(args []string) {
+func replacedEnv(args []string) {
 	mustInstall()
 	if multiexit.IsChild() {
 		say("worker IsChild: true")
@@ -541,19 +512,18 @@ var replacedEnv = scenario("replaced-env", func(args []string) {
 	mustStart(cmd)
 	say("ready main")
 	select {}
-})
+}
 
 // A Command stays a worker whatever the caller does to its Env.
 func TestReplacedEnvStillStartsAWorker(t *testing.T) {
 	p := start(t, replacedEnv, nil)
-	p.waitAll("ready main", "ready w")
-	p.signal(syscall.SIGTERM)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
 	p.check([]string{"worker IsChild: true", "w own"}, diedOf(syscall.SIGTERM))
 }
 
 // smallThings: Exit's range, options that cannot take their value,
 // runtime.Goexit in Run's main.
-var smallThings = scenario("small-things", func(args []string) {
+func smallThings(args []string) {
 	switch args[0] {
 	case "exit256":
 		multiexit.Register(hook("A"))
@@ -571,14 +541,14 @@ var smallThings = scenario("small-things", func(args []string) {
 			return nil
 		})
 	}
-})
+}
 
 func TestSmallThings(t *testing.T) {
 	t.Run("Exit(256) exits 255, logged", func(t *testing.T) {
 		p := start(t, smallThings, []string{"exit256"})
 		p.check([]string{"A"}, exitCode(255))
-		if !strings.Contains(p.stderr.String(), "exit codes are 0 to 255") {
-			t.Errorf("not logged:\n%s", p.stderr.String())
+		if !strings.Contains(p.Stderr.String(), "exit codes are 0 to 255") {
+			t.Errorf("not logged:\n%s", p.Stderr.String())
 		}
 	})
 	t.Run("WithTimeout(0) and a negative grace are refused", func(t *testing.T) {
@@ -599,15 +569,15 @@ func TestSmallThings(t *testing.T) {
 	t.Run("runtime.Goexit in main is logged", func(t *testing.T) {
 		p := start(t, smallThings, []string{"goexit"})
 		p.check([]string{"A"}, exitCode(0))
-		if !strings.Contains(p.stderr.String(), "runtime.Goexit") {
-			t.Errorf("not logged:\n%s", p.stderr.String())
+		if !strings.Contains(p.Stderr.String(), "runtime.Goexit") {
+			t.Errorf("not logged:\n%s", p.Stderr.String())
 		}
 	})
 }
 
 // busyChild: one child that ignores SIGTERM (it uses its whole grace
 // period) and left an escapee that stops on SIGTERM, and says so.
-var busyChild = scenario("busy-child", func(args []string) {
+func busyChild(args []string) {
 	mustInstall(multiexit.WithGrace(time.Second))
 	multiexit.Register(hook("H1"))
 	cmd := exec.Command("sh", "-c", `setsid sh -c 'trap "echo escapee got TERM; exit 0" TERM; echo ready escapee; while :; do sleep 1; done' & trap '' TERM; echo ready child; while :; do sleep 1; done`)
@@ -615,7 +585,7 @@ var busyChild = scenario("busy-child", func(args []string) {
 	mustStart(cmd)
 	say("ready main")
 	select {}
-})
+}
 
 // An escapee gets SIGTERM with its entry's children, not only once they
 // are gone: it has the one grace period too, even when a child uses all of
@@ -627,8 +597,7 @@ func TestEscapeesShareTheGracePeriod(t *testing.T) {
 		}
 		t.Run(layer, func(t *testing.T) {
 			p := start(t, busyChild, nil, multiexit.ContainmentVar+"="+layer)
-			p.waitAll("ready main", "ready child", "ready escapee")
-			p.signal(syscall.SIGTERM)
+			p.signalWhenReady(syscall.SIGTERM, "ready main", "ready child", "ready escapee")
 			p.check([]string{"escapee got TERM", "H1"}, diedOf(syscall.SIGTERM))
 		})
 	}
@@ -636,7 +605,7 @@ func TestEscapeesShareTheGracePeriod(t *testing.T) {
 
 // escalated: a worker whose first hook waits at the test's barrier, and a
 // hook after it.
-var escalated = scenario("escalated", func(args []string) {
+func escalated(args []string) {
 	if multiexit.IsChild() {
 		multiexit.Register(hook("w after"))
 		multiexit.Register(func(context.Context) error {
@@ -648,21 +617,20 @@ var escalated = scenario("escalated", func(args []string) {
 		select {}
 	}
 	parentOfOneWorker()
-})
+}
 
 // A second signal brings the parent's deadline forward; its workers still
 // get the short late window to finish their hooks, not SIGKILL at once.
 func TestSecondSignalGivesWorkersTheLateWindow(t *testing.T) {
 	b, env := newBarrier(t)
 	p := start(t, escalated, nil, env)
-	p.waitAll("ready main", "ready w")
-	p.signal(syscall.SIGTERM)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
 	b.wait(1) // the worker is in its first hook
-	p.signal(syscall.SIGINT)
+	p.Signal(syscall.SIGINT)
 	b.release()
 	trace, how := p.end()
 	if how != diedOf(syscall.SIGTERM) || !slices.Contains(trace, "w after") {
-		t.Errorf("ended with %s; trace %q; stderr:\n%s", how, trace, p.stderr.String())
+		t.Errorf("ended with %s; trace %q; stderr:\n%s", how, trace, p.Stderr.String())
 	}
 }
 

@@ -3,23 +3,56 @@
 package multiexit_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/multiexit/multiexit"
 )
+
+func init() { scenario(runSignal, escalate, onlyConfigured, ignoredInt) }
+
+// signalWhenReady reads lines until one starting with each of ready was
+// seen, then sends sig to the process.
+func (p *proc) signalWhenReady(sig syscall.Signal, ready ...string) {
+	p.t.Helper()
+	p.WaitAll(ready...)
+	p.Signal(sig)
+}
+
+// diedOf is how a process that sig killed ended, as proctest.How says it.
+func diedOf(sig syscall.Signal) string { return "signal " + sig.String() }
 
 func TestSignalRunsHooksLIFO(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
 		t.Run(sig.String(), func(t *testing.T) {
-			p := start(t, "lifo", nil)
-			p.waitFor("ready")
-			p.signal(sig)
+			p := start(t, lifo, nil)
+			p.signalWhenReady(sig, "ready")
 			p.check([]string{"C", "B", "A"}, diedOf(sig))
-			p.quiet()
+			p.Quiet()
 		})
 	}
+}
+
+// runSignal: Run's main waits for its context to end and says the cause;
+// given an argument, it then returns an error.
+func runSignal(args []string) {
+	multiexit.Register(hook("A"))
+	multiexit.Run(func(ctx context.Context) error {
+		say("ready")
+		<-ctx.Done()
+		say("cause %v", context.Cause(ctx))
+		if len(args) > 0 {
+			return errors.New("main failed after the signal")
+		}
+		return nil
+	})
 }
 
 func TestRunContextCause(t *testing.T) {
@@ -28,47 +61,85 @@ func TestRunContextCause(t *testing.T) {
 		args []string
 	}{{"main returns nil", nil}, {"main returns an error", []string{"err"}}} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := start(t, "run-signal", tc.args)
-			p.waitFor("ready")
-			p.signal(syscall.SIGTERM)
+			p := start(t, runSignal, tc.args)
+			p.signalWhenReady(syscall.SIGTERM, "ready")
 			p.check([]string{"cause received signal terminated", "A"}, diedOf(syscall.SIGTERM))
 		})
 	}
 }
 
+// escalate: hook A, and hook S that waits for its context to end, under an
+// hour's deadline.
+func escalate(args []string) {
+	multiexit.Register(hook("A"))
+	multiexit.Register(func(ctx context.Context) error {
+		say("S")
+		<-ctx.Done()
+		return nil
+	})
+	if err := multiexit.Install(multiexit.WithTimeout(time.Hour)); err != nil {
+		panic(err)
+	}
+	say("ready")
+	select {}
+}
+
 func TestSecondSignalEscalates(t *testing.T) {
 	for _, storm := range []int{1, 1000} {
 		t.Run(fmt.Sprintf("%d more signals", storm), func(t *testing.T) {
-			p := start(t, "escalate", nil)
-			p.waitFor("ready")
-			p.signal(syscall.SIGTERM)
-			p.waitFor("S")
+			p := start(t, escalate, nil)
+			p.signalWhenReady(syscall.SIGTERM, "ready")
+			p.WaitFor("S")
 			for i := 0; i < storm; i++ {
 				sig := syscall.SIGINT
 				if i%2 == 1 {
 					sig = syscall.SIGTERM
 				}
-				if err := p.cmd.Process.Signal(sig); err != nil {
+				if err := p.Cmd.Process.Signal(sig); err != nil {
 					break // it has exited already
 				}
 			}
 			p.check([]string{"S", "A"}, diedOf(syscall.SIGTERM))
-			if !strings.Contains(p.stderr.String(), "second signal") {
-				t.Errorf("stderr does not report the escalation:\n%s", p.stderr.String())
+			if !strings.Contains(p.Stderr.String(), "second signal") {
+				t.Errorf("stderr does not report the escalation:\n%s", p.Stderr.String())
 			}
 		})
 	}
 }
 
+// onlyConfigured: hook A, installed for SIGTERM only.
+func onlyConfigured(args []string) {
+	multiexit.Register(hook("A"))
+	if err := multiexit.Install(multiexit.WithSignals(syscall.SIGTERM)); err != nil {
+		panic(err)
+	}
+	say("ready")
+	select {}
+}
+
 func TestOnlyConfiguredSignalsAreCaught(t *testing.T) {
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGHUP} {
 		t.Run(sig.String(), func(t *testing.T) {
-			p := start(t, "only-configured", nil)
-			p.waitFor("ready")
-			p.signal(sig)
+			p := start(t, onlyConfigured, nil)
+			p.signalWhenReady(sig, "ready")
 			p.check(nil, "signal "+sig.String())
 		})
 	}
+}
+
+// ignoredInt: hook A, installed with the default signals, or with SIGINT
+// and SIGTERM named (an argument).
+func ignoredInt(args []string) {
+	multiexit.Register(hook("A"))
+	var opts []multiexit.Option
+	if len(args) > 0 {
+		opts = append(opts, multiexit.WithSignals(os.Interrupt, syscall.SIGTERM))
+	}
+	if err := multiexit.Install(opts...); err != nil {
+		panic(err)
+	}
+	say("ready")
+	select {}
 }
 
 // A process started with SIGINT ignored (nohup, `sh -c 'prog &'`) keeps it
@@ -85,13 +156,13 @@ func TestIgnoredInterruptStaysIgnored(t *testing.T) {
 			p := startWith(t, func(cmd *exec.Cmd) {
 				cmd.Args = append([]string{"sh", "-c", `trap "" INT; exec "$0" "$@"`, cmd.Path}, tc.args...)
 				cmd.Path = "/bin/sh"
-			}, "ignored-int", tc.args)
-			p.waitFor("ready")
+			}, ignoredInt, tc.args)
+			p.WaitFor("ready")
 			// An ignored signal is discarded when it is sent, so if
 			// SIGINT stayed ignored, SIGTERM decides; if caught, SIGINT.
-			p.signal(syscall.SIGINT)
+			p.Signal(syscall.SIGINT)
 			if tc.args == nil {
-				p.signal(syscall.SIGTERM)
+				p.Signal(syscall.SIGTERM)
 			}
 			p.check([]string{"A"}, tc.want)
 		})
@@ -108,13 +179,13 @@ func TestBashStopsALoopAfterCtrlC(t *testing.T) {
 		t.Skip("no bash")
 	}
 	p := startWith(t, func(cmd *exec.Cmd) {
-		cmd.Args = []string{"bash", "-c", `for i in 1 2; do "$0"; echo "after $i: status $?"; export MX_SCENARIO=exit; done`, cmd.Path}
+		cmd.Args = []string{"bash", "-c", `for i in 1 2; do "$0"; echo "after $i: status $?"; export ` + scenarioEnv(exitHooks) + `; done`, cmd.Path}
 		cmd.Path = bash
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // as a terminal's job
-	}, "lifo", nil)
-	p.waitFor("ready")
+	}, lifo, nil)
+	p.WaitFor("ready")
 	// The terminal's Ctrl-C: SIGINT to the foreground process group.
-	if err := syscall.Kill(-p.cmd.Process.Pid, syscall.SIGINT); err != nil {
+	if err := syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	p.check([]string{"C", "B", "A"}, diedOf(syscall.SIGINT))

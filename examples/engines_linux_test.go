@@ -5,7 +5,6 @@ package examples_test
 // engine cannot run (not root, a program missing, no writable cgroup v2).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -391,132 +390,30 @@ func TestSystemd(t *testing.T) {
 	})
 }
 
-// container is a runc container running the workerpool demo as its PID 1,
-// with runc's state in a directory of the test's.
-type container struct {
-	t      *testing.T
-	id     string
-	root   string // runc --root
-	run    *exec.Cmd
-	out    *bufio.Scanner
-	lines  []string
-	exited chan struct{}
-}
-
 // startContainer builds the demo without cgo, makes a rootfs of it and
 // busybox (its links relative, so that they resolve inside), and starts
 // `runc run` in the foreground: it exits with the container's status.
-func startContainer(t *testing.T, args ...string) *container {
+func startContainer(t *testing.T, args ...string) *runctest.Container {
 	t.Helper()
 	needPrograms(t, "runc")
 	bundle := runctest.Rootfs(t, "./workerpool", "sh", "sleep", "echo", "cat")
-	if out, err := engineCmd(t, "runc", "spec", "--bundle", bundle); err != nil {
-		t.Fatal(err, out)
-	}
-	var spec map[string]any
-	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err == nil {
-		err = json.Unmarshal(b, &spec)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
 	tag := proctest.Tag(t)
-	proc := spec["process"].(map[string]any)
-	proc["terminal"] = false
-	proc["args"] = append([]any{"/bin/workerpool"}, toAny(args)...)
-	proc["env"] = append(proc["env"].([]any), proctest.Env(tag))
-	spec["root"].(map[string]any)["readonly"] = false // the demo's run directory is in /tmp
-	if b, err = json.Marshal(spec); err == nil {
-		err = os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	runctest.Spec(t, bundle, append([]string{"/bin/workerpool"}, args...), proctest.Env(tag))
+	// The demo's run directory is in /tmp: the root is writable.
 
-	c := &container{t: t, id: fmt.Sprintf("multiexit-test-%d-%d", os.Getpid(), engineSeq.Add(1)), root: filepath.Join(filepath.Dir(bundle), "state"), exited: make(chan struct{})}
-	c.run = exec.Command("runc", "--root", c.root, "run", "--bundle", bundle, c.id)
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr proctest.Buffer
-	c.run.Stdout, c.run.Stderr = w, &stderr
-	c.run.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	err = c.run.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
-		t.Fatal(err)
-	}
-	go func() { c.run.Wait(); close(c.exited) }()
-	c.out = bufio.NewScanner(r)
-	guard := time.AfterFunc(engineLimit, func() { r.Close() })
-	t.Cleanup(func() {
-		guard.Stop()
-		select {
-		case <-c.exited:
-		default:
-			engineCmd(t, "runc", "--root", c.root, "kill", c.id, "KILL")
-			<-c.exited
-		}
-		r.Close()
-		if out, err := engineCmd(t, "runc", "--root", c.root, "state", c.id); err == nil {
-			t.Errorf("the container was still there after runc run ended (deleted now): %s", out)
-			engineCmd(t, "runc", "--root", c.root, "delete", "--force", c.id)
-		}
-		if out, _ := engineCmd(t, "runc", "--root", c.root, "list", "-q"); strings.TrimSpace(out) != "" {
-			t.Errorf("runc list: %q", out)
-		}
-		if stderr.String() != "" {
-			t.Logf("runc run's standard error:\n%s", stderr.String())
-		}
-	})
-	return c
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
-// waitFor reads the container's output until a line starts with prefix.
-func (c *container) waitFor(prefix string) string {
-	c.t.Helper()
-	for c.out.Scan() {
-		c.lines = append(c.lines, c.out.Text())
-		if strings.HasPrefix(c.out.Text(), prefix) {
-			return c.out.Text()
-		}
-	}
-	c.t.Fatalf("output ended before a line starting with %q:\n%s", prefix, strings.Join(c.lines, "\n"))
-	return ""
-}
-
-// end reads the output to its end and returns it with runc run's exit
-// status, the container's.
-func (c *container) end() ([]string, int) {
-	c.t.Helper()
-	for c.out.Scan() {
-		c.lines = append(c.lines, c.out.Text())
-	}
-	<-c.exited
-	return c.lines, c.run.ProcessState.ExitCode()
+	return runctest.Run(t, bundle, fmt.Sprintf("multiexit-test-%d-%d", os.Getpid(), engineSeq.Add(1)), engineLimit)
 }
 
 // initPID is the host PID of the container's PID 1.
-func (c *container) initPID() int {
-	c.t.Helper()
-	out, err := engineCmd(c.t, "runc", "--root", c.root, "state", c.id)
+func initPID(t *testing.T, c *runctest.Container) int {
+	t.Helper()
+	out, err := c.Runc("state", c.ID)
 	var st struct{ Pid int }
 	if err == nil {
 		err = json.Unmarshal([]byte(out), &st)
 	}
 	if err != nil || st.Pid == 0 {
-		c.t.Fatalf("runc state: %v %q", err, out)
+		t.Fatalf("runc state: %v %q", err, out)
 	}
 	return st.Pid
 }
@@ -544,12 +441,12 @@ func zombies(pid int) []int {
 // is left.
 func TestRunc(t *testing.T) {
 	c := startContainer(t, "-serve")
-	c.waitFor("serving status on ")
-	init := c.initPID()
+	c.WaitFor("serving status on ")
+	init := initPID(t, c)
 
 	// A shell that leaves orphans: one that lives on, and one that dies
 	// at once, whose zombie PID 1 must reap.
-	if out, err := engineCmd(t, "runc", "--root", c.root, "exec", c.id, "sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & sleep 0 & echo started"); err != nil || out != "started\n" {
+	if out, err := c.Runc("exec", c.ID, "sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & sleep 0 & echo started"); err != nil || out != "started\n" {
 		t.Fatalf("runc exec: %q, %v", out, err)
 	}
 	// As PID 1 the demo reaps an unclaimed zombie a moment after it
@@ -560,10 +457,10 @@ func TestRunc(t *testing.T) {
 		}
 	}
 
-	if out, err := engineCmd(t, "runc", "--root", c.root, "kill", c.id, "TERM"); err != nil {
+	if out, err := c.Runc("kill", c.ID, "TERM"); err != nil {
 		t.Fatal(err, out)
 	}
-	lines, code := c.end()
+	lines, code := c.End()
 	if code != 143 {
 		t.Errorf("runc run ended with %d, want 143 (128+SIGTERM: a PID 1 cannot die of its own signal)\noutput:\n%s", code, strings.Join(lines, "\n"))
 	}
@@ -609,11 +506,11 @@ func TestNotifySocket(t *testing.T) {
 	ns := proctest.ListenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", ns.Path)
 	p := start(t, "workerpool", "-serve")
-	p.waitFor("serving status on ")
+	p.WaitFor("serving status on ")
 	diff(t, "messages before serving", []string{"READY=1"}, ns.Until(t, "READY=1", limit))
-	pids := []int{pidAfter(t, p.lines, "parent "), pidAfter(t, p.lines, "workers and sh ")}
+	pids := []int{pidAfter(t, p.Seen, "parent "), pidAfter(t, p.Seen, "workers and sh ")}
 	for i := 1; i <= 3; i++ {
-		pids = append(pids, pidAfter(t, p.lines, fmt.Sprintf("worker %d ", i)))
+		pids = append(pids, pidAfter(t, p.Seen, fmt.Sprintf("worker %d ", i)))
 	}
 	for i, pid := range pids {
 		env := environ(t, pid)
@@ -628,7 +525,7 @@ func TestNotifySocket(t *testing.T) {
 			t.Errorf("child pid %d inherited NOTIFY_SOCKET", pid)
 		}
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	p.end()
 	msgs := ns.Until(t, "STOPPING=1", limit)
 	first := strings.Split(msgs[0], "\n")

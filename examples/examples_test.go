@@ -6,7 +6,6 @@
 package examples_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -34,57 +32,24 @@ var examples = []string{"hooks", "workerpool", "cascade", "tidy", "timeout", "dr
 // bin is the directory that holds the built examples.
 var bin string
 
-// TestMain builds every example once per test process (so once for
-// -count=3), with -race if the tests were built with it.
+// TestMain builds every example once per test process.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "multiexit-examples-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = dir
-	args := []string{"build", "-o", dir + string(filepath.Separator)}
-	if race() {
-		args = append(args, "-race")
-	}
+	var pkgs []string
 	for _, name := range examples {
-		args = append(args, "./"+name)
+		pkgs = append(pkgs, "./"+name)
 	}
-	// go test puts $GOROOT/bin first in PATH: this is the go that runs us.
-	build := exec.Command("go", args...)
-	if out, err := build.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "%v: %v\n%s", build.Args, err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	dir, remove := proctest.Build(pkgs...)
+	bin = dir
 	code := m.Run()
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
-func race() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
-// prog is a running example; its standard output, shared by every process
-// of its tree, is read line by line.
+// prog is a running example (see proctest.Proc).
 type prog struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	sc     *bufio.Scanner
-	lines  []string
-	stderr proctest.Buffer
-	waited bool
-	done   func() // releases the read lock on running
+	*proctest.Proc
+	t    *testing.T
+	done func() // releases the read lock on running
 }
 
 // running keeps proctest's scan for survivors apart from the examples that
@@ -99,69 +64,19 @@ var running sync.RWMutex
 const limit = 30 * time.Second
 
 // start starts the example name; call it once per test. The cleanups run
-// in this order: kill the example if it still runs and reap it, take the
-// write lock on running, scan for survivors (proctest), release the lock.
+// in this order: kill the example if it still runs and reap it, release
+// the read lock on running, take the write lock, scan for survivors
+// (proctest), release the lock.
 func start(t *testing.T, name string, args ...string) *prog {
 	t.Helper()
 	t.Cleanup(running.Unlock)
 	tag := proctest.Tag(t)
 	t.Cleanup(running.Lock)
 	running.RLock()
-	p := &prog{t: t, cmd: exec.Command(filepath.Join(bin, name), args...), done: sync.OnceFunc(running.RUnlock)}
-	// GORACE: a race-enabled binary otherwise sleeps 1s before exit 0.
-	p.cmd.Env = append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0")
-	p.cmd.Stderr = &p.stderr
-	r, w, err := os.Pipe()
-	if err != nil {
-		p.done()
-		t.Fatal(err)
-	}
-	p.cmd.Stdout = w
-	err = p.cmd.Start()
-	w.Close()
-	if err != nil {
-		r.Close()
-		p.done()
-		t.Fatal(err)
-	}
-	p.sc = bufio.NewScanner(r)
-	timer := time.AfterFunc(limit, func() {
-		p.cmd.Process.Kill()
-		r.Close() // ends a read that a leaked descendant would block
-	})
-	t.Cleanup(func() {
-		timer.Stop()
-		if !p.waited {
-			p.cmd.Process.Kill()
-			p.cmd.Wait()
-		}
-		p.done()
-		r.Close()
-	})
+	p := &prog{t: t, done: sync.OnceFunc(running.RUnlock)}
+	t.Cleanup(p.done)
+	p.Proc = proctest.Start(t, exec.Command(filepath.Join(bin, name), args...), proctest.Options{Tag: tag, Limit: limit})
 	return p
-}
-
-// waitFor reads lines until one starts with prefix, and returns it.
-func (p *prog) waitFor(prefix string) string {
-	p.t.Helper()
-	for p.sc.Scan() {
-		line := p.sc.Text()
-		p.lines = append(p.lines, line)
-		if strings.HasPrefix(line, prefix) {
-			return line
-		}
-	}
-	p.t.Fatalf("output ended before a line starting with %q; lines:\n%s\nstderr:\n%s",
-		prefix, strings.Join(p.lines, "\n"), p.stderr.String())
-	return ""
-}
-
-// signal sends sig to the example's process (only: not to its tree).
-func (p *prog) signal(sig syscall.Signal) {
-	p.t.Helper()
-	if err := syscall.Kill(p.cmd.Process.Pid, sig); err != nil {
-		p.t.Fatal(err)
-	}
 }
 
 // end reads the output to its end (every process of the tree has exited or
@@ -169,43 +84,17 @@ func (p *prog) signal(sig syscall.Signal) {
 // ended: "exit N" or "signal S".
 func (p *prog) end() (lines []string, how string) {
 	p.t.Helper()
-	for p.sc.Scan() {
-		p.lines = append(p.lines, p.sc.Text())
-	}
-	if err := p.sc.Err(); err != nil {
-		p.t.Errorf("reading the output: %v (did the run take longer than %v?)", err, limit)
-	}
-	err := p.cmd.Wait()
-	p.waited = true
+	lines, how = p.End()
 	p.done()
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		p.t.Fatal(err)
-	}
-	if s := p.stderr.String(); strings.Contains(s, "DATA RACE") {
-		p.t.Errorf("data race:\n%s", s)
-	}
-	if ws := p.cmd.ProcessState.Sys().(syscall.WaitStatus); ws.Signaled() {
-		return p.lines, "signal " + ws.Signal().String()
-	}
-	return p.lines, fmt.Sprintf("exit %d", p.cmd.ProcessState.ExitCode())
+	return lines, how
 }
 
 // check ends p and fails unless it ended as want. It returns the lines.
 func (p *prog) check(want string) []string {
 	p.t.Helper()
 	lines, how := p.end()
-	if how != want {
-		p.t.Errorf("ended with %s, want %s\noutput:\n%s\nstderr:\n%s", how, want, strings.Join(lines, "\n"), p.stderr.String())
-	}
+	p.Ended(how, want)
 	return lines
-}
-
-// quiet fails the test if the example wrote to standard error.
-func (p *prog) quiet() {
-	p.t.Helper()
-	if s := p.stderr.String(); s != "" {
-		p.t.Errorf("standard error should be empty, got:\n%s", s)
-	}
 }
 
 // last returns the last n lines (fewer if there are not n).
@@ -240,7 +129,7 @@ func TestHooks(t *testing.T) {
 			"registered hook 3: remove the pid file",
 			"main: done, returning nil",
 		}, lifo...), p.check("exit 0"))
-		p.quiet()
+		p.Quiet()
 	})
 	for _, tc := range []struct {
 		sig  syscall.Signal
@@ -252,11 +141,11 @@ func TestHooks(t *testing.T) {
 				t.Skip("SIGINT is ignored here, and so in the example: run the tests in the foreground")
 			}
 			p := start(t, "hooks", "-wait")
-			p.waitFor("ready: pid")
-			p.signal(tc.sig)
+			p.WaitFor("ready: pid")
+			p.Signal(tc.sig)
 			lines := p.check(tc.want)
 			diff(t, "after ready", append([]string{"main: received signal " + tc.sig.String()}, lifo...), after(lines, "ready: pid"))
-			p.quiet()
+			p.Quiet()
 		})
 	}
 }
@@ -376,12 +265,12 @@ func TestWorkerpool(t *testing.T) {
 			`external "sh -c sleep 1000 & sleep 1000 & wait" pid N`,
 		}, status)
 		checkWorkerpool(t, lines, "the demo finished")
-		p.quiet()
+		p.Quiet()
 	})
 	t.Run("serve until SIGTERM", func(t *testing.T) {
 		t.Parallel()
 		p := start(t, "workerpool", "-serve")
-		url := strings.Fields(strings.TrimPrefix(p.waitFor("serving status on "), "serving status on "))[0]
+		url := strings.Fields(strings.TrimPrefix(p.WaitFor("serving status on "), "serving status on "))[0]
 		resp, err := http.Get(url)
 		if err != nil {
 			t.Fatal(err)
@@ -391,9 +280,9 @@ func TestWorkerpool(t *testing.T) {
 		if err != nil || strings.Count(string(body), "worker ") != 3 {
 			t.Errorf("GET %s: %q, %v", url, body, err)
 		}
-		p.signal(syscall.SIGTERM)
+		p.Signal(syscall.SIGTERM)
 		checkWorkerpool(t, p.check("signal terminated"), "received signal terminated")
-		p.quiet()
+		p.Quiet()
 	})
 }
 
@@ -421,7 +310,7 @@ func TestCascade(t *testing.T) {
 		"10. main: worker 1 has stopped (signal: terminated)",
 		"11. main: goodbye from the cascade",
 	}, lines)
-	p.quiet()
+	p.Quiet()
 }
 
 func TestTidy(t *testing.T) {
@@ -454,7 +343,7 @@ func TestTimeout(t *testing.T) {
 			"timeout: 200ms expired; stopping pid N and its process group",
 			"timeout: stopped: signal: terminated",
 		}, normalise(last(lines, 2)))
-		p.quiet()
+		p.Quiet()
 	})
 	t.Run("SIGTERM ignored: killed after the grace period", func(t *testing.T) {
 		t.Parallel()
@@ -471,10 +360,10 @@ func TestTimeout(t *testing.T) {
 	t.Run("SIGTERM to timeout stops the tree", func(t *testing.T) {
 		t.Parallel()
 		p := start(t, "timeout", "-timeout", "1m")
-		p.waitFor("sh: started two sleeps")
-		p.signal(syscall.SIGTERM)
+		p.WaitFor("sh: started two sleeps")
+		p.Signal(syscall.SIGTERM)
 		p.check("signal terminated")
-		p.quiet()
+		p.Quiet()
 	})
 }
 
@@ -491,7 +380,7 @@ func TestDrain(t *testing.T) {
 		lagging = 20    // requests sent after readiness failed
 	)
 	p := start(t, "drain", "-addr", "127.0.0.1:0", "-drain", "3s", "-timeout", "20s")
-	url := strings.TrimPrefix(p.waitFor("listening on "), "listening on ")
+	url := strings.TrimPrefix(p.WaitFor("listening on "), "listening on ")
 	tr := &http.Transport{} // keeps its connections alive, as a load balancer does
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr}
@@ -519,9 +408,9 @@ func TestDrain(t *testing.T) {
 	work()
 
 	var killed atomic.Bool
-	kubelet := time.AfterFunc(grace, func() { killed.Store(true); p.cmd.Process.Kill() })
+	kubelet := time.AfterFunc(grace, func() { killed.Store(true); p.Cmd.Process.Kill() })
 	defer kubelet.Stop()
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	// Until readiness fails, and then for a while, requests keep coming.
 	ready := true
 	for i := 0; ready; i++ {
@@ -552,5 +441,5 @@ func TestDrain(t *testing.T) {
 		fmt.Sprintf("hook: close the server (served %d requests)", sent),
 		"hook: close the database",
 	}, after(lines, "listening on "))
-	p.quiet()
+	p.Quiet()
 }

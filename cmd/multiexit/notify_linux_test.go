@@ -11,12 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// notifier sends systemd a notification the way sd_notify(3) does, to the
-// NOTIFY_SOCKET it was given, and says which socket that was.
-const notifier = `import os, socket, sys
+// notify is the start of a Python program that sends systemd a
+// notification the way sd_notify(3) does, to the NOTIFY_SOCKET it was
+// given: notify(b"READY=1").
+const notify = `import os, signal, socket, sys
 a = os.environ["NOTIFY_SOCKET"]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"READY=1\nSTATUS=serving\nMAINPID=1", "\0" + a[1:] if a[0] == "@" else a)
+def notify(msg):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.sendto(msg, "\0" + a[1:] if a[0] == "@" else a)
+`
+
+// notifier sends a notification, says which socket it sent it to, and
+// exits when told to.
+const notifier = notify + `notify(b"READY=1\nSTATUS=serving\nMAINPID=1")
 print("sent to", a, flush=True)
 sys.stdin.readline()`
 
@@ -24,20 +31,8 @@ sys.stdin.readline()`
 // multiexit (the unit's main process); MAINPID= does not.
 func TestNotifyRelay(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
-	}
-	systemd, sock := fakeSystemd(t)
-	rc, err := systemd.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", notifier)
-	if line := p.waitFor("sent to "); strings.HasSuffix(line, sock) {
+	systemd, sock, p := underSystemd(t, notifier)
+	if line := p.WaitFor("sent to "); strings.HasSuffix(line, sock) {
 		t.Errorf("COMMAND was given systemd's own socket: %q", line)
 	}
 	buf, oob := make([]byte, 4096), make([]byte, unix.CmsgSpace(unix.SizeofUcred))
@@ -56,19 +51,16 @@ func TestNotifyRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int(cred.Pid) != p.cmd.Process.Pid {
-		t.Errorf("the notification came from pid %d, not from multiexit (pid %d)", cred.Pid, p.cmd.Process.Pid)
+	if int(cred.Pid) != p.Cmd.Process.Pid {
+		t.Errorf("the notification came from pid %d, not from multiexit (pid %d)", cred.Pid, p.Cmd.Process.Pid)
 	}
 	p.say("done")
 	p.check("exit 0")
 }
 
 // stubborn says it is ready, then ignores SIGTERM until told to go.
-const stubborn = `import os, signal, socket, sys
-signal.signal(signal.SIGTERM, signal.SIG_IGN)
-a = os.environ["NOTIFY_SOCKET"]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.sendto(b"READY=1", "\0" + a[1:] if a[0] == "@" else a)
+const stubborn = notify + `signal.signal(signal.SIGTERM, signal.SIG_IGN)
+notify(b"READY=1")
 print("ready", flush=True)
 sys.stdin.readline()`
 
@@ -77,18 +69,14 @@ sys.stdin.readline()`
 // runs.
 func TestNotifyStoppingOnSignal(t *testing.T) {
 	t.Parallel()
-	if _, err := exec.LookPath("python3"); err != nil {
-		t.Skip("no python3")
-	}
-	systemd, sock := fakeSystemd(t)
-	p := start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", stubborn)
-	p.waitFor("ready")
+	systemd, _, p := underSystemd(t, stubborn)
+	p.WaitFor("ready")
 	buf := make([]byte, 4096)
 	n, _, err := systemd.ReadFromUnix(buf)
 	if err != nil || string(buf[:n]) != "READY=1" {
 		t.Fatalf("systemd got %q (%v), want READY=1", buf[:n], err)
 	}
-	p.signal(syscall.SIGTERM)
+	p.Signal(syscall.SIGTERM)
 	// COMMAND ignores SIGTERM and runs on until told to go: the notice
 	// must be multiexit's own, sent at the signal, not the library's,
 	// sent once COMMAND has exited.
@@ -100,13 +88,27 @@ func TestNotifyStoppingOnSignal(t *testing.T) {
 	p.check("exit 0")
 }
 
-// fakeSystemd is a notify socket to read what multiexit tells systemd.
-func fakeSystemd(t *testing.T) (*net.UnixConn, string) {
-	sock := filepath.Join(t.TempDir(), "notify")
+// underSystemd runs the Python program script under multiexit, with a
+// fake systemd's notify socket in NOTIFY_SOCKET: what multiexit tells
+// systemd is read from systemd, with the sender's credentials.
+func underSystemd(t *testing.T, script string) (systemd *net.UnixConn, sock string, p *prog) {
+	t.Helper()
+	if _, err := exec.LookPath("python3"); err != nil {
+		t.Skip("no python3")
+	}
+	sock = filepath.Join(t.TempDir(), "notify")
 	systemd, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { systemd.Close() })
-	return systemd, sock
+	rc, err := systemd.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc.Control(func(fd uintptr) { err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_PASSCRED, 1) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return systemd, sock, start(t, []string{"NOTIFY_SOCKET=" + sock}, "--", "python3", "-c", script)
 }

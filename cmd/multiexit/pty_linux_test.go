@@ -1,146 +1,19 @@
 package main_test
 
 import (
-	"bufio"
-	"fmt"
-	"os"
 	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-// term is multiexit run as a session leader on a new pseudo-terminal, as a
-// shell in a terminal window runs it: the test types on the master side
-// and reads what the terminal shows (echo off: only what programs print).
-type term struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	master *os.File
-	sc     *bufio.Scanner
-	lines  []string
-	waited bool
-}
-
-func startTerm(t *testing.T, args ...string) *term {
+// startTerm runs multiexit with args as a session leader on a new
+// pseudo-terminal, as a shell in a terminal window runs it (see
+// proctest.Term).
+func startTerm(t *testing.T, args ...string) *proctest.Term {
 	t.Helper()
-	tag := proctest.Tag(t)
-	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		t.Fatal(err)
-	}
-	slave, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		master.Close()
-		t.Skipf("no pseudo-terminal: %v", err)
-	}
-	// Echo off: what the terminal shows is what the programs printed.
-	tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-	if err == nil {
-		tio.Lflag &^= unix.ECHO
-		err = unix.IoctlSetTermios(int(slave.Fd()), unix.TCSETS, tio)
-	}
-	if err != nil {
-		master.Close()
-		slave.Close()
-		t.Fatal(err)
-	}
-	tm := &term{t: t, cmd: exec.Command(bin, args...), master: master, sc: bufio.NewScanner(master)}
-	tm.cmd.Env = append(os.Environ(), proctest.Env(tag), "GORACE=atexit_sleep_ms=0")
-	tm.cmd.Stdin, tm.cmd.Stdout, tm.cmd.Stderr = slave, slave, slave
-	tm.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	err = tm.cmd.Start()
-	slave.Close()
-	if err != nil {
-		master.Close()
-		t.Fatal(err)
-	}
-	timer := time.AfterFunc(limit, func() {
-		tm.cmd.Process.Kill()
-		master.Close()
-	})
-	t.Cleanup(func() {
-		timer.Stop()
-		if !tm.waited {
-			tm.cmd.Process.Kill()
-			tm.cmd.Wait()
-		}
-		master.Close()
-	})
-	return tm
-}
-
-// pids reads until a line starting with each prefix, ending in a PID, was
-// shown, and returns a pidfd for each.
-func (tm *term) pids(prefixes ...string) map[string]int {
-	tm.t.Helper()
-	fds := map[string]int{}
-	for len(fds) < len(prefixes) {
-		if !tm.sc.Scan() {
-			tm.t.Fatalf("the terminal showed no lines starting with %q; it showed:\n%s", prefixes, strings.Join(tm.lines, "\n"))
-		}
-		line := strings.TrimRight(tm.sc.Text(), "\r")
-		tm.lines = append(tm.lines, line)
-		for _, pre := range prefixes {
-			if rest, ok := strings.CutPrefix(line, pre); ok {
-				var pid int
-				fmt.Sscan(rest, &pid)
-				fd, err := unix.PidfdOpen(pid, 0)
-				if err != nil {
-					tm.t.Fatalf("%s: pid %d: %v", pre, pid, err)
-				}
-				tm.t.Cleanup(func() { unix.Close(fd) })
-				fds[pre] = fd
-			}
-		}
-	}
-	return fds
-}
-
-// waitFor reads what the terminal shows until a line starts with prefix.
-func (tm *term) waitFor(prefix string) {
-	tm.t.Helper()
-	for tm.sc.Scan() {
-		line := strings.TrimRight(tm.sc.Text(), "\r")
-		tm.lines = append(tm.lines, line)
-		if strings.HasPrefix(line, prefix) {
-			return
-		}
-	}
-	tm.t.Fatalf("the terminal showed no line starting with %q; it showed:\n%s", prefix, strings.Join(tm.lines, "\n"))
-}
-
-func (tm *term) typ(s string) {
-	tm.t.Helper()
-	if _, err := tm.master.WriteString(s); err != nil {
-		tm.t.Fatal(err)
-	}
-}
-
-func (tm *term) check(want string) {
-	tm.t.Helper()
-	err := tm.cmd.Wait()
-	tm.waited = true
-	if _, ok := err.(*exec.ExitError); err != nil && !ok {
-		tm.t.Fatal(err)
-	}
-	if got := how(tm.cmd.ProcessState); got != want {
-		tm.t.Errorf("ended with %s, want %s; the terminal showed:\n%s", got, want, strings.Join(tm.lines, "\n"))
-	}
+	return proctest.StartTerm(t, exec.Command(bin, args...), proctest.Options{Limit: limit})
 }
 
 // Ctrl-C typed in the terminal stops the tree: COMMAND, in the terminal's
@@ -151,11 +24,14 @@ func TestTerminalCtrlC(t *testing.T) {
 	t.Parallel()
 	tm := startTerm(t, "-grace", "100ms", "--", "sh", "-c",
 		`sleep 1000 & echo "job $!"; setsid sh -c 'echo "escapee $$"; exec sleep 1000' & wait`)
-	fds := tm.pids("job ", "escapee ")
-	tm.typ("\x03")
-	tm.check("signal interrupt")
+	fds := map[string]int{}
+	for what, pid := range tm.PIDs("job ", "escapee ") {
+		fds[what] = proctest.Pidfd(t, pid)
+	}
+	tm.Type("\x03")
+	tm.Ended(tm.Wait(), "signal interrupt")
 	for what, fd := range fds {
-		if !exited(fd, 0) {
+		if !proctest.Exited(fd, 0) {
 			t.Errorf("the %s was still running when multiexit had returned", strings.TrimSpace(what))
 		}
 	}
@@ -167,7 +43,7 @@ func TestTerminalCtrlC(t *testing.T) {
 func TestTerminalInteractive(t *testing.T) {
 	t.Parallel()
 	tm := startTerm(t, "--", "head", "-1")
-	tm.typ("typed by the test\r")
-	tm.waitFor("typed by the test")
-	tm.check("exit 0")
+	tm.Type("typed by the test\r")
+	tm.WaitFor("typed by the test")
+	tm.Ended(tm.Wait(), "exit 0")
 }

@@ -42,23 +42,21 @@ func TestForwarding(t *testing.T) {
 					args = append([]string{"-g"}, args...)
 				}
 				p := start(t, nil, args...)
-				p.waitAll("ready", "member ready")
+				p.WaitAll("ready", "member ready")
 				for _, sig := range passedOn {
-					p.signal(sig)
+					p.Signal(sig)
 					if group && sig != syscall.SIGQUIT {
-						p.waitAll("got "+name(sig), "member got "+name(sig))
+						p.WaitAll("got "+name(sig), "member got "+name(sig))
 					} else {
-						p.waitFor("got " + name(sig))
+						p.WaitFor("got " + name(sig))
 					}
 				}
-				p.signal(last)
-				p.waitFor("got " + name(last))
-				for p.sc.Scan() {
-					p.lines = append(p.lines, p.sc.Text())
-				}
+				p.Signal(last)
+				p.WaitFor("got " + name(last))
+				p.Rest()
 				want := map[syscall.Signal]string{syscall.SIGTERM: "exit 7", syscall.SIGINT: "exit 5"}[last]
 				p.check(want)
-				members := slices.DeleteFunc(slices.Clone(p.lines), func(l string) bool { return !strings.HasPrefix(l, "member got") })
+				members := slices.DeleteFunc(slices.Clone(p.Seen), func(l string) bool { return !strings.HasPrefix(l, "member got") })
 				if !group && len(members) > 0 {
 					t.Errorf("without -g the member got signals: %q", members)
 				}
@@ -72,12 +70,12 @@ func TestForwarding(t *testing.T) {
 func TestSIGTERMIgnored(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", `trap "echo got TERM" TERM; `+makeEscapees+`while :; do sleep 1000 & wait $!; done`)
-	p.pids(escapeeNames...)
-	p.signal(syscall.SIGTERM)
-	p.waitFor("got TERM")
+	p.Watch(escapeeNames...)
+	p.Signal(syscall.SIGTERM)
+	p.WaitFor("got TERM")
 	p.check(deathStatus(syscall.SIGKILL))
-	p.gone()
-	if !strings.Contains(p.stderr.String(), "did not exit within the grace period") {
-		t.Errorf("the kill is not reported:\n%s", p.stderr.String())
+	p.Gone()
+	if !strings.Contains(p.Stderr.String(), "did not exit within the grace period") {
+		t.Errorf("the kill is not reported:\n%s", p.Stderr.String())
 	}
 }

@@ -96,11 +96,9 @@ func TestOwnStatuses(t *testing.T) {
 func TestHelp(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-h")
-	for p.sc.Scan() {
-		p.lines = append(p.lines, p.sc.Text())
-	}
+	p.Rest()
 	p.check("exit 0")
-	out := strings.Join(p.lines, "\n")
+	out := strings.Join(p.Seen, "\n")
 	for _, want := range []string{"SYNOPSIS", "EXIT STATUS", "SIGNALS", "EXAMPLES", "-timeout", "-grace", "ENTRYPOINT", "Type=notify"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-h does not say %q", want)

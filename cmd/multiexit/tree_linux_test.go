@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/multiexit/multiexit/internal/proctest"
 )
 
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on.
@@ -39,7 +41,7 @@ print("its child", c.pid, flush=True)
 s.serve_forever()`, port)
 	// The script ends when the test says so, once the server listens.
 	p := start(t, nil, "-grace", "2s", "--", "sh", "-c", `python3 -c "$1" & read _`, "sh", server)
-	p.pids("server ", "its child ")
+	p.Watch("server ", "its child ")
 	if l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 		l.Close()
 		t.Fatalf("port %d is free while the server runs", port)
@@ -56,7 +58,7 @@ s.serve_forever()`, port)
 	c.Close()
 	p.say("done")
 	p.check("exit 0")
-	p.gone()
+	p.Gone()
 	l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
 	if err != nil {
 		t.Fatalf("port %d cannot be bound when multiexit has returned: %v", port, err)
@@ -86,12 +88,12 @@ func TestEscapeesGone(t *testing.T) {
 		t.Run(layer, func(t *testing.T) {
 			t.Parallel()
 			p := start(t, []string{"MULTIEXIT_CONTAINMENT=" + layer}, "-v", "-grace", "100ms", "--", "sh", "-c", escapees)
-			p.pids(escapeeNames...)
+			p.Watch(escapeeNames...)
 			p.say("exit")
 			p.check("exit 3")
-			p.gone()
-			if !strings.Contains(p.stderr.String(), "containment="+layer) {
-				t.Skipf("the %s layer was not taken here:\n%s", layer, p.stderr.String())
+			p.Gone()
+			if !strings.Contains(p.Stderr.String(), "containment="+layer) {
+				t.Skipf("the %s layer was not taken here:\n%s", layer, p.Stderr.String())
 			}
 		})
 	}
@@ -101,9 +103,9 @@ func TestEscapeesGone(t *testing.T) {
 func TestTimeoutStopsStubbornTree(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-timeout", "200ms", "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
-	p.pids(escapeeNames...)
+	p.Watch(escapeeNames...)
 	p.check("exit 124")
-	p.gone()
+	p.Gone()
 }
 
 // SIGKILL of multiexit on the cgroup layer: the guardian takes the whole
@@ -111,16 +113,16 @@ func TestTimeoutStopsStubbornTree(t *testing.T) {
 func TestSIGKILLTakesTheTree(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
-	fds := p.pids(escapeeNames...)
-	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.pid["setsid "])); !strings.Contains(string(cg), "/multiexit.") {
+	fds := p.Watch(escapeeNames...)
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.WatchedPID("setsid "))); !strings.Contains(string(cg), "/multiexit.") {
 		t.Skipf("not on the cgroup layer here: %s", cg)
 	}
-	p.signal(syscall.SIGKILL)
+	p.Signal(syscall.SIGKILL)
 	p.check("signal killed")
 	for what, fd := range fds {
 		// A bound on a failure, not a timing assertion: the guardian
 		// gives COMMAND the shutdown deadline (two grace periods and 5s).
-		if !exited(fd, limit) {
+		if !proctest.Exited(fd, limit) {
 			t.Errorf("%s is still running %v after multiexit's SIGKILL", what, limit)
 		}
 	}
@@ -146,10 +148,10 @@ echo "reaped"
 setsid sleep 1000 &
 exit 4`
 	p := startProgram(t, nil, "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--", "sh", "-c", script, "sh", t.TempDir())
-	if got := p.waitFor("parent "); got != "parent 1" {
+	if got := p.WaitFor("parent "); got != "parent 1" {
 		t.Errorf("COMMAND says %q, want parent 1 (multiexit is PID 1)", got)
 	}
-	p.waitFor("reaped")
+	p.WaitFor("reaped")
 	p.check("exit 4")
 }
 
@@ -169,9 +171,9 @@ func TestPID1SIGTERM(t *testing.T) {
 			t.Parallel()
 			p := startProgram(t, nil, "unshare", "--pid", "--fork", "--mount-proc", bin, "-grace", "100ms", "--",
 				"sh", "-c", tc.trap+makeEscapees+`echo ready; while :; do sleep 1000 & wait $!; done`)
-			p.waitAll(append(escapeeNames, "ready")...)
+			p.WaitAll(append(escapeeNames, "ready")...)
 			// unshare's only child is multiexit, PID 1 of the namespace.
-			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.cmd.Process.Pid, p.cmd.Process.Pid))
+			kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Cmd.Process.Pid, p.Cmd.Process.Pid))
 			var init int
 			if _, err2 := fmt.Sscan(string(kids), &init); err != nil || err2 != nil {
 				t.Fatalf("unshare's child: %q, %v, %v", kids, err, err2)
@@ -179,7 +181,7 @@ func TestPID1SIGTERM(t *testing.T) {
 			if err := syscall.Kill(init, syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
-			p.waitFor("got TERM")
+			p.WaitFor("got TERM")
 			p.check(tc.want)
 		})
 	}

@@ -47,27 +47,27 @@ func Tag(t testing.TB) string {
 // Env returns the environment entry that carries tag.
 func Env(tag string) string { return TagVar + "=" + tag }
 
-// Proc is a process found by Survivors.
-type Proc struct {
+// Survivor is a process found by Survivors.
+type Survivor struct {
 	PID   int
 	State string // from /proc/PID/stat: R, S, Z (zombie), …
 	Cmd   string
 }
 
-func (p Proc) String() string { return fmt.Sprintf("pid %d (%s, state %s)", p.PID, p.Cmd, p.State) }
+func (p Survivor) String() string { return fmt.Sprintf("pid %d (%s, state %s)", p.PID, p.Cmd, p.State) }
 
 // Survivors lists the processes, other than this one, whose environment
 // carries tag. A zombie's environment cannot be read: a zombie of the tree
 // is a child of a live tagged process (listed) or of init (which reaps it).
 // On systems without /proc it returns nil.
-func Survivors(tag string) []Proc {
+func Survivors(tag string) []Survivor {
 	if runtime.GOOS != "linux" {
 		return nil
 	}
 	want := []byte(TagVar + "=" + tag + "\x00")
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	self := os.Getpid()
-	var out []Proc
+	var out []Survivor
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || pid == self {
@@ -83,7 +83,7 @@ func Survivors(tag string) []Proc {
 			continue
 		}
 		if bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...)) {
-			out = append(out, Proc{pid, s.state, s.cmd})
+			out = append(out, Survivor{pid, s.state, s.cmd})
 		}
 	}
 	return out

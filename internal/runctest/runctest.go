@@ -5,11 +5,19 @@
 package runctest
 
 import (
+	"context"
 	"debug/elf"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/multiexit/multiexit/internal/proctest"
 )
 
 // Rootfs makes, in t's temporary directory, a bundle directory with a
@@ -78,3 +86,124 @@ func staticBusybox() string {
 	}
 	return p
 }
+
+// Spec writes bundle's config.json (`runc spec`), edited so that the
+// container runs args with no terminal, env added to its environment, and
+// a writable root.
+func Spec(t testing.TB, bundle string, args []string, env ...string) {
+	t.Helper()
+	if out, err := exec.Command("runc", "spec", "--bundle", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("runc spec: %v\n%s", err, out)
+	}
+	path := filepath.Join(bundle, "config.json")
+	var spec map[string]any
+	b, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(b, &spec)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	proc := spec["process"].(map[string]any)
+	proc["terminal"] = false
+	proc["args"] = toAny(args)
+	proc["env"] = append(proc["env"].([]any), toAny(env)...)
+	spec["root"].(map[string]any)["readonly"] = false
+	if b, err = json.Marshal(spec); err == nil {
+		err = os.WriteFile(path, b, 0o644)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func toAny(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+// Container is `runc run` of a bundle in the foreground: its output is read
+// line by line (Lines), runc's state is in a directory beside the bundle,
+// and runc's exit status is the container's.
+type Container struct {
+	*proctest.Lines
+	ID     string
+	root   string // runc --root
+	limit  time.Duration
+	run    *exec.Cmd
+	exited chan struct{}
+	stderr proctest.Buffer
+}
+
+// Run runs the bundle as container id. Past limit its output is closed,
+// so that a hang fails the test. The cleanup kills the container if it
+// still runs, and fails t if runc still knows it (and deletes it) or
+// knows any other container.
+func Run(t testing.TB, bundle, id string, limit time.Duration) *Container {
+	t.Helper()
+	c := &Container{ID: id, root: filepath.Join(filepath.Dir(bundle), "state"), limit: limit, exited: make(chan struct{})}
+	c.run = exec.Command("runc", "--root", c.root, "run", "--bundle", bundle, id)
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.run.Stdout, c.run.Stderr = w, &c.stderr
+	c.run.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	err = c.run.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		t.Fatal(err)
+	}
+	go func() { c.run.Wait(); close(c.exited) }()
+	c.Lines = proctest.NewLines(t, r, "")
+	guard := time.AfterFunc(limit, func() { r.Close() })
+	t.Cleanup(func() {
+		guard.Stop()
+		select {
+		case <-c.exited:
+		default:
+			c.Runc("kill", id, "KILL")
+			<-c.exited
+		}
+		r.Close()
+		if out, err := c.Runc("state", id); err == nil {
+			t.Errorf("the container was still there after runc run ended (deleted now): %s", out)
+			c.Runc("delete", "--force", id)
+		}
+		if out, _ := c.Runc("list", "-q"); strings.TrimSpace(out) != "" {
+			t.Errorf("runc list: %q", out)
+		}
+		if s := c.stderr.String(); s != "" {
+			t.Logf("runc run's standard error:\n%s", s)
+		}
+	})
+	return c
+}
+
+// Runc runs runc with the container's state directory and args to its
+// end, bounded by the limit, and returns its combined output.
+func (c *Container) Runc(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.limit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "runc", append([]string{"--root", c.root}, args...)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		err = fmt.Errorf("%s: %w\n%s", strings.Join(cmd.Args, " "), err, out)
+	}
+	return string(out), err
+}
+
+// End reads the output to its end and returns it with runc run's exit
+// status, the container's.
+func (c *Container) End() ([]string, int) {
+	lines := c.Rest()
+	<-c.exited
+	return lines, c.run.ProcessState.ExitCode()
+}
+
+// Stderr is what runc run wrote to its standard error.
+func (c *Container) Stderr() string { return c.stderr.String() }
