@@ -480,20 +480,17 @@ func adoptedWith(tag string) []int {
 	return pids
 }
 
-// signalAdopted signals an adopted orphan and its descendants, these first
-// (so that they do not reparent to this process untagged in between). It
-// holds the lock the reaper needs, so the orphan — this process's child —
-// cannot be reaped, and its PID reused, between the check and the signal.
+// signalAdopted signals an adopted orphan and its descendants (see
+// signalTree). It holds the lock the reaper needs, so the orphan — this
+// process's child — cannot be reaped, and its PID reused, between the
+// check and the signal.
 func signalAdopted(pid int, sigs ...unix.Signal) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if _, ok := tree.adopted[pid]; !ok {
 		return
 	}
-	signalDescendants(pid, sigs, 0)
-	for _, sig := range sigs {
-		unix.Kill(pid, sig)
-	}
+	signalTree(pid, 0, func(sig unix.Signal) { unix.Kill(pid, sig) }, sigs)
 }
 
 // termOutside sends SIGTERM and SIGCONT to the descendants of parent (a
@@ -510,11 +507,8 @@ func termOutside(parent int, groups map[int]bool, depth int, found []int) []int 
 		}
 		if ppidOf(pid) == parent && unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
 			if pgid, err := unix.Getpgid(pid); err == nil && !groups[pgid] {
-				sigs := []unix.Signal{unix.SIGTERM, unix.SIGCONT}
-				signalDescendants(pid, sigs, depth+1)
-				for _, sig := range sigs {
-					unix.PidfdSendSignal(fd, sig, nil, 0)
-				}
+				signalTree(pid, depth+1, func(sig unix.Signal) { unix.PidfdSendSignal(fd, sig, nil, 0) },
+					[]unix.Signal{unix.SIGTERM, unix.SIGCONT})
 				found = append(found, pid)
 			} else {
 				found = termOutside(pid, groups, depth+1, found)
@@ -525,27 +519,47 @@ func termOutside(parent int, groups map[int]bool, depth int, found []int) []int 
 	return found
 }
 
-// signalDescendants signals parent's descendants, deepest first. Each is
-// signalled through a pidfd, opened after it was listed and checked to be
-// the child of parent still: parent itself is pinned (this process's
-// unreaped child, or a descendant whose pidfd is open and checked alive).
-func signalDescendants(parent int, sigs []unix.Signal, depth int) {
+// signalTree signals root (through signalRoot) and then its descendants,
+// each parent before its children. The descendants are listed and pinned
+// before any signal is sent: each is opened as a pidfd once it was listed
+// and checked to be the child of its parent still (root itself is pinned
+// by the caller: this process's unreaped child, or a descendant whose pidfd
+// is open and checked alive), so the signals reach every process listed
+// even if it reparents in between (to this process, untagged). Parents
+// first: a parent that handles SIGTERM (a shell with a trap) has it pending
+// before its children die, so it does not start another child — which it
+// would wait for before running its trap — in between.
+func signalTree(root, depth int, signalRoot func(unix.Signal), sigs []unix.Signal) {
+	fds := pinDescendants(root, depth, nil)
+	for _, sig := range sigs {
+		signalRoot(sig)
+	}
+	for _, fd := range fds {
+		for _, sig := range sigs {
+			unix.PidfdSendSignal(fd, sig, nil, 0)
+		}
+		unix.Close(fd)
+	}
+}
+
+// pinDescendants appends pidfds of parent's descendants to fds, each
+// parent before its children (see signalTree).
+func pinDescendants(parent, depth int, fds []int) []int {
 	if depth > 64 {
-		return
+		return fds
 	}
 	for _, pid := range childrenOf(parent) {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue
 		}
-		if ppidOf(pid) == parent && unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
-			signalDescendants(pid, sigs, depth+1)
-			for _, sig := range sigs {
-				unix.PidfdSendSignal(fd, sig, nil, 0)
-			}
+		if ppidOf(pid) != parent || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+			unix.Close(fd)
+			continue
 		}
-		unix.Close(fd)
+		fds = pinDescendants(pid, depth+1, append(fds, fd))
 	}
+	return fds
 }
 
 // waitAnyGone waits until one of the adopted pids has exited (and reaps

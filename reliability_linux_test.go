@@ -576,11 +576,16 @@ func TestSmallThings(t *testing.T) {
 }
 
 // busyChild: one child that ignores SIGTERM (it uses its whole grace
-// period) and left an escapee that stops on SIGTERM, and says so.
+// period) and left an escapee that stops on SIGTERM, and says so. The
+// escapee waits for its sleeps with the wait builtin, which a trapped
+// signal interrupts: a shell waiting for a foreground command runs its
+// trap only once the command ends, and a SIGTERM that reaches the sleep
+// between its fork and its exec is lost (the copy of the shell takes it),
+// so the trap could come a whole second late, after the grace period.
 func busyChild(args []string) {
 	mustInstall(multiexit.WithGrace(time.Second))
 	multiexit.Register(hook("H1"))
-	cmd := exec.Command("sh", "-c", `setsid sh -c 'trap "echo escapee got TERM; exit 0" TERM; echo ready escapee; while :; do sleep 1; done' & trap '' TERM; echo ready child; while :; do sleep 1; done`)
+	cmd := exec.Command("sh", "-c", `setsid sh -c 'trap "echo escapee got TERM; exit 0" TERM; echo ready escapee; while :; do sleep 1 & wait $!; done' & trap '' TERM; echo ready child; while :; do sleep 1; done`)
 	cmd.Stdout = os.Stdout
 	mustStart(cmd)
 	say("ready main")
