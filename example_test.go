@@ -99,15 +99,20 @@ func ExampleHandle_Unregister() {
 
 // exampleDefine is ExampleDefine's program.
 func exampleDefine([]string) {
-	if err := multiexit.Install(); err != nil {
-		panic(err)
-	}
 	if multiexit.IsChild() {
+		// Before Install: Start returns once the worker has installed,
+		// and the parent may stop it at once.
 		multiexit.Register(func(ctx context.Context) error {
 			fmt.Println("worker: own hook")
 			return nil
 		})
+		if err := multiexit.Install(); err != nil {
+			panic(err)
+		}
 		select {} // until the parent stops it
+	}
+	if err := multiexit.Install(); err != nil {
+		panic(err)
 	}
 	exampleRemove.Register("/tmp/spool")
 	multiexit.Register(func(ctx context.Context) error {
