@@ -29,15 +29,22 @@ type drainer struct {
 	log     *slog.Logger
 	trace   bool   // log every hook with its duration (Info level)
 	exit    func() // called once the stack is empty; may be nil
+	// clock is what the late windows and the durations are measured on;
+	// the zero clock is the real one.
+	clock clock
+	// gone is closed if exit returns and the process goes on (a test's):
+	// a runner that takeover overtook stops waiting then. Nil: never.
+	gone <-chan struct{}
+	// begun is when the drain began; run sets it if it is zero.
+	begun time.Time
 
 	// Guarded by s.mu, so that a hook costs one lock: the runner pops and
 	// records what it runs in one critical section.
-	overtaken bool    // takeover owns what is left
-	ended     bool    // the stack was run to its end
-	current   *Handle // the hook the runner is in
-	begun     time.Time
+	overtaken bool          // takeover owns what is left
+	ended     bool          // the stack was run to its end
+	current   *Handle       // the hook the runner is in
 	since     time.Duration // when current began, after begun: a read of the monotonic clock only
-	finished  int           // hooks the runner has returned from
+	back      chan struct{} // made by takeover while current runs; closed when the runner is back from it
 }
 
 // abandonSlack is how long a hook that is running when the deadline passes
@@ -45,11 +52,15 @@ type drainer struct {
 const abandonSlack = 50 * time.Millisecond
 
 // run runs the stack on the calling goroutine. It returns after exit
-// returned, or never: when the deadline passed first, takeover runs the
-// rest, and run's goroutine, back from its hook, waits for the process to
-// exit.
+// returned, or, when the deadline passed first (takeover runs the rest),
+// once gone is closed.
 func (d *drainer) run() {
-	d.begun = time.Now()
+	if d.clock.now == nil {
+		d.clock = realClock
+	}
+	if d.begun.IsZero() {
+		d.begun = d.clock.now()
+	}
 	d.s.mu.Lock()
 	d.s.late = d.log
 	d.s.mu.Unlock()
@@ -67,7 +78,8 @@ func (d *drainer) loop() {
 	for {
 		if d.overtaken {
 			s.mu.Unlock()
-			select {} // takeover runs the rest and exits
+			<-d.gone // takeover runs the rest and exits
+			return
 		}
 		h := s.popLocked()
 		if h == nil {
@@ -78,14 +90,21 @@ func (d *drainer) loop() {
 			}
 			return
 		}
-		d.current, d.since = h, time.Since(d.begun)
+		d.current, d.since = h, d.clock.since(d.begun)
 		s.mu.Unlock()
 		d.call(d.ctx, h, true)
 		s.mu.Lock()
-		if !d.overtaken {
-			d.current = nil
-		}
-		d.finished++
+		d.backFromHook()
+	}
+}
+
+// backFromHook records that the runner returned from its hook (or that the
+// hook ended its goroutine). Called with d.s.mu held.
+func (d *drainer) backFromHook() {
+	d.current = nil
+	if d.back != nil {
+		close(d.back)
+		d.back = nil
 	}
 }
 
@@ -99,14 +118,19 @@ func (d *drainer) takeover() {
 		return
 	}
 	d.overtaken = true
-	cur, since, finished := d.current, d.since, d.finished
+	cur, since := d.current, d.since
+	var back chan struct{}
+	if cur != nil {
+		back = make(chan struct{})
+		d.back = back
+	}
 	d.s.mu.Unlock()
-	if cur != nil && d.returnsSoon(finished) {
+	if cur != nil && d.returnsSoon(back) {
 		cur = nil // it watched its context and returned: not abandoned
 	}
 	if cur != nil {
 		d.log.Error("multiexit: hook abandoned: it did not return before the shutdown deadline",
-			"hook", cur.String(), "running", (time.Since(d.begun) - since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
+			"hook", cur.String(), "running", (d.clock.since(d.begun) - since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
 	}
 	d.late()
 	d.s.mu.Lock()
@@ -117,19 +141,17 @@ func (d *drainer) takeover() {
 	}
 }
 
-// returnsSoon reports whether the running hook returns within abandonSlack.
-func (d *drainer) returnsSoon(finished int) bool {
-	end := time.Now().Add(abandonSlack)
-	for time.Now().Before(end) {
-		time.Sleep(time.Millisecond)
-		d.s.mu.Lock()
-		n := d.finished
-		d.s.mu.Unlock()
-		if n > finished {
-			return true
-		}
+// returnsSoon reports whether the runner is back from its hook (closes
+// back) within abandonSlack.
+func (d *drainer) returnsSoon(back <-chan struct{}) bool {
+	slack, t := d.clock.after(abandonSlack)
+	defer t.Stop()
+	select {
+	case <-back:
+		return true
+	case <-slack:
+		return false
 	}
-	return false
 }
 
 // late runs what is left after the deadline, each hook with its own window.
@@ -141,12 +163,11 @@ func (d *drainer) late() {
 		}
 		window := d.window
 		if !d.hardEnd.IsZero() {
-			window = max(min(window, time.Until(d.hardEnd)), 10*time.Millisecond)
+			window = max(min(window, d.hardEnd.Sub(d.clock.now())), 10*time.Millisecond)
 		}
-		ctx, cancel := context.WithTimeoutCause(context.Background(), window,
-			fmt.Errorf("multiexit: %v window after the shutdown deadline ran out", window))
+		ctx := newWindowCtx(d.clock, window)
 		done := make(chan struct{})
-		start := time.Now()
+		start := d.clock.now()
 		go func() {
 			defer close(done)
 			d.call(ctx, h, false)
@@ -155,9 +176,9 @@ func (d *drainer) late() {
 		case <-done:
 		case <-ctx.Done():
 			d.log.Error("multiexit: hook abandoned: it did not return within its window after the shutdown deadline",
-				"hook", h.String(), "running", time.Since(start).Round(time.Millisecond), "window", window)
+				"hook", h.String(), "running", d.clock.since(start).Round(time.Millisecond), "window", window)
 		}
-		cancel()
+		ctx.release()
 	}
 }
 
@@ -168,7 +189,7 @@ func (d *drainer) late() {
 func (d *drainer) call(ctx context.Context, h *Handle, inLoop bool) {
 	var start time.Time
 	if d.trace {
-		start = time.Now()
+		start = d.clock.now()
 	}
 	returned := false
 	defer func() {
@@ -180,14 +201,11 @@ func (d *drainer) call(ctx context.Context, h *Handle, inLoop bool) {
 			return
 		}
 		if d.trace {
-			d.log.Info("multiexit: hook ended its goroutine", "hook", h.String(), "duration", time.Since(start))
+			d.log.Info("multiexit: hook ended its goroutine", "hook", h.String(), "duration", d.clock.since(start))
 		}
 		if inLoop {
 			d.s.mu.Lock()
-			if !d.overtaken {
-				d.current = nil
-			}
-			d.finished++
+			d.backFromHook()
 			d.s.mu.Unlock()
 			go d.loop()
 		}
@@ -198,7 +216,7 @@ func (d *drainer) call(ctx context.Context, h *Handle, inLoop bool) {
 	case err != nil:
 		d.log.Error("multiexit: hook failed", "hook", h.String(), "err", err)
 	case d.trace:
-		d.log.Info("multiexit: hook done", "hook", h.String(), "duration", time.Since(start))
+		d.log.Info("multiexit: hook done", "hook", h.String(), "duration", d.clock.since(start))
 	}
 }
 
