@@ -71,12 +71,15 @@ func (d *drainer) run() {
 	d.loop()
 }
 
-// loop pops and runs hooks until the stack is empty or takeover owns it.
+// loop pops and runs hooks until the stack is empty or takeover owns it:
+// from the moment ctx ends, even before takeover has begun, what is left
+// is takeover's, so that no hook is handed a context that has ended.
 func (d *drainer) loop() {
 	s := d.s
+	ended := d.ctx.Done()
 	s.mu.Lock()
 	for {
-		if d.overtaken {
+		if d.overtaken || isClosed(ended) {
 			s.mu.Unlock()
 			<-d.gone // takeover runs the rest and exits
 			return
@@ -95,6 +98,16 @@ func (d *drainer) loop() {
 		d.call(d.ctx, h, true)
 		s.mu.Lock()
 		d.backFromHook()
+	}
+}
+
+// isClosed reports whether c is closed, without blocking (false for nil).
+func isClosed(c <-chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
 	}
 }
 
