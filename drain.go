@@ -18,7 +18,8 @@ import (
 //
 // Whoever runs the stack to its end calls exit: run's goroutine, a
 // goroutine that resumed after a hook ended run's (runtime.Goexit, or Exit
-// called from a hook), or takeover.
+// called from a hook), or takeover (which the runner calls itself if it
+// finds ctx ended between two hooks).
 type drainer struct {
 	s      *stack
 	ctx    context.Context
@@ -52,8 +53,8 @@ type drainer struct {
 const abandonSlack = 50 * time.Millisecond
 
 // run runs the stack on the calling goroutine. It returns after exit
-// returned, or, when the deadline passed first (takeover runs the rest),
-// once gone is closed.
+// returned, or, when the deadline passed while a hook ran (takeover runs
+// the rest elsewhere), once gone is closed.
 func (d *drainer) run() {
 	if d.clock.now == nil {
 		d.clock = realClock
@@ -64,24 +65,27 @@ func (d *drainer) run() {
 	d.s.mu.Lock()
 	d.s.late = d.log
 	d.s.mu.Unlock()
-	if d.ctx.Err() != nil { // the deadline passed before the first hook
-		d.takeover()
-		return
-	}
 	d.loop()
 }
 
-// loop pops and runs hooks until the stack is empty or takeover owns it:
-// from the moment ctx ends, even before takeover has begun, what is left
-// is takeover's, so that no hook is handed a context that has ended.
+// loop pops and runs hooks until the stack is empty or takeover owns it.
+// Between two hooks it looks at ctx: if ctx has ended (the deadline passed
+// before the first hook, or while the last one ran and takeover has not
+// begun yet), loop takes over itself, so that no hook is handed a context
+// that has ended.
 func (d *drainer) loop() {
 	s := d.s
 	ended := d.ctx.Done()
 	s.mu.Lock()
 	for {
-		if d.overtaken || isClosed(ended) {
+		if d.overtaken {
 			s.mu.Unlock()
 			<-d.gone // takeover runs the rest and exits
+			return
+		}
+		if isClosed(ended) {
+			s.mu.Unlock()
+			d.takeover()
 			return
 		}
 		h := s.popLocked()

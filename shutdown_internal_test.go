@@ -590,6 +590,38 @@ func TestDrainerLateWindow(t *testing.T) {
 	}
 }
 
+// A runner that finds the context ended between two hooks, before anyone
+// took over (the end's takeover runs on a goroutine of its own), takes
+// over itself: the next hook gets a window of its own, never the context
+// that has ended.
+func TestDrainerTakesOverBetweenHooks(t *testing.T) {
+	clk := newFakeClock()
+	var st stack
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var errAtCall error
+	var window time.Duration
+	st.push(&Handle{name: "next", hook: func(ctx context.Context) error {
+		errAtCall = ctx.Err()
+		dl, _ := ctx.Deadline()
+		window = dl.Sub(clk.Now())
+		return nil
+	}})
+	st.push(&Handle{name: "ends-the-context", hook: func(context.Context) error {
+		cancel(errors.New("escalated"))
+		return nil
+	}})
+	exited := false
+	d := &drainer{s: &st, ctx: ctx, window: lateWindow, log: newFakeOS().log, clock: clk.clock(), exit: func() { exited = true }}
+	d.run() // no one else takes over: the runner must
+	if !exited {
+		t.Error("run returned before exit")
+	}
+	if errAtCall != nil || window != lateWindow {
+		t.Errorf("the hook after the end: Err() = %v, window %v; want nil, %v", errAtCall, window, lateWindow)
+	}
+}
+
 // A hook that fails, panics, calls Exit or ends its goroutine ends only
 // itself: the rest run, each once, on time (before the deadline) or in
 // their windows (after it), and the process ends the way the shutdown
