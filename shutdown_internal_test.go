@@ -800,10 +800,9 @@ var errWorkerStopped = errors.New("stopped")
 // beginnable makes n workers' shutdowns, on the real clock, ready to begin
 // but with no finisher: begin only arms them.
 func beginnable(n int) []*shutdown {
+	fx := effects{exit: func(int, os.Signal) {}, clock: realClock, log: discardLogger()}
 	ss := make([]*shutdown, n)
 	for i := range ss {
-		fx := newFakeOS().effects()
-		fx.clock = realClock
 		s := newShutdown(fx, new(stack))
 		s.installed, s.running = true, true
 		s.sc = newDeadlineCtx(fx.clock, nil)
@@ -834,6 +833,28 @@ func BenchmarkBegin(b *testing.B) {
 		}
 		b.StopTimer()
 		stopAll(ss)
+		b.StartTimer()
+	}
+}
+
+// BenchmarkRunStackDeadline is BenchmarkRunStack with the shutdown's own
+// context, armed, as finish runs the stack: one op is one hook.
+func BenchmarkRunStackDeadline(b *testing.B) {
+	saveStack(b)
+	ctx := newDeadlineCtx(realClock, nil)
+	ctx.arm(time.Hour)
+	defer ctx.release()
+	b.ReportAllocs()
+	for i := 0; i < b.N; i += stackBatch {
+		b.StopTimer()
+		for range min(stackBatch, b.N-i) {
+			Register(nopHook)
+		}
+		b.StartTimer()
+		d := &drainer{s: &exitStack, ctx: ctx, window: lateWindow, log: discardLogger()}
+		d.run()
+		b.StopTimer()
+		resetStack()
 		b.StartTimer()
 	}
 }
