@@ -223,7 +223,6 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 	} else {
 		s.cancelRun()
 	}
-	close(s.started)
 	log, trace, own := s.cfg.log, s.cfg.trace, s.cfg.timeout
 	s.mu.Unlock()
 	if trace {
@@ -233,6 +232,9 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 		}
 	}
 	notifyStopping(timeout)
+	// Only now is the finisher woken (unless it called begin): the end of
+	// the process must not overtake what is said above.
+	close(s.started)
 	return true
 }
 

@@ -425,6 +425,20 @@ func TestShutdownExitCodes(t *testing.T) {
 	}
 }
 
+// The shutdown's beginning is logged before the process ends, also when
+// the goroutine that began it (Exit's caller) is not the one that runs the
+// hooks and ends the process.
+func TestShutdownLogsItsBeginning(t *testing.T) {
+	for range 20 {
+		f := newFakeOS()
+		ts := newTestShutdownOn(t, f, nil, WithLogger(f.trace))
+		ts.hook("hook", nil)
+		go ts.exit(3)
+		ts.exited(t, ending{3, nil}, "hook")
+		ts.os.loggedOnce(t, "multiexit: shutdown begins", map[string]any{"cause": "multiexit: Exit(3) called"})
+	}
+}
+
 // A second signal while the hooks run brings the deadline to now: the
 // running hook's context is cancelled (it returns, so it is not
 // abandoned), each remaining hook runs once with a late window of its own,
