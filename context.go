@@ -14,34 +14,63 @@ import (
 // Err is context.DeadlineExceeded, after an escalation context.Canceled,
 // and context.Cause says which, for it and for the contexts derived from
 // it. onEnd runs once, when the context ends (deadline or escalation).
+//
+// A late window's context (newWindowCtx) is the same, with its own cause
+// at its deadline; release is its cancel function.
 type shutdownCtx struct {
 	base     context.Context // a cancelCtx: context.Cause reads the cause there
 	cancel   context.CancelCauseFunc
 	done     chan struct{} // closed after base is cancelled
-	timer    *time.Timer
+	clock    clock
+	timer    timer
 	timeout  time.Duration
 	deadline time.Time
+	window   bool // a late window's
 	expired  atomic.Bool
 	once     sync.Once
 	onEnd    func()
 }
 
-func newShutdownCtx(onEnd func()) *shutdownCtx {
-	c := &shutdownCtx{done: make(chan struct{}), onEnd: onEnd}
+// newDeadlineCtx makes the hooks' context, on clk, not yet armed.
+func newDeadlineCtx(clk clock, onEnd func()) *shutdownCtx {
+	c := &shutdownCtx{done: make(chan struct{}), onEnd: onEnd, clock: clk}
 	c.base, c.cancel = context.WithCancelCause(context.Background())
-	c.timer = time.AfterFunc(time.Duration(1<<62), c.deadlinePassed)
+	c.timer = clk.afterFunc(time.Duration(1<<62), c.deadlinePassed)
 	c.timer.Stop()
+	return c
+}
+
+// newWindowCtx makes the context of a hook that runs after the deadline:
+// it ends after window, as context.WithTimeoutCause(context.Background(),
+// window, cause) would.
+func newWindowCtx(clk clock, window time.Duration) *shutdownCtx {
+	c := newDeadlineCtx(clk, nil)
+	c.window = true
+	c.arm(window)
 	return c
 }
 
 // arm starts the deadline. Called once, by begin, before the context is
 // handed out.
 func (c *shutdownCtx) arm(timeout time.Duration) {
-	c.timeout, c.deadline = timeout, time.Now().Add(timeout)
+	c.timeout, c.deadline = timeout, c.clock.now().Add(timeout)
 	c.timer.Reset(timeout)
 }
 
-func (c *shutdownCtx) deadlinePassed() { c.end(deadlinePassed(c.timeout), true) }
+func (c *shutdownCtx) deadlinePassed() {
+	if c.window {
+		c.end(windowPassed(c.timeout), true)
+		return
+	}
+	c.end(deadlinePassed(c.timeout), true)
+}
+
+// release cancels the context (context.Canceled, unless it has ended) and
+// stops its timer.
+func (c *shutdownCtx) release() {
+	c.timer.Stop()
+	c.end(context.Canceled, false)
+}
 
 // end ends the context with cause, once, runs onEnd, and reports whether
 // this call ended it.
@@ -64,7 +93,7 @@ func (c *shutdownCtx) left() time.Duration {
 	if c.Err() != nil {
 		return 0
 	}
-	return max(time.Until(c.deadline), 0)
+	return max(c.deadline.Sub(c.clock.now()), 0)
 }
 
 func (c *shutdownCtx) Deadline() (time.Time, bool) { return c.deadline, true }
@@ -98,4 +127,11 @@ type deadlinePassed time.Duration
 
 func (d deadlinePassed) Error() string {
 	return "multiexit: shutdown deadline (" + time.Duration(d).String() + ") passed"
+}
+
+// windowPassed is the cause of a late window's end.
+type windowPassed time.Duration
+
+func (d windowPassed) Error() string {
+	return "multiexit: " + time.Duration(d).String() + " window after the shutdown deadline ran out"
 }

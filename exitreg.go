@@ -8,7 +8,6 @@ import (
 	"reflect"
 	"runtime"
 	"sync"
-	"time"
 )
 
 // Handle is one entry of the process's exit stack: a hook from Register or
@@ -52,11 +51,14 @@ func funcName(f any) string {
 	return fmt.Sprintf("%s (%s:%d)", fn.Name(), filepath.Base(file), line)
 }
 
-// stack is the per-process LIFO stack of exit hooks.
+// stack is a LIFO stack of exit hooks. exitStack is the process's.
 type stack struct {
 	mu      sync.Mutex
 	entries []*Handle
 	drained bool // the stack was run to the end: the process is exiting
+	// late is told of a hook pushed after the stack was run to its end; the
+	// drainer sets it.
+	late *slog.Logger
 }
 
 var exitStack stack
@@ -91,13 +93,13 @@ func (h *Handle) Unregister() bool {
 
 func (s *stack) push(h *Handle) {
 	s.mu.Lock()
-	drained := s.drained
+	drained, late := s.drained, s.late
 	if !drained {
 		s.entries = append(s.entries, h)
 	}
 	s.mu.Unlock()
-	if drained {
-		rt.logger().Warn("multiexit: hook registered after the exit hooks ran; it will not run", "hook", h.String())
+	if drained && late != nil {
+		late.Warn("multiexit: hook registered after the exit hooks ran; it will not run", "hook", h.String())
 	}
 }
 
@@ -147,200 +149,4 @@ func (s *stack) snapshot() []*Handle {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]*Handle(nil), s.entries...)
-}
-
-// drainer runs a stack to its end under a deadline. Until the deadline,
-// hooks run one after another on the goroutine that called run, and share
-// ctx: a hook costs a function call, and a shutdown starts no goroutine.
-// When the deadline passes (or the shutdown is escalated, which cancels
-// ctx), whoever ends ctx calls takeover: the hook that is running is
-// abandoned and named, and every remaining hook runs on its own goroutine
-// with a context of its own that ends after window.
-//
-// Whoever runs the stack to its end calls exit: run's goroutine, a
-// goroutine that resumed after a hook ended run's (runtime.Goexit, or Exit
-// called from a hook), or takeover.
-type drainer struct {
-	s      *stack
-	ctx    context.Context
-	window time.Duration
-	// hardEnd, if set, bounds the late windows too: a worker's parent
-	// kills it then.
-	hardEnd time.Time
-	log     *slog.Logger
-	trace   bool   // log every hook with its duration (Info level)
-	exit    func() // called once the stack is empty; may be nil
-
-	// Guarded by s.mu, so that a hook costs one lock: the runner pops and
-	// records what it runs in one critical section.
-	overtaken bool    // takeover owns what is left
-	ended     bool    // the stack was run to its end
-	current   *Handle // the hook the runner is in
-	begun     time.Time
-	since     time.Duration // when current began, after begun: a read of the monotonic clock only
-	finished  int           // hooks the runner has returned from
-}
-
-// abandonSlack is how long a hook that is running when the deadline passes
-// may take to return (as one that watches ctx does) before it is abandoned.
-const abandonSlack = 50 * time.Millisecond
-
-// run runs the stack on the calling goroutine. It returns after exit
-// returned, or never: when the deadline passed first, takeover runs the
-// rest, and run's goroutine, back from its hook, waits for the process to
-// exit.
-func (d *drainer) run() {
-	d.begun = time.Now()
-	if d.ctx.Err() != nil { // the deadline passed before the first hook
-		d.takeover()
-		return
-	}
-	d.loop()
-}
-
-// loop pops and runs hooks until the stack is empty or takeover owns it.
-func (d *drainer) loop() {
-	s := d.s
-	s.mu.Lock()
-	for {
-		if d.overtaken {
-			s.mu.Unlock()
-			select {} // takeover runs the rest and exits
-		}
-		h := s.popLocked()
-		if h == nil {
-			d.ended = true
-			s.mu.Unlock()
-			if d.exit != nil {
-				d.exit()
-			}
-			return
-		}
-		d.current, d.since = h, time.Since(d.begun)
-		s.mu.Unlock()
-		d.call(d.ctx, h, true)
-		s.mu.Lock()
-		if !d.overtaken {
-			d.current = nil
-		}
-		d.finished++
-	}
-}
-
-// takeover runs when ctx ends. Unless the stack was run to its end, it
-// abandons the running hook (after abandonSlack), runs what is left with
-// the late window, and calls exit.
-func (d *drainer) takeover() {
-	d.s.mu.Lock()
-	if d.ended || d.overtaken {
-		d.s.mu.Unlock()
-		return
-	}
-	d.overtaken = true
-	cur, since, finished := d.current, d.since, d.finished
-	d.s.mu.Unlock()
-	if cur != nil && d.returnsSoon(finished) {
-		cur = nil // it watched its context and returned: not abandoned
-	}
-	if cur != nil {
-		d.log.Error("multiexit: hook abandoned: it did not return before the shutdown deadline",
-			"hook", cur.String(), "running", (time.Since(d.begun) - since).Round(time.Millisecond), "cause", context.Cause(d.ctx))
-	}
-	d.late()
-	d.s.mu.Lock()
-	d.ended = true
-	d.s.mu.Unlock()
-	if d.exit != nil {
-		d.exit()
-	}
-}
-
-// returnsSoon reports whether the running hook returns within abandonSlack.
-func (d *drainer) returnsSoon(finished int) bool {
-	end := time.Now().Add(abandonSlack)
-	for time.Now().Before(end) {
-		time.Sleep(time.Millisecond)
-		d.s.mu.Lock()
-		n := d.finished
-		d.s.mu.Unlock()
-		if n > finished {
-			return true
-		}
-	}
-	return false
-}
-
-// late runs what is left after the deadline, each hook with its own window.
-func (d *drainer) late() {
-	for {
-		h := d.s.pop()
-		if h == nil {
-			return
-		}
-		window := d.window
-		if !d.hardEnd.IsZero() {
-			window = max(min(window, time.Until(d.hardEnd)), 10*time.Millisecond)
-		}
-		ctx, cancel := context.WithTimeoutCause(context.Background(), window,
-			fmt.Errorf("multiexit: %v window after the shutdown deadline ran out", window))
-		done := make(chan struct{})
-		start := time.Now()
-		go func() {
-			defer close(done)
-			d.call(ctx, h, false)
-		}()
-		select {
-		case <-done:
-		case <-ctx.Done():
-			d.log.Error("multiexit: hook abandoned: it did not return within its window after the shutdown deadline",
-				"hook", h.String(), "running", time.Since(start).Round(time.Millisecond), "window", window)
-		}
-		cancel()
-	}
-}
-
-// call runs one hook and reports its failure: an error, a panic, or an end
-// of its goroutine. It never lets a panic through. A hook of loop's that
-// ends its goroutine (runtime.Goexit, or Exit called from a hook) ends
-// loop's too: a new goroutine goes on with the stack.
-func (d *drainer) call(ctx context.Context, h *Handle, inLoop bool) {
-	var start time.Time
-	if d.trace {
-		start = time.Now()
-	}
-	returned := false
-	defer func() {
-		if returned {
-			return
-		}
-		if p := recover(); p != nil {
-			d.log.Error("multiexit: hook panicked", "hook", h.String(), "panic", fmt.Sprint(p), "stack", string(stackTrace()))
-			return
-		}
-		if d.trace {
-			d.log.Info("multiexit: hook ended its goroutine", "hook", h.String(), "duration", time.Since(start))
-		}
-		if inLoop {
-			d.s.mu.Lock()
-			if !d.overtaken {
-				d.current = nil
-			}
-			d.finished++
-			d.s.mu.Unlock()
-			go d.loop()
-		}
-	}()
-	err := h.hook(ctx)
-	returned = true
-	switch {
-	case err != nil:
-		d.log.Error("multiexit: hook failed", "hook", h.String(), "err", err)
-	case d.trace:
-		d.log.Info("multiexit: hook done", "hook", h.String(), "duration", time.Since(start))
-	}
-}
-
-func stackTrace() []byte {
-	buf := make([]byte, 16<<10)
-	return buf[:runtime.Stack(buf, false)]
 }

@@ -10,3 +10,6 @@ func SetAckTimeout(d time.Duration) { starts.ackTimeout = d }
 
 // StackLen is how many entries the exit stack holds.
 func StackLen() int { return len(exitStack.snapshot()) }
+
+// newShutdownCtx is the hooks' context on the real clock.
+func newShutdownCtx(onEnd func()) *shutdownCtx { return newDeadlineCtx(realClock, onEnd) }

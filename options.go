@@ -105,18 +105,20 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-func defaultConfig() config {
+// defaultConfig is the configuration without options; log is where
+// multiexit reports failures without WithLogger.
+func defaultConfig(log *slog.Logger) config {
 	return config{
 		signals: []os.Signal{syscall.SIGTERM, os.Interrupt},
 		timeout: DefaultTimeout,
 		grace:   DefaultGrace,
-		log:     slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		log:     log,
 	}
 }
 
 // newConfig applies opts to the defaults and checks the result.
-func newConfig(opts []Option) (config, error) {
-	cfg := defaultConfig()
+func newConfig(log *slog.Logger, opts []Option) (config, error) {
+	cfg := defaultConfig(log)
 	for _, o := range opts {
 		o(&cfg)
 	}

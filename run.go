@@ -31,7 +31,7 @@ func Install(opts ...Option) error {
 	if rt.isInstalled() {
 		return errInstalled
 	}
-	cfg, err := newConfig(opts)
+	cfg, err := newConfig(rt.fx.log, opts)
 	if err == nil {
 		err = checkDefines()
 	}
@@ -43,14 +43,9 @@ func Install(opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	rt.mu.Lock()
-	if rt.installed {
-		rt.mu.Unlock()
+	if !rt.claim(cfg) {
 		return errInstalled
 	}
-	rt.installed = true
-	rt.cfg = cfg
-	rt.mu.Unlock()
 	initContainment(cfg)
 
 	var ctl *workerControl
@@ -60,15 +55,7 @@ func Install(opts ...Option) error {
 		ctl, parentGone = w.commit()
 		first = asWorker.early
 	}
-	setup := newSignalSetup(first, catchSignals(cfg, w != nil), rt.laterSignal)
-	rt.mu.Lock()
-	rt.signals, rt.worker = setup, ctl
-	listening := rt.listening // Exit came first: the finisher is past listening
-	rt.prepare()
-	rt.mu.Unlock()
-	if listening {
-		setup.hearLater(rt.laterSignal)
-	}
+	rt.listen(first, catchSignals(cfg, w != nil), ctl)
 	if parentGone {
 		ctl.parentDied()
 	}
@@ -87,16 +74,7 @@ func Install(opts ...Option) error {
 // does not begin another: it ends the calling goroutine (runtime.Goexit), so
 // a hook that calls Exit simply ends, and the process ends the way the
 // shutdown began.
-func Exit(code int) {
-	if code < 0 || code > 255 {
-		rt.logger().Error("multiexit: Exit: exit codes are 0 to 255; exiting 255", "code", code)
-		code = 255
-	}
-	if !rt.begin(code, nil, fmt.Errorf("multiexit: Exit(%d) called", code), byExit) {
-		runtime.Goexit()
-	}
-	select {} // the finisher runs the hooks and exits
-}
+func Exit(code int) { rt.exit(code) }
 
 // ExitAs runs the exit hooks, newest first, and then ends this process the
 // way the process ps describes ended: with its exit code, or by the same
@@ -105,16 +83,37 @@ func Exit(code int) {
 // process's own, as a wrapper or a shell does. A nil ps, or one of a process
 // that has not exited, exits 1 after the hooks; that is logged. Like Exit, it
 // ends only the calling goroutine if the shutdown has already begun.
-func ExitAs(ps *os.ProcessState) {
+func ExitAs(ps *os.ProcessState) { rt.exitAs(ps) }
+
+// exit is Exit on s: it begins the shutdown with code (255 if code is not
+// 0 to 255), or, if the shutdown has begun, ends the calling goroutine. It
+// never returns.
+func (s *shutdown) exit(code int) {
+	if code < 0 || code > 255 {
+		s.logger().Error("multiexit: Exit: exit codes are 0 to 255; exiting 255", "code", code)
+		code = 255
+	}
+	s.exitBy(code, nil, fmt.Errorf("multiexit: Exit(%d) called", code))
+}
+
+// exitAs is ExitAs on s.
+func (s *shutdown) exitAs(ps *os.ProcessState) {
 	code, sig := endOf(ps)
 	if ps == nil || !ps.Exited() && sig == nil {
-		rt.logger().Error("multiexit: ExitAs: no status of an ended process; exiting 1", "state", fmt.Sprint(ps))
+		s.logger().Error("multiexit: ExitAs: no status of an ended process; exiting 1", "state", fmt.Sprint(ps))
 		code, sig = 1, nil
 	}
-	if !rt.begin(code, sig, fmt.Errorf("multiexit: ExitAs(%v) called", ps), byExit) {
-		runtime.Goexit()
+	s.exitBy(code, sig, fmt.Errorf("multiexit: ExitAs(%v) called", ps))
+}
+
+// exitBy begins the shutdown for Exit or ExitAs and waits for the end of
+// the process; if the shutdown has begun, it ends the calling goroutine
+// instead, so that a hook that calls Exit simply ends.
+func (s *shutdown) exitBy(code int, sig os.Signal, cause error) {
+	if s.begin(code, sig, cause, byExit) {
+		<-s.gone // the finisher runs the hooks and ends the process
 	}
-	select {}
+	runtime.Goexit()
 }
 
 // Stopping returns a channel that is closed when the shutdown begins,
@@ -149,16 +148,24 @@ func Run(main func(ctx context.Context) error, opts ...Option) {
 			rt.logger().Warn("multiexit: Run's options are ignored: Install was already called")
 		}
 	}
+	rt.run(main)
+}
+
+var errMainReturned = errors.New("multiexit: main returned")
+
+// run is Run on s, once installed: it runs main and begins the shutdown
+// when main returns. It never returns.
+func (s *shutdown) run(main func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	done := make(chan struct{})
-	rt.mu.Lock()
+	s.mu.Lock()
 	select {
-	case <-rt.drained:
-		cancel(rt.cause)
+	case <-s.drained:
+		cancel(s.cause)
 	default:
 	}
-	rt.runCancel, rt.mainDone = cancel, done
-	rt.mu.Unlock()
+	s.runCancel, s.mainDone = cancel, done
+	s.mu.Unlock()
 
 	go func() {
 		code, cause := 0, error(errMainReturned)
@@ -167,25 +174,24 @@ func Run(main func(ctx context.Context) error, opts ...Option) {
 			if !returned {
 				if p := recover(); p != nil {
 					code, cause = 2, fmt.Errorf("multiexit: main panicked: %v", p)
-					rt.logger().Error("multiexit: main panicked", "panic", fmt.Sprint(p), "stack", string(stackTrace()))
+					s.logger().Error("multiexit: main panicked", "panic", fmt.Sprint(p), "stack", string(stackTrace()))
 				} else {
-					rt.logger().Warn("multiexit: Run's main ended its goroutine (runtime.Goexit) instead of returning; taken as a return of nil")
+					s.logger().Warn("multiexit: Run's main ended its goroutine (runtime.Goexit) instead of returning; taken as a return of nil")
 				}
 			}
 			close(done)
 			// After a signal, begin reports false: main's error is the
 			// shutdown's, not a failure, and is not logged.
-			rt.begin(code, nil, cause, byMainReturned)
+			s.begin(code, nil, cause, byMainReturned)
 		}()
 		if err := main(ctx); err != nil {
 			code, cause = 1, err
 		}
 		returned = true
 	}()
-	select {}
+	<-s.gone // the finisher runs the hooks and ends the process
+	runtime.Goexit()
 }
-
-var errMainReturned = errors.New("multiexit: main returned")
 
 // ShutdownActor returns an actor for github.com/oklog/run: execute blocks
 // until the shutdown begins (a signal or Exit; after a signal, once the

@@ -14,8 +14,10 @@ import (
 
 // The shutdown: one object per process (rt) that owns the phase, the
 // configuration, the deadline, the drain, escalation and the end of the
-// process. Its effects on the operating system go through fx, so that its
-// logic can be tested in-process.
+// process. Its effects on the operating system (how signals reach it, the
+// end of the process, the clock, the default logger) go through fx, so
+// that its logic is tested in-process with fakes
+// (shutdown_internal_test.go).
 
 // phase is where the process is in its shutdown.
 type phase int
@@ -54,16 +56,12 @@ const (
 	byMainReturned                // Run's main returned (or panicked)
 )
 
-// effects are what the shutdown does to the operating system.
-type effects struct {
-	// exit ends the process once the hooks ran: by the signal sig if it is
-	// not nil and the platform allows it (see endProcess), else with code.
-	// It does not return.
-	exit func(code int, sig os.Signal)
-}
-
 type shutdown struct {
-	fx effects
+	fx    effects
+	stack *stack // the stack the shutdown runs
+	// gone is closed if fx.exit returns (a test's fake does): the
+	// goroutines that wait for the process to end then end themselves.
+	gone chan struct{}
 
 	mu        sync.Mutex
 	installed bool
@@ -89,11 +87,13 @@ type shutdown struct {
 	hardEnd   time.Time // a worker's: when its parent kills it (zero: unknown)
 }
 
-// rt is the process's shutdown.
-var rt = newShutdown(effects{exit: endProcess})
+// rt is the process's shutdown: it runs the process's stack, on the
+// operating system.
+var rt = newShutdown(osEffects(), &exitStack)
 
-func newShutdown(fx effects) *shutdown {
-	return &shutdown{fx: fx, cfg: defaultConfig(), started: make(chan struct{}), drained: make(chan struct{})}
+func newShutdown(fx effects, st *stack) *shutdown {
+	return &shutdown{fx: fx, stack: st, gone: make(chan struct{}), cfg: defaultConfig(fx.log),
+		started: make(chan struct{}), drained: make(chan struct{})}
 }
 
 func (s *shutdown) logger() *slog.Logger {
@@ -114,6 +114,34 @@ func (s *shutdown) isInstalled() bool {
 	return s.installed
 }
 
+// claim makes cfg the configuration of an installed shutdown. It reports
+// false if s was installed already.
+func (s *shutdown) claim(cfg config) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.installed {
+		return false
+	}
+	s.installed, s.cfg = true, cfg
+	return true
+}
+
+// listen catches sigs (first, if not nil, is a channel that already
+// catches some: a worker's SIGTERM, caught from package initialisation),
+// makes ctl the worker's control channel (nil in a parent), and starts the
+// finisher.
+func (s *shutdown) listen(first chan os.Signal, sigs []os.Signal, ctl *workerControl) {
+	setup := newSignalSetup(s.fx.catch, first, sigs, s.laterSignal, s.gone)
+	s.mu.Lock()
+	s.signals, s.worker = setup, ctl
+	listening := s.listening // Exit came first: the finisher is past listening
+	s.prepare()
+	s.mu.Unlock()
+	if listening {
+		setup.hearLater(s.laterSignal)
+	}
+}
+
 // begun reports whether the shutdown has begun.
 func (s *shutdown) begun() bool {
 	s.mu.Lock()
@@ -128,7 +156,7 @@ func (s *shutdown) begun() bool {
 // that runs the shutdown. Called with s.mu held.
 func (s *shutdown) prepare() {
 	if s.sc == nil {
-		s.sc = newShutdownCtx(s.takeover)
+		s.sc = newDeadlineCtx(s.fx.clock, s.takeover)
 	}
 	if !s.running {
 		s.running = true
@@ -175,7 +203,7 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 		}
 		if deadline > 0 && deadline < timeout {
 			timeout, given = deadline, deadline
-			s.hardEnd = time.Now().Add(hard)
+			s.hardEnd = s.fx.clock.now().Add(hard)
 		}
 	}
 	drain := by == bySignal && s.cfg.drain > 0 && s.worker == nil
@@ -188,7 +216,6 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 	} else {
 		s.cancelRun()
 	}
-	close(s.started)
 	log, trace, own := s.cfg.log, s.cfg.trace, s.cfg.timeout
 	s.mu.Unlock()
 	if trace {
@@ -198,6 +225,9 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 		}
 	}
 	notifyStopping(timeout)
+	// Only now is the finisher woken (unless it called begin): the end of
+	// the process must not overtake what is said above.
+	close(s.started)
 	return true
 }
 
@@ -256,11 +286,12 @@ func (s *shutdown) finish() {
 	s.mu.Lock()
 	sc, cfg, code, cause, by, mainDone, ph, hardEnd := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase, s.hardEnd
 	s.mu.Unlock()
-	start := time.Now()
+	clk := s.fx.clock
+	start := clk.now()
 	if ph == phaseDraining {
-		t := time.NewTimer(cfg.drain)
+		drained, t := clk.after(cfg.drain)
 		select {
-		case <-t.C:
+		case <-drained:
 		case <-sc.Done():
 		}
 		t.Stop()
@@ -271,7 +302,7 @@ func (s *shutdown) finish() {
 		s.cancelRun()
 		s.mu.Unlock()
 		if cfg.trace {
-			cfg.log.Info("multiexit: drain ended; stopping", "drain", time.Since(start))
+			cfg.log.Info("multiexit: drain ended; stopping", "drain", clk.since(start))
 		}
 	}
 	if by == byMainReturned && code == 1 {
@@ -281,12 +312,13 @@ func (s *shutdown) finish() {
 		s.waitMain(sc, mainDone, cfg.log)
 	}
 	notifyStatus("running the exit hooks")
-	d := &drainer{s: &exitStack, ctx: sc, window: lateWindow, hardEnd: hardEnd, log: cfg.log, trace: cfg.trace, exit: func() { s.end(start) }}
+	d := &drainer{s: s.stack, ctx: sc, window: lateWindow, hardEnd: hardEnd, log: cfg.log, trace: cfg.trace,
+		exit: func() { s.end(start) }, clock: clk, begun: clk.now(), gone: s.gone}
 	s.mu.Lock()
 	s.drainer = d
 	s.mu.Unlock()
 	d.run()
-	select {} // the process ends from whoever ran the stack to its end
+	<-s.gone // the process ends from whoever ran the stack to its end
 }
 
 // waitMain waits for Run's main to return, for at most half of what is
@@ -298,12 +330,12 @@ func (s *shutdown) waitMain(sc *shutdownCtx, mainDone <-chan struct{}, log *slog
 	default:
 	}
 	wait := sc.left() / 2
-	t := time.NewTimer(wait)
+	waited, t := s.fx.clock.after(wait)
 	defer t.Stop()
 	select {
 	case <-mainDone:
 		return
-	case <-t.C:
+	case <-waited:
 		log.Error("multiexit: Run's main has not returned; running the exit hooks anyway", "waited", wait)
 	case <-sc.Done():
 		log.Error("multiexit: Run's main has not returned; running the exit hooks anyway", "cause", context.Cause(sc))
@@ -316,13 +348,13 @@ func (s *shutdown) end(start time.Time) {
 	s.phase = phaseExiting
 	code, sig, cfg := s.code, s.sig, s.cfg
 	s.mu.Unlock()
-	closeContainment()
 	if cfg.trace {
 		how := fmt.Sprint("exit code ", code)
 		if sig != nil {
 			how = "signal " + sig.String()
 		}
-		cfg.log.Info("multiexit: exiting", "code", code, "by", how, "duration", time.Since(start))
+		cfg.log.Info("multiexit: exiting", "code", code, "by", how, "duration", s.fx.clock.since(start))
 	}
 	s.fx.exit(code, sig)
+	close(s.gone)
 }

@@ -15,22 +15,29 @@ type signalSetup struct {
 	first chan os.Signal // the finisher's
 	later chan os.Signal // registered when the shutdown begins
 	sigs  []os.Signal
+	catch func(chan<- os.Signal, ...os.Signal) // signal.Notify, or a test's
 }
 
-// newSignalSetup catches sigs; handle gets those that come once the
-// shutdown has begun. first may be a channel that already catches some
-// signals (a worker's SIGTERM, caught from package initialisation).
-func newSignalSetup(first chan os.Signal, sigs []os.Signal, handle func(os.Signal)) signalSetup {
+// newSignalSetup catches sigs through catch; handle gets those that come
+// once the shutdown has begun, until quit is closed. first may be a channel
+// that already catches some signals (a worker's SIGTERM, caught from
+// package initialisation).
+func newSignalSetup(catch func(chan<- os.Signal, ...os.Signal), first chan os.Signal, sigs []os.Signal, handle func(os.Signal), quit <-chan struct{}) signalSetup {
 	if first == nil {
 		first = make(chan os.Signal, 8)
 	}
 	if len(sigs) > 0 { // signal.Notify with no signals would catch them all
-		signal.Notify(first, sigs...)
+		catch(first, sigs...)
 	}
-	s := signalSetup{first: first, later: make(chan os.Signal, 8), sigs: sigs}
+	s := signalSetup{first: first, later: make(chan os.Signal, 8), sigs: sigs, catch: catch}
 	go func() {
-		for sig := range s.later {
-			handle(sig)
+		for {
+			select {
+			case sig := <-s.later:
+				handle(sig)
+			case <-quit:
+				return
+			}
 		}
 	}()
 	return s
@@ -43,7 +50,7 @@ func (s signalSetup) hearLater(handle func(os.Signal)) {
 	if len(s.sigs) == 0 {
 		return
 	}
-	signal.Notify(s.later, s.sigs...)
+	s.catch(s.later, s.sigs...)
 	for {
 		select {
 		case sig := <-s.first:
