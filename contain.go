@@ -52,12 +52,11 @@ const ContainmentVar = "MULTIEXIT_CONTAINMENT"
 
 // Containment reports the layer that Install chose for this process (and
 // that a later Start may have fallen back from: the log says why).
-func Containment() Layer { return containmentLayer() }
+func Containment() Layer { return Layer(layer.Load()) }
 
-// layerVar holds the layer containment chose. Containment reads it without
-// the containment's lock, which is held across forks and stops.
-type layerVar struct{ v atomic.Int32 }
+// layer is the layer the containment chose (initContainment), and fell back
+// to (a Start that could not use it). Containment reads it without the
+// containment's lock, which is held across forks and stops.
+var layer atomic.Int32
 
-func (l *layerVar) load() Layer { return Layer(l.v.Load()) }
-
-func (l *layerVar) store(x Layer) { l.v.Store(int32(x)) }
+func setLayer(l Layer) { layer.Store(int32(l)) }

@@ -22,7 +22,6 @@ const treeVar = "MULTIEXIT_TREE"
 
 var tree struct {
 	mu      sync.Mutex // held across a fork and its tracking, and by the reaper
-	layer   layerVar   // written under mu
 	root    string     // the tree's cgroup (LayerCgroup), made at the first Start
 	made    bool
 	seq     int
@@ -66,7 +65,7 @@ func initContainment(cfg config) {
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
 	tree.timeout = cfg.timeout
-	tree.layer.store(LayerProcessGroup)
+	setLayer(LayerProcessGroup)
 	limit := os.Getenv(ContainmentVar)
 	switch limit {
 	case "", LayerProcessGroup.String(), LayerSubreaper.String(), LayerCgroup.String():
@@ -85,7 +84,7 @@ func initContainment(cfg config) {
 		cfg.log.Warn("multiexit: cannot become a child subreaper; containment is by process group only", "err", err)
 		return
 	}
-	tree.layer.store(LayerSubreaper)
+	setLayer(LayerSubreaper)
 	tree.owners = pidfdsOwnChildren()
 	if !tree.owners && !tree.pid1 {
 		cfg.log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
@@ -99,15 +98,13 @@ func initContainment(cfg config) {
 	}
 	if err == nil {
 		tree.root = root
-		tree.layer.store(LayerCgroup)
+		setLayer(LayerCgroup)
 	}
 	go reaper()
 	if cfg.trace {
-		cfg.log.Info("multiexit: containment", "layer", tree.layer.load().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
+		cfg.log.Info("multiexit: containment", "layer", Containment().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
 	}
 }
-
-func containmentLayer() Layer { return tree.layer.load() }
 
 // pidfdsOwnChildren reports whether the kernel gives Go's os package
 // pidfds (Linux 5.4 and later, as os checks): then every child started
@@ -149,14 +146,14 @@ func newEntryContainment(cfg config) (*entryContainment, error) {
 	}
 	tree.seq++
 	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}}
-	if tree.layer.load() == LayerCgroup {
+	if Containment() == LayerCgroup {
 		if !tree.made {
 			if err := makeTreeRoot(); err != nil {
 				// The probe at Install said yes, the kernel says no: fall
 				// back to the subreaper layer rather than fail Start.
 				cfg.log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
 				tree.root = ""
-				tree.layer.store(LayerSubreaper)
+				setLayer(LayerSubreaper)
 				return e, nil
 			}
 			tree.made = true
@@ -167,7 +164,7 @@ func newEntryContainment(cfg config) (*entryContainment, error) {
 			cfg.log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
 			killCgroup(tree.root, time.Second)
 			tree.root, tree.made = "", false
-			tree.layer.store(LayerSubreaper)
+			setLayer(LayerSubreaper)
 			return e, nil
 		}
 		e.cg = filepath.Join(tree.root, "e"+strconv.Itoa(tree.seq))
@@ -292,7 +289,7 @@ func untrack(cmd *exec.Cmd) {
 // left at its end.
 func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
 	tree.mu.Lock()
-	layer := tree.layer.load()
+	layer := Containment()
 	tree.mu.Unlock()
 	if e.tag == "" || layer == LayerProcessGroup {
 		return

@@ -3,5 +3,3 @@
 package multiexit
 
 func initContainment(config) {}
-
-func containmentLayer() Layer { return LayerProcessGroup }

@@ -31,9 +31,8 @@ import (
 // or by another process. Jobs nest since Windows 8; a worker that starts
 // children puts itself in a job of its own inside its parent's.
 var job struct {
-	once  sync.Once
-	h     windows.Handle // 0: no containment
-	layer layerVar
+	once sync.Once
+	h    windows.Handle // 0: no containment
 }
 
 // jobObject returns the job, making it at the first call. If it cannot
@@ -45,7 +44,7 @@ func jobObject(log *slog.Logger) windows.Handle {
 		if err != nil {
 			log.Warn("multiexit: cannot contain the children in a job object: they will not be killed when this process dies",
 				"err", err)
-			job.layer.store(LayerProcessGroup)
+			setLayer(LayerProcessGroup)
 			return
 		}
 		job.h = h
@@ -76,6 +75,4 @@ func newJob() (windows.Handle, error) {
 	return h, nil
 }
 
-func initContainment(config) { job.layer.store(LayerJobObject) }
-
-func containmentLayer() Layer { return job.layer.load() }
+func initContainment(config) { setLayer(LayerJobObject) }

@@ -19,8 +19,17 @@ type Handle struct {
 	name string
 	// shared is what a worker inherits; nil for hooks of this process only.
 	shared *sharedArg
-	// group is set for the entry of one Start call.
-	group *childGroup
+	// namer names the hook when it is logged (the children of a Start
+	// entry, which change as Start adds them); nil for other hooks.
+	namer fmt.Stringer
+}
+
+// sharedArg is what a worker inherits of a shared hook (see Define): its
+// name, and its argument as JSON, or the error that encoding it gave.
+type sharedArg struct {
+	name string
+	arg  []byte
+	err  error
 }
 
 // String names the hook: its Define name, the children it stops, or its
@@ -32,8 +41,8 @@ func (h *Handle) String() string {
 	if h.name != "" {
 		return h.name
 	}
-	if h.group != nil {
-		return h.group.String()
+	if h.namer != nil {
+		return h.namer.String()
 	}
 	return funcName(h.hook)
 }

@@ -387,7 +387,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		return nil, err
 	}
 	g := &childGroup{ec: ec}
-	entry := &Handle{hook: g.stopAll, group: g}
+	entry := &Handle{hook: g.stopAll, namer: g}
 	g.entry = entry
 	starts.mu.Lock()
 	if rt.begun() {

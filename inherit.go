@@ -123,12 +123,6 @@ func (s *Shared[T]) Register(arg T) *Handle {
 	return h
 }
 
-type sharedArg struct {
-	name string
-	arg  json.RawMessage
-	err  error
-}
-
 // registry is what MULTIEXIT carries:
 //
 //	1:<parent pid>:<control ids>:<hooks as JSON>
@@ -526,6 +520,15 @@ func (w *workerControl) readControl() {
 			}
 		}
 	}
+}
+
+// link is w as the shutdown's parentLink: nil (not a typed nil) in a
+// parent, which has no workerControl.
+func (w *workerControl) link() parentLink {
+	if w == nil {
+		return nil
+	}
+	return w
 }
 
 func (w *workerControl) deathCause() error {

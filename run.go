@@ -55,7 +55,7 @@ func Install(opts ...Option) error {
 		ctl, parentGone = w.commit()
 		first = asWorker.early
 	}
-	rt.listen(first, catchSignals(cfg, w != nil), ctl)
+	rt.listen(first, catchSignals(cfg, w != nil), ctl.link())
 	if parentGone {
 		ctl.parentDied()
 	}

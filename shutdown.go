@@ -73,18 +73,30 @@ type shutdown struct {
 	cause error
 	by    trigger
 
-	started   chan struct{}  // closed when the shutdown begins: Stopping
-	drained   chan struct{}  // closed when Run's context is cancelled, after the drain
-	sc        *shutdownCtx   // the hooks' context, made before the shutdown begins
-	signals   signalSetup    // the caught signals, once Install set them up
-	listening bool           // the finisher has handed the signals to later
-	running   bool           // the finisher goroutine was started
-	drainer   *drainer       // the drainer running the stack, once there is one
-	worker    *workerControl // a worker's end of the control channel
+	started   chan struct{} // closed when the shutdown begins: Stopping
+	drained   chan struct{} // closed when Run's context is cancelled, after the drain
+	sc        *shutdownCtx  // the hooks' context, made before the shutdown begins
+	signals   signalSetup   // the caught signals, once Install set them up
+	listening bool          // the finisher has handed the signals to later
+	running   bool          // the finisher goroutine was started
+	drainer   *drainer      // the drainer running the stack, once there is one
+	worker    parentLink    // a worker's link to its parent; nil in a parent
 	runCancel context.CancelCauseFunc
 	mainDone  chan struct{} // closed when Run's main returned
 	escalate  sync.Once
 	hardEnd   time.Time // a worker's: when its parent kills it (zero: unknown)
+}
+
+// parentLink is what the shutdown asks of a worker's link to its parent
+// (workerControl, in inherit.go).
+type parentLink interface {
+	// budget is what the parent gave the worker when it stopped it, or,
+	// if the parent died, what is left of the parent's deadline: the
+	// deadline to keep and the hard end (when the parent kills it), both
+	// from now; zero if not known.
+	budget() (deadline, hard time.Duration, died bool)
+	// deathCause is the shutdown's cause when the parent died.
+	deathCause() error
 }
 
 // rt is the process's shutdown: it runs the process's stack, on the
@@ -128,9 +140,9 @@ func (s *shutdown) claim(cfg config) bool {
 
 // listen catches sigs (first, if not nil, is a channel that already
 // catches some: a worker's SIGTERM, caught from package initialisation),
-// makes ctl the worker's control channel (nil in a parent), and starts the
-// finisher.
-func (s *shutdown) listen(first chan os.Signal, sigs []os.Signal, ctl *workerControl) {
+// makes ctl the worker's link to its parent (nil in a parent), and starts
+// the finisher.
+func (s *shutdown) listen(first chan os.Signal, sigs []os.Signal, ctl parentLink) {
 	setup := newSignalSetup(s.fx.catch, first, sigs, s.laterSignal, s.gone)
 	s.mu.Lock()
 	s.signals, s.worker = setup, ctl

@@ -269,7 +269,7 @@ func newTestShutdownOn(t *testing.T, f *fakeOS, ctl *workerControl, opts ...Opti
 	if ctl != nil && !slices.Contains(sigs, os.Signal(syscall.SIGTERM)) {
 		sigs = append(sigs, syscall.SIGTERM)
 	}
-	ts.listen(nil, sigs, ctl)
+	ts.listen(nil, sigs, ctl.link())
 	t.Cleanup(func() {
 		select {
 		case <-ts.gone:
