@@ -3,10 +3,12 @@ package multiexit
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,8 +56,9 @@ var tree struct {
 // process becomes a child subreaper, and starts the reaper: it reaps the
 // orphans of the tree, and every other zombie child that no os.Process
 // will wait for (the orphans of commands it shells out to), so that none
-// piles up.
-func initContainment(cfg config) {
+// piles up. timeout is the shutdown deadline (the guardian's wait), log
+// the process's logger; trace logs the choice.
+func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]*exec.Cmd{}
@@ -64,13 +67,13 @@ func initContainment(cfg config) {
 	tree.waiting = map[*entryContainment]func(){}
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
-	tree.timeout = cfg.timeout
+	tree.timeout = timeout
 	setLayer(LayerProcessGroup)
 	limit := os.Getenv(ContainmentVar)
 	switch limit {
 	case "", LayerProcessGroup.String(), LayerSubreaper.String(), LayerCgroup.String():
 	default:
-		cfg.log.Warn("multiexit: unknown containment layer; ignored", "var", ContainmentVar, "value", limit,
+		log.Warn("multiexit: unknown containment layer; ignored", "var", ContainmentVar, "value", limit,
 			"known", LayerCgroup.String()+", "+LayerSubreaper.String()+", "+LayerProcessGroup.String())
 	}
 	if limit == LayerProcessGroup.String() {
@@ -81,13 +84,13 @@ func initContainment(cfg config) {
 		return
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		cfg.log.Warn("multiexit: cannot become a child subreaper; containment is by process group only", "err", err)
+		log.Warn("multiexit: cannot become a child subreaper; containment is by process group only", "err", err)
 		return
 	}
 	setLayer(LayerSubreaper)
 	tree.owners = pidfdsOwnChildren()
 	if !tree.owners && !tree.pid1 {
-		cfg.log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
+		log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
 	}
 	root, err := "", errors.New(ContainmentVar+"=subreaper")
 	if limit != LayerSubreaper.String() {
@@ -101,8 +104,8 @@ func initContainment(cfg config) {
 		setLayer(LayerCgroup)
 	}
 	go reaper()
-	if cfg.trace {
-		cfg.log.Info("multiexit: containment", "layer", Containment().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
+	if trace {
+		log.Info("multiexit: containment", "layer", Containment().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
 	}
 }
 
@@ -138,7 +141,7 @@ type entryContainment struct {
 	termed map[int]bool // orphans sent SIGTERM in its stop
 }
 
-func newEntryContainment(cfg config) (*entryContainment, error) {
+func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if tree.prefix == "" { // Install was not called: process groups only
@@ -151,7 +154,7 @@ func newEntryContainment(cfg config) (*entryContainment, error) {
 			if err := makeTreeRoot(); err != nil {
 				// The probe at Install said yes, the kernel says no: fall
 				// back to the subreaper layer rather than fail Start.
-				cfg.log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
+				log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
 				tree.root = ""
 				setLayer(LayerSubreaper)
 				return e, nil
@@ -161,7 +164,7 @@ func newEntryContainment(cfg config) (*entryContainment, error) {
 		if err := ensureGuardian(); err != nil {
 			// Without a guardian a SIGKILL of this process would leave
 			// the tree's escapees: the subreaper layer promises no more.
-			cfg.log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
+			log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
 			killCgroup(tree.root, time.Second)
 			tree.root, tree.made = "", false
 			setLayer(LayerSubreaper)
@@ -191,7 +194,10 @@ func ensureGuardian() error {
 	if tree.guard != nil {
 		return nil
 	}
-	g, err := startGuardian(tree.root, tree.timeout, environWithout(environWithout(os.Environ(), EnvVar), treeVar))
+	// None of multiexit's own variables (MULTIEXIT, the tree's tag, the
+	// layer's cap): the guardian reads only its own.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "MULTIEXIT") })
+	g, err := startGuardian(tree.root, tree.timeout, env)
 	if err != nil {
 		return err
 	}

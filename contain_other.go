@@ -3,6 +3,7 @@
 package multiexit
 
 import (
+	"log/slog"
 	"os/exec"
 	"time"
 )
@@ -12,7 +13,7 @@ import (
 // by the job object (LayerJobObject), and no orphan needs reaping.
 type entryContainment struct{}
 
-func newEntryContainment(config) (*entryContainment, error) { return &entryContainment{}, nil }
+func newEntryContainment(*slog.Logger) (*entryContainment, error) { return &entryContainment{}, nil }
 
 func (*entryContainment) prepare(*exec.Cmd) (func(), error) { return func() {}, nil }
 

@@ -2,4 +2,9 @@
 
 package multiexit
 
-func initContainment(config) {}
+import (
+	"log/slog"
+	"time"
+)
+
+func initContainment(time.Duration, *slog.Logger, bool) {}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -75,4 +76,4 @@ func newJob() (windows.Handle, error) {
 	return h, nil
 }
 
-func initContainment(config) { setLayer(LayerJobObject) }
+func initContainment(time.Duration, *slog.Logger, bool) { setLayer(LayerJobObject) }

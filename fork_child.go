@@ -382,7 +382,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err != nil {
 		return nil, fmt.Errorf("multiexit: Start: %w", err)
 	}
-	ec, err := newEntryContainment(cfg)
+	ec, err := newEntryContainment(cfg.log)
 	if err != nil {
 		return nil, err
 	}

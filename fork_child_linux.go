@@ -2,9 +2,6 @@ package multiexit
 
 import (
 	"os"
-	"os/exec"
-	"runtime"
-	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -15,45 +12,6 @@ import (
 func setDeathSignal(a *syscall.SysProcAttr) {
 	if a.Pdeathsig == 0 {
 		a.Pdeathsig = syscall.SIGTERM
-	}
-}
-
-// deathPipe makes the pipe whose closing tells a worker that its parent
-// died. Neither end is put on the runtime's poller, as os.Pipe's are: the
-// parent only writes two short lines on its end (its deadline at Start, the
-// worker's budget at the stop: far below the pipe's buffer, so the write
-// never blocks) and closes it, and the worker's os.NewFile sees a blocking
-// descriptor either way.
-func deathPipe() (r, w *os.File, err error) {
-	var p [2]int
-	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
-		return nil, nil, os.NewSyscallError("pipe2", err)
-	}
-	return os.NewFile(uintptr(p[0]), "|0"), os.NewFile(uintptr(p[1]), "|1"), nil
-}
-
-// The kernel sends Pdeathsig when the thread that forked the child exits,
-// not the process (https://go.dev/issue/27505), so children are forked
-// from one locked OS thread that never exits.
-var forkThread struct {
-	once sync.Once
-	jobs chan func()
-}
-
-func startCmd(cmd *exec.Cmd) error {
-	forkThread.once.Do(func() {
-		forkThread.jobs = make(chan func())
-		go forkLoop(forkThread.jobs)
-	})
-	done := make(chan error, 1)
-	forkThread.jobs <- func() { done <- cmd.Start() }
-	return <-done
-}
-
-func forkLoop(jobs <-chan func()) {
-	runtime.LockOSThread() // never unlocked: the thread lives as long as the process
-	for f := range jobs {
-		f()
 	}
 }
 
@@ -109,50 +67,4 @@ func waitExitedBlocking(pid int) bool {
 			return err == nil
 		}
 	}
-}
-
-// signalOnHangup asks the kernel to send this process SIGTERM when the
-// last writer of the pipe fd closes it: O_ASYNC, with F_SETSIG naming the
-// signal instead of SIGIO. A worker so learns of its parent's death (the
-// parent holds the only write end of the control channel; the kernel closes
-// it however the parent dies) with no goroutine, OS thread or poller entry
-// waiting. Unlike Pdeathsig, which the kernel also sends, it survives the
-// worker changing its credentials (setuid), which clears Pdeathsig: the
-// owner recorded here is allowed to signal the process. It reports false if
-// the kernel refused, and whether the write end is already closed.
-func signalOnHangup(fd int) (armed, hungUp bool) {
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETOWN, os.Getpid()); err != nil {
-		return false, false
-	}
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETSIG, int(unix.SIGTERM)); err != nil {
-		return false, false
-	}
-	flags, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-	if err != nil {
-		return false, false
-	}
-	// Non-blocking too: the shutdown reads what the parent said (see
-	// workerControl.readControl) without waiting.
-	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_ASYNC|unix.O_NONBLOCK); err != nil {
-		return false, false
-	}
-	// A parent that died before O_ASYNC was set sent no signal.
-	fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-	for {
-		n, err := unix.Poll(fds, 0)
-		if err == unix.EINTR {
-			continue
-		}
-		return true, err == nil && n > 0 && fds[0].Revents&unix.POLLHUP != 0
-	}
-}
-
-// selfExecutable is the file this process runs, as the kernel holds it:
-// still there if the binary was replaced or deleted since it started.
-func selfExecutable() (string, error) {
-	const self = "/proc/self/exe"
-	if _, err := os.Lstat(self); err != nil {
-		return os.Executable()
-	}
-	return self, nil
 }

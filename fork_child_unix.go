@@ -3,74 +3,9 @@
 package multiexit
 
 import (
-	"fmt"
-	"os"
 	"os/exec"
 	"syscall"
-	"time"
-
-	"golang.org/x/sys/unix"
 )
-
-// passControl hands the worker its ends of the control channel as extra
-// descriptors, after any the caller set.
-func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
-	base := 3 + len(cmd.ExtraFiles)
-	cmd.ExtraFiles = append(cmd.ExtraFiles, ends[0], ends[1])
-	return [2]uintptr{uintptr(base), uintptr(base + 1)}
-}
-
-// checkControl verifies that the ids name open pipes, as Start passes.
-func checkControl(ids [2]uintptr) error {
-	for _, id := range ids {
-		var st syscall.Stat_t
-		if err := syscall.Fstat(int(id), &st); err != nil {
-			return fmt.Errorf("descriptor %d: %w", id, err)
-		}
-		if st.Mode&syscall.S_IFMT != syscall.S_IFIFO {
-			return fmt.Errorf("descriptor %d is not a pipe", id)
-		}
-	}
-	return nil
-}
-
-// closeOnExec keeps the worker's ends of the control channel from the
-// programs it runs.
-func closeOnExec(ids [2]uintptr) {
-	syscall.CloseOnExec(int(ids[0]))
-	syscall.CloseOnExec(int(ids[1]))
-}
-
-// inheritable undoes closeOnExec.
-func inheritable(ids [2]uintptr) {
-	for _, id := range ids {
-		syscall.Syscall(syscall.SYS_FCNTL, id, syscall.F_SETFD, 0)
-	}
-}
-
-// writeByte writes b to the descriptor id.
-func writeByte(id uintptr, b byte) { syscall.Write(int(id), []byte{b}) }
-
-// readNonblock reads from a non-blocking descriptor: n > 0 bytes read, 0
-// with a nil error at end of file, anything else nothing to read now.
-func readNonblock(fd int, buf []byte) (int, error) { return syscall.Read(fd, buf) }
-
-// openAck opens only the end a worker acknowledges on, close-on-exec like
-// both (see openControl), when the kernel watches the other.
-func openAck(ids [2]uintptr) *os.File {
-	syscall.CloseOnExec(int(ids[0]))
-	syscall.CloseOnExec(int(ids[1]))
-	return os.NewFile(ids[1], "multiexit-ack")
-}
-
-// openControl opens a worker's ends, close-on-exec so that the worker's own
-// children do not hold them.
-func openControl(ids [2]uintptr) (death, ack *os.File) {
-	syscall.CloseOnExec(int(ids[0]))
-	syscall.CloseOnExec(int(ids[1]))
-	syscall.SetNonblock(int(ids[0]), true)
-	return os.NewFile(ids[0], "multiexit-parent"), os.NewFile(ids[1], "multiexit-ack")
-}
 
 // prepareChild gives the child its own process group, keeping what the
 // caller set: a child that starts a session leads its group too; one that
@@ -105,17 +40,4 @@ func (c *Child) signal(sig syscall.Signal) {
 		return
 	}
 	c.cmd.Process.Signal(sig)
-}
-
-const workerIgnoresInterrupt = true
-
-// monotonicAt is t on CLOCK_MONOTONIC, which every process of the machine
-// shares: how a parent tells a worker until when it has (a worker that
-// reads it late does not overrun).
-func monotonicAt(t time.Time) time.Duration { return monotonicNow() + time.Until(t) }
-
-func monotonicNow() time.Duration {
-	var ts unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
 }

@@ -401,10 +401,11 @@ func (in *inherited) commit() (w *workerControl, parentGone bool) {
 	// Caught, not ignored: an ignored disposition would pass on to every
 	// program this worker executes; a caught one is reset by exec. A caught
 	// SIGPIPE makes a write to a dead parent's pipe fail with EPIPE instead
-	// of killing the worker before its hooks ran.
-	if workerIgnoresInterrupt {
-		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
-	}
+	// of killing the worker before its hooks ran. On Windows os.Interrupt
+	// is CTRL_C_EVENT and CTRL_BREAK_EVENT: a console's Ctrl-C and
+	// Ctrl-Break reach every process attached to it, and the parent stops a
+	// worker through the control channel.
+	signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
 	w = &workerControl{ppid: in.reg.ppid, deathFD: -1}
 	if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
 		// The kernel watches the death end: it stays open, as a bare

@@ -46,7 +46,7 @@ func Install(opts ...Option) error {
 	if !rt.claim(cfg) {
 		return errInstalled
 	}
-	initContainment(cfg)
+	initContainment(cfg.timeout, cfg.log, cfg.trace)
 
 	var ctl *workerControl
 	var first chan os.Signal

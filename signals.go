@@ -70,7 +70,7 @@ func catchSignals(cfg config, worker bool) []os.Signal {
 	term := false
 	for _, s := range cfg.signals {
 		switch {
-		case s == os.Interrupt && worker && workerIgnoresInterrupt:
+		case s == os.Interrupt && worker:
 			continue
 		case s == os.Interrupt && !cfg.signalsSet && signal.Ignored(os.Interrupt):
 			continue
