@@ -503,23 +503,41 @@ func termOutside(parent int, groups map[int]bool, depth int, found []int) []int 
 	if depth > 64 {
 		return found
 	}
+	for _, c := range pinChildren(parent) {
+		if pgid, err := unix.Getpgid(c.pid); err == nil && !groups[pgid] {
+			signalTree(c.pid, depth+1, func(sig unix.Signal) { unix.PidfdSendSignal(c.fd, sig, nil, 0) },
+				[]unix.Signal{unix.SIGTERM, unix.SIGCONT})
+			found = append(found, c.pid)
+		} else {
+			found = termOutside(c.pid, groups, depth+1, found)
+		}
+		unix.Close(c.fd)
+	}
+	return found
+}
+
+// pinnedChild is a child of a process, opened as a pidfd once it was
+// listed and then checked to be that process's child still, and alive: the
+// pidfd names that process, whatever happens to its PID.
+type pinnedChild struct{ pid, fd int }
+
+// pinChildren lists and pins parent's children (see pinnedChild); the
+// caller closes their pidfds. parent itself must be pinned (this process's
+// unreaped child, or a pinned child of a pinned process).
+func pinChildren(parent int) []pinnedChild {
+	var out []pinnedChild
 	for _, pid := range childrenOf(parent) {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue
 		}
-		if ppidOf(pid) == parent && unix.PidfdSendSignal(fd, 0, nil, 0) == nil {
-			if pgid, err := unix.Getpgid(pid); err == nil && !groups[pgid] {
-				signalTree(pid, depth+1, func(sig unix.Signal) { unix.PidfdSendSignal(fd, sig, nil, 0) },
-					[]unix.Signal{unix.SIGTERM, unix.SIGCONT})
-				found = append(found, pid)
-			} else {
-				found = termOutside(pid, groups, depth+1, found)
-			}
+		if ppidOf(pid) != parent || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+			unix.Close(fd)
+			continue
 		}
-		unix.Close(fd)
+		out = append(out, pinnedChild{pid, fd})
 	}
-	return found
+	return out
 }
 
 // signalTree signals root (through signalRoot) and then its descendants,
@@ -551,16 +569,8 @@ func pinDescendants(parent, depth int, fds []int) []int {
 	if depth > 64 {
 		return fds
 	}
-	for _, pid := range childrenOf(parent) {
-		fd, err := unix.PidfdOpen(pid, 0)
-		if err != nil {
-			continue
-		}
-		if ppidOf(pid) != parent || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
-			unix.Close(fd)
-			continue
-		}
-		fds = pinDescendants(pid, depth+1, append(fds, fd))
+	for _, c := range pinChildren(parent) {
+		fds = pinDescendants(c.pid, depth+1, append(fds, c.fd))
 	}
 	return fds
 }

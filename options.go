@@ -51,13 +51,10 @@ func WithSignals(sigs ...os.Signal) Option {
 // when it stops the worker (what is left of the parent's grace period and
 // deadline): the worker shortens its own to fit, and says so in its log.
 func WithTimeout(d time.Duration) Option {
-	return func(c *config) {
-		if d <= 0 {
-			c.errs = append(c.errs, fmt.Errorf("multiexit: WithTimeout(%v): the shutdown deadline must be positive", d))
-			return
-		}
-		c.timeout = d
+	if d <= 0 {
+		return refused(fmt.Errorf("multiexit: WithTimeout(%v): the shutdown deadline must be positive", d))
 	}
+	return func(c *config) { c.timeout = d }
 }
 
 // WithGrace sets how long a stopped child has between SIGTERM and SIGKILL
@@ -67,13 +64,10 @@ func WithTimeout(d time.Duration) Option {
 // turn comes, so that the hooks below the entry still have time (see "One
 // budget for the tree" in the package documentation).
 func WithGrace(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			c.errs = append(c.errs, fmt.Errorf("multiexit: WithGrace(%v): the grace period cannot be negative (0 means SIGKILL at once)", d))
-			return
-		}
-		c.grace = d
+	if d < 0 {
+		return refused(fmt.Errorf("multiexit: WithGrace(%v): the grace period cannot be negative (0 means SIGKILL at once)", d))
 	}
+	return func(c *config) { c.grace = d }
 }
 
 // WithDrain sets a drain delay for a shutdown begun by a signal (default
@@ -85,13 +79,15 @@ func WithGrace(d time.Duration) Option {
 // be longer than d; Install refuses it otherwise. Exit and Run's main
 // returning do not drain. A second signal ends the drain at once.
 func WithDrain(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			c.errs = append(c.errs, fmt.Errorf("multiexit: WithDrain(%v): the drain delay cannot be negative", d))
-			return
-		}
-		c.drain = d
+	if d < 0 {
+		return refused(fmt.Errorf("multiexit: WithDrain(%v): the drain delay cannot be negative", d))
 	}
+	return func(c *config) { c.drain = d }
+}
+
+// refused is an option that Install reports as err.
+func refused(err error) Option {
+	return func(c *config) { c.errs = append(c.errs, err) }
 }
 
 // WithLogger sends multiexit's events to l: failures at Error and Warn, and

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -156,7 +157,7 @@ func run(o options) {
 	if env, err := relayNotify(log); err != nil {
 		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
 	} else if env != "" {
-		cmd.Env = append(withoutVar(os.Environ(), "NOTIFY_SOCKET"), env)
+		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") }), env)
 	}
 	// Under a terminal COMMAND gets its foreground, as a shell gives a job:
 	// it can read the terminal, and Ctrl-C and Ctrl-\ go to its process
@@ -279,14 +280,4 @@ func startReason(err error) error {
 		return ee.Err
 	}
 	return err
-}
-
-func withoutVar(env []string, name string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		if !strings.HasPrefix(kv, name+"=") {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

@@ -119,29 +119,27 @@ func report(w io.Writer, sizes []int, res map[string]map[int][]sample) {
 		fmt.Fprintln(w, " |")
 	}
 
-	if median(mapf(mx[sizes[0]], func(s sample) float64 { return ms(s.startCPU) })) > 0 {
-		fmt.Fprintf(w, "\nWork of the start, per child (medians): CPU time of the whole tree from launch to all ready.\n\n")
-		fmt.Fprintln(w, "| N | CPU, floor | CPU, multiexit | ratio |")
-		fmt.Fprintln(w, "|---:|---:|---:|---:|")
-		for _, n := range sizes {
-			cpu := func(ss []sample) float64 {
-				return median(mapf(ss, func(s sample) float64 { return ms(s.startCPU) })) / float64(n)
-			}
-			fmt.Fprintf(w, "| %d | %.2f ms | %.2f ms | %.2f |\n", n, cpu(floor[n]), cpu(mx[n]), cpu(mx[n])/cpu(floor[n]))
-		}
-	}
-
-	fmt.Fprintf(w, "\nWork of the stop, per child (medians): CPU time of the whole tree from SIGTERM to the end, and minor page faults.\n\n")
-	fmt.Fprintln(w, "| N | CPU, floor | CPU, multiexit | ratio | faults, floor | faults, multiexit |")
-	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|")
+	fmt.Fprintf(w, "\nWork, per child (medians): CPU time of the whole tree from launch to all ready (start: only where each trial has a cgroup), and from SIGTERM to the end (stop); minor page faults of the stop.\n\n")
+	fmt.Fprintln(w, "| N | start CPU, floor | multiexit | ratio | stop CPU, floor | multiexit | ratio | faults, floor | multiexit |")
+	fmt.Fprintln(w, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 	for _, n := range sizes {
-		cpu := func(ss []sample) float64 {
-			return median(mapf(ss, func(s sample) float64 { return ms(s.stopCPU) })) / float64(n)
+		per := func(ss []sample, get func(sample) float64) float64 {
+			return median(mapf(ss, get)) / float64(n)
 		}
-		flt := func(ss []sample) float64 {
-			return median(mapf(ss, func(s sample) float64 { return float64(s.stopFaults) })) / float64(n)
+		fmt.Fprintf(w, "| %d", n)
+		for _, get := range []func(sample) float64{
+			func(s sample) float64 { return ms(s.startCPU) },
+			func(s sample) float64 { return ms(s.stopCPU) },
+		} {
+			f, m := per(floor[n], get), per(mx[n], get)
+			if f == 0 {
+				fmt.Fprint(w, " | n/a | n/a | n/a")
+				continue
+			}
+			fmt.Fprintf(w, " | %.2f ms | %.2f ms | %.2f", f, m, m/f)
 		}
-		fmt.Fprintf(w, "| %d | %.2f ms | %.2f ms | %.2f | %.0f | %.0f |\n", n, cpu(floor[n]), cpu(mx[n]), cpu(mx[n])/cpu(floor[n]), flt(floor[n]), flt(mx[n]))
+		flt := func(s sample) float64 { return float64(s.stopFaults) }
+		fmt.Fprintf(w, " | %.0f | %.0f |\n", per(floor[n], flt), per(mx[n], flt))
 	}
 
 	fmt.Fprintf(w, "\nThe pool's parent with its children running (medians): resident memory as it runs, resident memory after a collection that returned freed memory (runtime/debug.FreeOSMemory), Go heap in use plus goroutine stacks after it, threads, open descriptors.\n\n")
