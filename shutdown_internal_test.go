@@ -7,7 +7,6 @@ package multiexit
 // is tested by the scenarios of the other test files.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/multiexit/multiexit/internal/proctest"
 	"github.com/oklog/run"
 )
 
@@ -140,30 +140,13 @@ func (e ending) String() string { return fmt.Sprintf("code %d, signal %v", e.cod
 // fakeOS is what a test's shutdown runs on.
 type fakeOS struct {
 	clock *fakeClock
-	logs  syncBuffer
+	logs  proctest.Buffer
 	log   *slog.Logger // the default logger: Warn and above, JSON
 	trace *slog.Logger // for WithLogger: Info and above, JSON
 	exits chan ending
 
 	mu     sync.Mutex
 	caught map[os.Signal][]chan<- os.Signal
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func newFakeOS() *fakeOS {
@@ -293,6 +276,28 @@ func (ts *testShutdown) hook(name string, do func(ctx context.Context) error) *H
 	}}
 	ts.stack.push(h)
 	return h
+}
+
+// blocked is a hook that blocks until its context ends.
+type blocked struct {
+	in  chan struct{}
+	ctx context.Context // the context it was given, once in is closed
+}
+
+// entered waits until the hook has been called.
+func (b *blocked) entered() { <-b.in }
+
+// blockingHook registers a hook named name that blocks until its context
+// ends, then returns nil.
+func (ts *testShutdown) blockingHook(name string) *blocked {
+	b := &blocked{in: make(chan struct{})}
+	ts.hook(name, func(ctx context.Context) error {
+		b.ctx = ctx
+		close(b.in)
+		<-ctx.Done()
+		return nil
+	})
+	return b
 }
 
 // exited waits for the end of the process and checks how it ended and
@@ -446,8 +451,6 @@ func TestShutdownLogsItsBeginning(t *testing.T) {
 func TestShutdownEscalation(t *testing.T) {
 	ts := newTestShutdown(t)
 	t0 := ts.os.clock.Now()
-	entered := make(chan struct{})
-	var running context.Context
 	ts.hook("oldest", nil)
 	ts.hook("late", func(ctx context.Context) error {
 		if dl, ok := ctx.Deadline(); !ok || !dl.Equal(t0.Add(lateWindow)) {
@@ -459,20 +462,15 @@ func TestShutdownEscalation(t *testing.T) {
 		ts.os.signal(syscall.SIGINT) // a third signal: no second escalation
 		return nil
 	})
-	ts.hook("running", func(ctx context.Context) error {
-		running = ctx
-		close(entered)
-		<-ctx.Done()
-		return nil
-	})
+	running := ts.blockingHook("running")
 	ts.os.signal(syscall.SIGTERM)
-	<-entered
+	running.entered()
 	ts.os.signal(syscall.SIGINT)
 	ts.exited(t, byTERM, "running", "late", "oldest")
-	if running.Err() != context.Canceled {
-		t.Errorf("the running hook's context: Err() = %v, want Canceled", running.Err())
+	if running.ctx.Err() != context.Canceled {
+		t.Errorf("the running hook's context: Err() = %v, want Canceled", running.ctx.Err())
 	}
-	if got, want := fmt.Sprint(context.Cause(running)), "multiexit: shutdown escalated by a second signal (interrupt)"; got != want {
+	if got, want := fmt.Sprint(context.Cause(running.ctx)), "multiexit: shutdown escalated by a second signal (interrupt)"; got != want {
 		t.Errorf("the running hook's context: Cause = %q, want %q", got, want)
 	}
 	ts.os.loggedOnce(t, "multiexit: second signal during the shutdown: the deadline is now; each hook still to run gets a short window",
@@ -487,20 +485,13 @@ func TestShutdownEscalation(t *testing.T) {
 // caught signal is.
 func TestShutdownWorkerRepeatedTERM(t *testing.T) {
 	ts := newTestShutdownOn(t, newFakeOS(), &workerControl{deathFD: -1}, WithSignals(syscall.SIGHUP))
-	entered := make(chan struct{})
-	var running context.Context
-	ts.hook("running", func(ctx context.Context) error {
-		running = ctx
-		close(entered)
-		<-ctx.Done()
-		return nil
-	})
+	running := ts.blockingHook("running")
 	ts.os.signal(syscall.SIGTERM)
-	<-entered
+	running.entered()
 	ts.os.signal(syscall.SIGTERM) // ignored
 	ts.os.signal(syscall.SIGHUP)  // after it, on the same goroutine: escalates
 	ts.exited(t, byTERM, "running")
-	if got, want := fmt.Sprint(context.Cause(running)), "multiexit: shutdown escalated by a second signal (hangup)"; got != want {
+	if got, want := fmt.Sprint(context.Cause(running.ctx)), "multiexit: shutdown escalated by a second signal (hangup)"; got != want {
 		t.Errorf("Cause = %q, want %q", got, want)
 	}
 	ts.os.loggedOnce(t, "multiexit: second signal during the shutdown: the deadline is now; each hook still to run gets a short window",

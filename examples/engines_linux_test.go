@@ -7,7 +7,6 @@ package examples_test
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/cgroupfs"
 
 	"golang.org/x/sys/unix"
 
@@ -107,24 +108,6 @@ func cgroupProcs(cg string) []string {
 	return pids
 }
 
-// removeCgroup removes cg and the cgroups below it, deepest first.
-func removeCgroup(cg string) error {
-	var dirs []string
-	filepath.WalkDir(cg, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, path)
-		}
-		return nil
-	})
-	var errs []error
-	for _, d := range slices.Backward(dirs) {
-		if err := os.Remove(d); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // systemd is a private systemd manager: PID 1 of new PID, mount and cgroup
 // namespaces, in a cgroup of its own, with a unit directory of its own so
 // that the machine's units stay out. The units it runs write into dir.
@@ -187,7 +170,7 @@ func startSystemd(t *testing.T) *systemd {
 	// there. If this test process dies, unshare and so the manager die.
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: cgfd, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		removeCgroup(s.cg)
+		cgroupfs.RemoveTree(s.cg)
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
@@ -238,7 +221,7 @@ func (s *systemd) teardown(cmd *exec.Cmd, exited <-chan struct{}) {
 		t.Errorf("processes left in the manager's cgroup after it exited (killed now): %v", left)
 		os.WriteFile(filepath.Join(s.cg, "cgroup.kill"), []byte("1"), 0)
 	}
-	if err := removeCgroup(s.cg); err != nil {
+	if err := cgroupfs.RemoveTree(s.cg); err != nil {
 		t.Errorf("removing the manager's cgroup: %v", err)
 	}
 }

@@ -15,15 +15,15 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/cgroupfs"
 
 	"golang.org/x/sys/unix"
 )
@@ -146,23 +146,8 @@ func (m *cpuMeter) close() error {
 	if m.dir == "" {
 		return nil
 	}
-	return removeTree(m.dir)
-}
-
-// removeTree removes dir and the cgroups below it, deepest first (a cgroup
-// directory is removed with rmdir, and only once it has no children).
-func removeTree(dir string) error {
-	var dirs []string
-	filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			dirs = append(dirs, path)
-		}
-		return nil
-	})
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Remove(dirs[i]); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove the trial's cgroup: %w", err)
-		}
+	if err := cgroupfs.RemoveTree(m.dir); err != nil {
+		return fmt.Errorf("remove the trial's cgroup: %w", err)
 	}
 	return nil
 }
