@@ -367,9 +367,10 @@ var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
 // names the command. Once the shutdown has begun Start starts nothing, and
 // a Start still waiting for its workers when it begins returns at once with
 // an error; the entry's turn in the shutdown stops what it had started. A
-// program that ends on Start's error should do it with Exit, which during
-// the shutdown only ends the calling goroutine and lets the hooks run (a
-// panic or log.Fatal would end the process without them).
+// program that ends on Start's error should return it from Run's main, or,
+// without Run, call Exit, which during the shutdown only ends the calling
+// goroutine and lets the hooks run (a panic or log.Fatal would end the
+// process without them).
 func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err := checkDefines(); err != nil {
 		return nil, err
@@ -380,7 +381,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	cfg := rt.config()
 	hooksJSON, err := encodeHooks(exitStack.snapshot())
 	if err != nil {
-		return nil, fmt.Errorf("multiexit: Start: %w", err)
+		return nil, err // it names multiexit and the shared hook
 	}
 	ec, err := newEntryContainment(cfg.log)
 	if err != nil {

@@ -586,7 +586,7 @@ func badArg(args []string) {
 func TestArgumentThatDoesNotEncode(t *testing.T) {
 	p := start(t, badArg, nil)
 	trace, how := p.end()
-	if how != exitCode(0) || len(trace) != 1 || !strings.Contains(trace[0], `start error: multiexit: Start: multiexit: shared hook "chan": argument does not encode as JSON`) {
+	if how != exitCode(0) || len(trace) != 1 || !strings.Contains(trace[0], `start error: multiexit: shared hook "chan": argument does not encode as JSON`) {
 		t.Errorf("ended with %s, trace %q", how, trace)
 	}
 }

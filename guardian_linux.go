@@ -192,11 +192,14 @@ func (g *guardian) guard() int {
 			waitGone(pid, time.Until(end))
 		}
 	}
+	// Standard error, but never by a write that a broken pipe would turn
+	// into the guardian's death before the kill (see stderrLog).
+	log := &stderrLog{}
 	if left := cgroupProcs(g.root); len(left) > 0 {
-		fmt.Fprintf(os.Stderr, "multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), g.root)
+		fmt.Fprintf(log, "multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), g.root)
 	}
 	if err := killCgroup(g.root, 5*time.Second); err != nil {
-		fmt.Fprintf(os.Stderr, "multiexit guardian: %v\n", err)
+		fmt.Fprintf(log, "multiexit guardian: %v\n", err)
 		return 1
 	}
 	return 0

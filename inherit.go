@@ -486,10 +486,23 @@ func (w *workerControl) budget() (deadline, hard time.Duration, died bool) {
 	} else if died {
 		d = time.Duration(w.deadline.Load())
 	}
+	deadline, hard = splitBudget(d)
+	return deadline, hard, died
+}
+
+// splitBudget splits d, the time a worker has before its parent's SIGKILL,
+// into the deadline for its hooks and the hard end of the late windows.
+// Between the two the worker must be able to abandon a hook that overran
+// the deadline (abandonSlack) and still give the hooks after it a window:
+// so the deadline keeps a tenth of d back, at least twice abandonSlack, at
+// most half of d and 500 ms; the hard end leaves the parent a fiftieth of
+// d, at most 50 ms, to see the worker exit. Zero for d <= 0.
+func splitBudget(d time.Duration) (deadline, hard time.Duration) {
 	if d <= 0 {
-		return 0, 0, died
+		return 0, 0
 	}
-	return d - min(d/10, 500*time.Millisecond), d - min(d/50, 50*time.Millisecond), died
+	reserve := min(max(d/10, 2*abandonSlack), d/2, 500*time.Millisecond)
+	return d - reserve, d - min(d/50, 50*time.Millisecond)
 }
 
 // readControl reads what is waiting on the end the kernel watches, without

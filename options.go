@@ -37,8 +37,14 @@ type config struct {
 // with SIGINT ignored (nohup, `sh -c 'prog &'`); by default such a SIGINT stays
 // ignored. In a worker SIGINT is never caught, and SIGTERM always is, named
 // or not: it is how the parent stops the worker and how the kernel reports
-// the parent's death (see IsChild).
+// the parent's death (see IsChild). SIGKILL and SIGSTOP cannot be caught:
+// Install refuses them.
 func WithSignals(sigs ...os.Signal) Option {
+	for _, s := range sigs {
+		if s == nil || uncatchable(s) {
+			return refused(fmt.Errorf("multiexit: WithSignals(%v): %v cannot be caught", sigs, s))
+		}
+	}
 	return func(c *config) { c.signals, c.signalsSet = append([]os.Signal(nil), sigs...), true }
 }
 
@@ -115,7 +121,11 @@ func defaultConfig(log *slog.Logger) config {
 // newConfig applies opts to the defaults and checks the result.
 func newConfig(log *slog.Logger, opts []Option) (config, error) {
 	cfg := defaultConfig(log)
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			cfg.errs = append(cfg.errs, fmt.Errorf("multiexit: option %d is nil", i+1))
+			continue
+		}
 		o(&cfg)
 	}
 	if cfg.drain > 0 && cfg.drain >= cfg.timeout {

@@ -26,7 +26,7 @@ import (
 )
 
 func init() {
-	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated)
+	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated, brokenStderr)
 }
 
 // stubbornLeaf ignores SIGTERM, and so does its background child, and
@@ -647,4 +647,31 @@ func parentOfOneWorker() {
 	mustStart(multiexit.Command("w"))
 	say("ready main")
 	select {}
+}
+
+// brokenStderr: standard error is a pipe nobody reads (a closed terminal,
+// prog 2>&1 | head -1), and Install logs a warning (the test sets an
+// unknown containment layer). The process must survive it, and run its
+// hooks on SIGTERM.
+func brokenStderr(args []string) {
+	var p [2]int
+	if err := syscall.Pipe(p[:]); err != nil {
+		panic(err)
+	}
+	syscall.Close(p[0])
+	if err := syscall.Dup2(p[1], 2); err != nil {
+		panic(err)
+	}
+	mustInstall()
+	multiexit.Register(hook("H1"))
+	say("ready: survived the warning")
+	select {}
+}
+
+// multiexit's own log lines never kill the process by SIGPIPE: Go ends a
+// process whose write to descriptor 2 finds a broken pipe.
+func TestBrokenStderrDoesNotKill(t *testing.T) {
+	p := start(t, brokenStderr, nil, multiexit.ContainmentVar+"=bogus")
+	p.signalWhenReady(syscall.SIGTERM, "ready")
+	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
 }

@@ -863,3 +863,46 @@ func BenchmarkRunStackDeadline(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// A worker's budget leaves room, after the deadline, to abandon a hook
+// that overran it and to give the hooks after it a window before the hard
+// end; the deadline keeps at least half of the budget.
+func TestSplitBudget(t *testing.T) {
+	for _, d := range []time.Duration{
+		150 * time.Millisecond, 200 * time.Millisecond, 500 * time.Millisecond,
+		time.Second, 3 * time.Second, 5 * time.Second, 30 * time.Second,
+	} {
+		deadline, hard := splitBudget(d)
+		if room := hard - deadline - abandonSlack; room < 20*time.Millisecond {
+			t.Errorf("budget %v: deadline %v, hard end %v: %v left for the hooks after an abandoned one", d, deadline, hard, room)
+		}
+		if deadline < d/2 || hard > d {
+			t.Errorf("budget %v: deadline %v, hard end %v", d, deadline, hard)
+		}
+	}
+	if deadline, hard := splitBudget(0); deadline != 0 || hard != 0 {
+		t.Errorf("budget 0: %v, %v", deadline, hard)
+	}
+}
+
+// Install refuses options it cannot honour, naming them, instead of
+// panicking on a nil one or arming a signal that cannot be caught.
+func TestOptionsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		opts []Option
+		want string
+	}{
+		{[]Option{WithSignals(syscall.SIGTERM, os.Kill)}, "killed cannot be caught"},
+		{[]Option{WithSignals(syscall.SIGSTOP)}, "cannot be caught"},
+		{[]Option{WithTimeout(time.Second), nil}, "option 2 is nil"},
+		{[]Option{WithTimeout(0)}, "the shutdown deadline must be positive"},
+	} {
+		_, err := newConfig(slog.New(slog.DiscardHandler), tc.opts)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("newConfig: %v, want an error containing %q", err, tc.want)
+		}
+	}
+	if _, err := newConfig(slog.New(slog.DiscardHandler), []Option{WithSignals(syscall.SIGHUP)}); err != nil {
+		t.Errorf("WithSignals(SIGHUP): %v", err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/multiexit/multiexit"
+	"golang.org/x/sys/unix"
 )
 
 // Exit statuses of multiexit itself, as GNU timeout and env use them.
@@ -49,13 +50,26 @@ type options struct {
 	args    []string
 }
 
+// stderr is where multiexit itself reports: a duplicate of descriptor 2.
+// Go ends a process whose write to descriptor 1 or 2 finds a broken pipe
+// (SIGPIPE), and returns EPIPE for any other: with COMMAND's output piped
+// to a reader that is gone (multiexit -- cmd 2>&1 | head -1), a line of
+// multiexit's must not kill it before it stopped COMMAND's tree.
+var stderr = func() io.Writer {
+	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return os.Stderr
+	}
+	return os.NewFile(uintptr(fd), "/dev/stderr")
+}()
+
 func main() {
 	o, err := parse(os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		os.Exit(0)
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "multiexit: %v\nTry 'multiexit -h' for more information.\n", err)
+		fmt.Fprintf(stderr, "multiexit: %v\nTry 'multiexit -h' for more information.\n", err)
 		os.Exit(statusFailed)
 	}
 	run(o)
@@ -145,7 +159,7 @@ func run(o options) {
 		multiexit.WithLogger(log),
 	)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "multiexit: %v\n", err)
+		fmt.Fprintf(stderr, "multiexit: %v\n", err)
 		multiexit.Exit(statusFailed)
 	}
 
@@ -166,7 +180,7 @@ func run(o options) {
 	kids, err := multiexit.Start(cmd)
 	if err != nil {
 		code := startStatus(err)
-		fmt.Fprintf(os.Stderr, "multiexit: %s: %v\n", o.args[0], startReason(err))
+		fmt.Fprintf(stderr, "multiexit: %s: %v\n", o.args[0], startReason(err))
 		multiexit.Exit(code)
 	}
 	child := kids[0]
@@ -224,7 +238,7 @@ func logger(verbose bool) *slog.Logger {
 	if verbose {
 		level = slog.LevelInfo
 	}
-	h := slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	h := slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level})
 	if verbose {
 		return slog.New(h)
 	}

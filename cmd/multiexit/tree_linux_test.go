@@ -99,6 +99,34 @@ func TestEscapeesGone(t *testing.T) {
 	}
 }
 
+// With its standard error a pipe nobody reads (multiexit -- cmd 2>&1 |
+// head -1), multiexit's warnings (the grace period ran out) do not kill it
+// by SIGPIPE: it still stops what COMMAND left, and exits with COMMAND's
+// status.
+func TestBrokenStderr(t *testing.T) {
+	t.Parallel()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	defer w.Close()
+	// Descriptor 3 is the broken pipe; it becomes multiexit's standard
+	// error, and its standard output stays the test's.
+	cmd := exec.Command("sh", "-c", `exec 2>&3 3>&-; exec "$0" "$@"`, bin, "-grace", "100ms", "--", "sh", "-c", escapees)
+	cmd.ExtraFiles = []*os.File{w}
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	p := &prog{Proc: proctest.Start(t, cmd, proctest.Options{Limit: limit}), t: t, in: in}
+	p.Watch(escapeeNames...)
+	p.say("exit")
+	p.check("exit 3")
+	p.Gone()
+}
+
 // -timeout on a tree that ignores SIGTERM: 124, and nothing left.
 func TestTimeoutStopsStubbornTree(t *testing.T) {
 	t.Parallel()
