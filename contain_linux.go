@@ -770,7 +770,11 @@ func reapOrphans() (untracked int) {
 // the entry's record of P (kept until it is released) holds P's start
 // time, and of the children recorded with PID P the orphan belongs to the
 // latest started before it was (a descendant is started after its
-// ancestor). A tag that names none of our entries' children is another
+// ancestor). Such an orphan may be a worker of that tree, stopping on its
+// own since its parent died: it ignores the entry's SIGTERM (a repeated
+// one), but its descendants get theirs with it, and all of it is killed
+// at the end of the entry's grace period, the budget it had below the
+// entry anyway. A tag that names none of our entries' children is another
 // tree's (a program this process ran without Start, or one above it): such
 // an orphan is left alone, as init would, and reaped when it dies.
 func ownerOf(tag string, pid int) string {
