@@ -14,7 +14,8 @@ const (
 	LayerProcessGroup Layer = iota
 	// LayerSubreaper (Linux): orphaned descendants reparent to this
 	// process, which stops and reaps them by PID when their Start entry
-	// stops. Not caught: a descendant that scrubs its environment (the tag
+	// stops (the orphans of a SIGKILLed worker's own tree: with the entry
+	// that started the worker). Not caught: a descendant that scrubs its environment (the tag
 	// that says which entry it belongs to), and, if this process is
 	// SIGKILLed, descendants that left their group.
 	LayerSubreaper

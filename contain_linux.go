@@ -20,6 +20,10 @@ import (
 // treeVar tags every child that Start starts, and so every descendant that
 // keeps its environment, with "<parent pid>.<entry>": an orphan that
 // reparents to this process (a subreaper) says which entry it belongs to.
+// A worker tags its own children with its own PID; when it dies without
+// stopping them (SIGKILL), their orphans reparent to this process with a
+// tag "<worker pid>.<n>", and belong to the entry that started the worker
+// (see ownerOf).
 const treeVar = "MULTIEXIT_TREE"
 
 var tree struct {
@@ -29,7 +33,14 @@ var tree struct {
 	seq     int
 	prefix  string            // "<pid>.": the tags of this process's entries
 	tracked map[int]*exec.Cmd // children whose status exec.Cmd.Wait owns
-	adopted map[int]string    // orphans seen alive with one of our tags
+	// adopted: orphans seen alive that belong to one of our entries,
+	// with that entry's tag (see ownerOf)
+	adopted map[int]string
+	// started: by PID, the entries that started a child with that PID,
+	// alive or dead, until they are released (more than one if a dead
+	// child's PID was reused): the orphans of that child's own tree
+	// carry tags "<pid>.<n>" (see ownerOf)
+	started map[int][]*entryContainment
 	// owners: whether a zombie child that no Start entry claims can be
 	// told from one an os.Process will wait for (see unowned).
 	owners bool
@@ -63,6 +74,7 @@ func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]*exec.Cmd{}
 	tree.adopted = map[int]string{}
+	tree.started = map[int][]*entryContainment{}
 	tree.lingering = map[int]bool{}
 	tree.waiting = map[*entryContainment]func(){}
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
@@ -139,6 +151,9 @@ type entryContainment struct {
 	tag    string       // MULTIEXIT_TREE value of its children
 	cg     string       // its cgroup (LayerCgroup)
 	termed map[int]bool // orphans sent SIGTERM in its stop
+	// kids: the start times (see startTicks) of the children it
+	// started, by PID, under tree.mu; indexed in tree.started
+	kids map[int]uint64
 }
 
 func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
@@ -148,7 +163,7 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 		return &entryContainment{}, nil
 	}
 	tree.seq++
-	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}}
+	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}, kids: map[int]uint64{}}
 	if Containment() == LayerCgroup {
 		if !tree.made {
 			if err := makeTreeRoot(); err != nil {
@@ -178,10 +193,19 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 	return e, nil
 }
 
-// release removes the entry's cgroup: nothing of the entry is alive.
+// release ends the entry's containment once nothing of it is alive (or
+// its stop has swept what was): it forgets the PIDs of its children, and
+// removes its cgroup.
 func (e *entryContainment) release() {
 	tree.mu.Lock()
 	delete(tree.waiting, e)
+	for pid := range e.kids {
+		tree.started[pid] = slices.DeleteFunc(tree.started[pid], func(o *entryContainment) bool { return o == e })
+		if len(tree.started[pid]) == 0 {
+			delete(tree.started, pid)
+		}
+	}
+	e.kids = nil
 	tree.mu.Unlock()
 	if e.cg != "" {
 		removeCgroup(e.cg)
@@ -259,16 +283,29 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 	return func() { unix.Close(fd) }, nil
 }
 
-// forkTracked starts cmd and records its PID as one whose status
-// exec.Cmd.Wait owns, before the reaper can look at it.
-func forkTracked(cmd *exec.Cmd) error {
+// forkTracked starts cmd for the entry and records its PID as one whose
+// status exec.Cmd.Wait owns, before the reaper can look at it, and as one
+// of the entry's children, with its start time: after the child is gone,
+// orphans of its own tree still say which entry they belong to (ownerOf).
+func (e *entryContainment) forkTracked(cmd *exec.Cmd) error {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if err := startCmd(cmd); err != nil {
 		return err
 	}
+	pid := cmd.Process.Pid
 	if tree.tracked != nil {
-		tree.tracked[cmd.Process.Pid] = cmd
+		tree.tracked[pid] = cmd
+	}
+	if e.kids != nil {
+		// It is tracked: alive or an unreaped zombie, so this is its
+		// start time.
+		if born, ok := startTicks(pid); ok {
+			if _, again := e.kids[pid]; !again {
+				tree.started[pid] = append(tree.started[pid], e)
+			}
+			e.kids[pid] = born
+		}
 	}
 	tree.guard.tell("+" + strconv.Itoa(cmd.Process.Pid))
 	return nil
@@ -290,7 +327,8 @@ func untrack(cmd *exec.Cmd) {
 // what its children left outside their process groups (groups): the
 // descendants of its external children (externals) in other groups,
 // processes directly in the entry's cgroup, but for those of workers (whose
-// own children are theirs to stop), and orphans with the entry's tag. So
+// own children are theirs to stop), and orphans that belong to the entry
+// (its tag's, and those of the trees of its children: see ownerOf). So
 // everything of the entry shares one grace period; the sweep kills what is
 // left at its end.
 func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
@@ -395,8 +433,9 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 	if e.tag == "" {
 		return
 	}
-	// Orphans that reparented to this process with the entry's tag: in
-	// the cgroup layer, only those that moved themselves out of it.
+	// Orphans that reparented to this process and belong to the entry
+	// (see ownerOf): in the cgroup layer, only those that moved
+	// themselves out of it.
 	termed := e.termed
 	warned := false
 	for {
@@ -469,7 +508,7 @@ func (e *entryContainment) empty() bool {
 }
 
 // adoptedWith scans this process's children and returns the live ones
-// tagged tag: orphans of that entry.
+// that belong to the entry tagged tag (see ownerOf): orphans of that entry.
 func adoptedWith(tag string) []int {
 	reapOrphans()
 	tree.mu.Lock()
@@ -682,8 +721,8 @@ func reapOrphans() (untracked int) {
 		_, adopted := tree.adopted[pid]
 		if state != 'Z' {
 			if !adopted {
-				if tag := envOf(pid, treeVar); strings.HasPrefix(tag, tree.prefix) {
-					tree.adopted[pid] = tag
+				if owner := ownerOf(envOf(pid, treeVar), pid); owner != "" {
+					tree.adopted[pid] = owner
 				}
 			}
 			continue
@@ -717,6 +756,50 @@ func reapOrphans() (untracked int) {
 		}
 	}
 	return untracked
+}
+
+// ownerOf returns the tag of the entry that the live orphan pid, this
+// process's child tagged tag, belongs to, or "" if it belongs to none.
+// Called with tree.mu held.
+//
+// A tag of this process's (its prefix) names the entry. A tag "<P>.<n>"
+// where P is a child that one of our entries started — a worker with
+// entries of its own, which died without stopping them — belongs to that
+// entry: the orphan is of a tree below it, and stops with it. P may be
+// dead and reaped, its PID reused meanwhile by a child of another entry:
+// the entry's record of P (kept until it is released) holds P's start
+// time, and of the children recorded with PID P the orphan belongs to the
+// latest started before it was (a descendant is started after its
+// ancestor). Such an orphan may be a worker of that tree, stopping on its
+// own since its parent died: it ignores the entry's SIGTERM (a repeated
+// one), but its descendants get theirs with it, and all of it is killed
+// at the end of the entry's grace period, the budget it had below the
+// entry anyway. A tag that names none of our entries' children is another
+// tree's (a program this process ran without Start, or one above it): such
+// an orphan is left alone, as init would, and reaped when it dies.
+func ownerOf(tag string, pid int) string {
+	if strings.HasPrefix(tag, tree.prefix) {
+		return tag
+	}
+	p, _, ok := strings.Cut(tag, ".")
+	kid, err := strconv.Atoi(p)
+	if !ok || err != nil || len(tree.started[kid]) == 0 {
+		return ""
+	}
+	born, ok := startTicks(pid)
+	if !ok {
+		return ""
+	}
+	var owner *entryContainment
+	for _, e := range tree.started[kid] {
+		if t := e.kids[kid]; t <= born && (owner == nil || t >= owner.kids[kid]) {
+			owner = e
+		}
+	}
+	if owner == nil {
+		return ""
+	}
+	return owner.tag
 }
 
 // reapUnowned reaps the zombie pid, which no pidfd of this process held

@@ -507,7 +507,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	release, err := ec.prepare(cmd)
 	if err == nil {
 		c.started = time.Now()
-		err = forkTracked(cmd)
+		err = ec.forkTracked(cmd)
 		release()
 	}
 	if c.worker {
@@ -585,6 +585,7 @@ func (g *childGroup) maybeRetire() {
 		if g.entry.Unregister() {
 			cfg := rt.config()
 			g.ec.sweep(time.Now().Add(cfg.grace), cfg.log.Warn)
+			g.ec.release()
 		}
 		return
 	}
@@ -622,6 +623,7 @@ func (g *childGroup) abort(grace time.Duration) {
 	}
 	end := stopChildren(context.Background(), kids, grace, g.ec)
 	g.ec.sweep(end, rt.logger().Warn)
+	g.ec.release()
 }
 
 // stopAll is the entry's hook: it stops the children and sweeps what is
@@ -642,6 +644,7 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 	}
 	end := stopChildren(ctx, kids, cfg.grace, g.ec)
 	g.ec.sweep(end, cfg.log.Warn)
+	g.ec.release()
 	return nil
 }
 

@@ -82,6 +82,13 @@ func startTime(pid int) string {
 	return f[19]
 }
 
+// startTicks is startTime as a number, to compare: a process started
+// after another has a start time at least as large.
+func startTicks(pid int) (uint64, bool) {
+	t, err := strconv.ParseUint(startTime(pid), 10, 64)
+	return t, err == nil
+}
+
 // envOf is the value of name in pid's environment as it was when pid
 // executed its program ("" if unset or unreadable).
 func envOf(pid int, name string) string {

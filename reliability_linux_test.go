@@ -20,13 +20,14 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit"
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
 func init() {
-	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated, brokenStderr)
+	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated, brokenStderr, killedWorker)
 }
 
 // stubbornLeaf ignores SIGTERM, and so does its background child, and
@@ -674,4 +675,53 @@ func TestBrokenStderrDoesNotKill(t *testing.T) {
 	p := start(t, brokenStderr, nil, multiexit.ContainmentVar+"=bogus")
 	p.signalWhenReady(syscall.SIGTERM, "ready")
 	p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+}
+
+// killedWorker: main, with hook H1 and a grace period of 1 s, starts the
+// worker w1, which starts an external child that leaves an escapee
+// (setsid) behind and becomes a sleep; given "ignores", the escapee
+// ignores SIGTERM. Each says its PID.
+func killedWorker(args []string) {
+	mustInstall(multiexit.WithGrace(time.Second))
+	if role() == "main" {
+		multiexit.Register(hook("H1"))
+		mustStart(multiexit.Command("w1", args[0]))
+		sayReady("main")
+		select {}
+	}
+	trap := ""
+	if args[1] == "ignores" {
+		trap = `trap "" TERM; `
+	}
+	ext := exec.Command("sh", "-c", `setsid sh -c '`+trap+`echo ready esc $$; exec sleep 1000 >/dev/null 2>&1 </dev/null' & exec sleep 1000 >/dev/null`)
+	ext.Stdout = os.Stdout
+	mustStart(ext)
+	sayReady(role())
+	select {}
+}
+
+// The escapee of a SIGKILLed worker reparents to the top, tagged with the
+// worker's own tree, and is stopped with the top's entry that started the
+// worker (SIGTERM, then SIGKILL at the end of its grace period): it does
+// not outlive the top.
+func TestEscapeeOfAKilledWorkerStopsWithItsEntry(t *testing.T) {
+	for _, layer := range layers(t) {
+		if layer == "process-group" {
+			continue // escapees are out of its reach (see TestEscapeesAreContained)
+		}
+		for _, kind := range []string{"stops", "ignores"} {
+			t.Run(layer+", escapee "+kind+" SIGTERM", func(t *testing.T) {
+				p := start(t, killedWorker, []string{kind}, multiexit.ContainmentVar+"="+layer)
+				fds := p.Watch("ready main", "ready w1", "ready esc")
+				if err := unix.PidfdSendSignal(fds["ready w1"], unix.SIGKILL, nil, 0); err != nil {
+					t.Fatal(err)
+				}
+				proctest.Exited(fds["ready w1"], -1) // its escapee has reparented (or will with its parent)
+				p.Signal(syscall.SIGTERM)
+				p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+				p.Gone()
+				// proctest's cleanup proves that nothing else is left.
+			})
+		}
+	}
 }
