@@ -78,7 +78,10 @@ func pidNamespace() string {
 }
 
 // cleanStaleCgroups kills and removes the trees, made in this PID
-// namespace, of processes that are gone.
+// namespace, of processes that are gone, and whose guardians are gone too:
+// a tree whose lock (see lockCgroup) is held is skipped, since its
+// guardian is still giving the workers of a SIGKILLed parent their
+// deadline (or another Start is cleaning it up).
 func cleanStaleCgroups(parent string) {
 	ns := pidNamespace()
 	dirs, _ := filepath.Glob(filepath.Join(parent, "multiexit."+ns+".*.*"))
@@ -91,8 +94,32 @@ func cleanStaleCgroups(parent string) {
 		if err != nil || pid == os.Getpid() || startTime(pid) == f[3] {
 			continue // its owner is alive (or it is ours)
 		}
+		lock, err := lockCgroup(d)
+		if err != nil {
+			continue // its guardian lives (or it is gone already)
+		}
 		killCgroup(d, time.Second)
+		lock.Close()
 	}
+}
+
+// lockCgroup opens the tree cgroup dir and takes an exclusive flock(2) on
+// it, without waiting: it fails (EWOULDBLOCK) if the lock is held. The
+// lock marks a tree that is not stale. It belongs to the open file
+// description, not to a process: the tree's owner takes it when it makes
+// the cgroup and its guardian inherits the descriptor, so the lock is held
+// while either lives, with no gap between them, and is released when the
+// last of them has closed it (or died).
+func lockCgroup(dir string) (*os.File, error) {
+	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0) // and O_CLOEXEC
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // killCgroup kills everything in dir and below, waits (up to wait) for it to

@@ -29,7 +29,7 @@ const treeVar = "MULTIEXIT_TREE"
 var tree struct {
 	mu      sync.Mutex // held across a fork and its tracking, and by the reaper
 	root    string     // the tree's cgroup (LayerCgroup), made at the first Start
-	made    bool
+	lock    *os.File   // root's lock (see lockCgroup), held from its making on; nil before
 	seq     int
 	prefix  string            // "<pid>.": the tags of this process's entries
 	tracked map[int]*exec.Cmd // children whose status exec.Cmd.Wait owns
@@ -165,8 +165,9 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 	tree.seq++
 	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}, kids: map[int]uint64{}}
 	if Containment() == LayerCgroup {
-		if !tree.made {
-			if err := makeTreeRoot(); err != nil {
+		if tree.lock == nil {
+			lock, err := makeTreeRoot()
+			if err != nil {
 				// The probe at Install said yes, the kernel says no: fall
 				// back to the subreaper layer rather than fail Start.
 				log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
@@ -174,14 +175,15 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 				setLayer(LayerSubreaper)
 				return e, nil
 			}
-			tree.made = true
+			tree.lock = lock
 		}
 		if err := ensureGuardian(); err != nil {
 			// Without a guardian a SIGKILL of this process would leave
 			// the tree's escapees: the subreaper layer promises no more.
 			log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
 			killCgroup(tree.root, time.Second)
-			tree.root, tree.made = "", false
+			tree.lock.Close()
+			tree.root, tree.lock = "", nil
 			setLayer(LayerSubreaper)
 			return e, nil
 		}
@@ -221,7 +223,7 @@ func ensureGuardian() error {
 	// None of multiexit's own variables (MULTIEXIT, the tree's tag, the
 	// layer's cap): the guardian reads only its own.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "MULTIEXIT") })
-	g, err := startGuardian(tree.root, tree.timeout, env)
+	g, err := startGuardian(tree.root, tree.lock, tree.timeout, env)
 	if err != nil {
 		return err
 	}
@@ -235,28 +237,36 @@ func ensureGuardian() error {
 // of the tree outlives this process.
 func closeContainment() {
 	tree.mu.Lock()
-	g, root, made := tree.guard, tree.root, tree.made
+	g, root, lock := tree.guard, tree.root, tree.lock
 	tree.guard = nil
 	tree.mu.Unlock()
 	if g != nil {
 		g.close()
-	} else if root != "" && made {
+	} else if root != "" && lock != nil {
 		killCgroup(root, time.Second)
 	}
 }
 
 // makeTreeRoot makes the tree's cgroup, after removing those left by dead
-// trees of this PID namespace.
-func makeTreeRoot() error {
+// trees of this PID namespace, and locks it (see lockCgroup) for the life
+// of this process and of its guardian, which inherits the lock: so no
+// other program takes the tree for stale while the guardian waits for the
+// workers of this process, SIGKILLed, to finish their hooks.
+func makeTreeRoot() (*os.File, error) {
 	cleanStaleCgroups(filepath.Dir(tree.root))
 	if err := os.Mkdir(tree.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
+		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(tree.root, "cgroup.kill")); err != nil {
 		os.Remove(tree.root)
-		return errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
+		return nil, errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
 	}
-	return nil
+	lock, err := lockCgroup(tree.root)
+	if err != nil {
+		os.Remove(tree.root)
+		return nil, err
+	}
+	return lock, nil
 }
 
 // prepare tags cmd and, in the cgroup layer, starts it straight into the

@@ -1,7 +1,9 @@
 package multiexit_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,7 +20,7 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-func init() { scenario(escape, stoppedWorker, crash, pid1, installOnly) }
+func init() { scenario(escape, stoppedWorker, crash, pid1, installOnly, hookOnCue, bystander) }
 
 // escapeScript starts, in the child's own process group, one descendant
 // that leaves the group (setsid) and one that double-forks (orphaned, same
@@ -163,6 +165,166 @@ func TestSIGKILLedParentLeavesNothing(t *testing.T) {
 			// proctest's cleanup proves that nothing is left.
 		})
 	}
+}
+
+// hookOnCue: main starts a worker w whose hook says "w hook begins", waits
+// for a line on the FIFO args[0], and says "w hook done".
+func hookOnCue(args []string) {
+	mustInstall()
+	if role() == "main" {
+		mustStart(multiexit.Command("w", args[0]))
+	} else {
+		fifo := os.Args[2]
+		multiexit.Register(func(contextT) error {
+			f, err := os.Open(fifo)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			say("w hook begins")
+			bufio.NewReader(f).ReadString('\n')
+			say("w hook done")
+			return nil
+		})
+	}
+	say("ready %s", role())
+	select {}
+}
+
+// bystander is another program of the same PID namespace: its Start
+// makes its own tree cgroup, after cleaning up stale ones.
+func bystander(args []string) {
+	mustInstall()
+	mustStart(exec.Command("true"))
+	say("started on %v", multiexit.Containment())
+	multiexit.Exit(0)
+}
+
+// While the guardian of a SIGKILLed parent waits for the workers' hooks,
+// another program's Start leaves that tree alone: the parent's cgroup is
+// not stale while its guardian lives. The hook, finishing after that
+// Start, completes, and the guardian then removes the cgroup. With the
+// guardian killed too, the tree is stale, and that Start removes it.
+func TestGuardedTreeOutlivesAnotherStart(t *testing.T) {
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2 (the guardian's layer)")
+	}
+	if rerunInPrivatePIDNamespace(t) {
+		return
+	}
+	for _, guardianKilled := range []bool{false, true} {
+		t.Run(fmt.Sprintf("guardian killed %v", guardianKilled), func(t *testing.T) {
+			guardedTreeCase(t, guardianKilled)
+		})
+	}
+}
+
+// privatePIDNSVar marks a test binary that rerunInPrivatePIDNamespace
+// started.
+const privatePIDNSVar = "MX_PRIVATE_PIDNS"
+
+// rerunInPrivatePIDNamespace runs the test t again, alone, in a test binary
+// that is PID 1 of a new PID namespace, if it can (as root, with unshare)
+// and this binary is not that one; it reports whether it did, and fails t
+// if that run failed. A program judges stale only the tree cgroups of its
+// own PID namespace: there, no other multiexit program on the machine —
+// one built before the guardian's lock, which would take the tree of a
+// SIGKILLed parent for stale — can interfere with the test.
+func rerunInPrivatePIDNamespace(t *testing.T) bool {
+	t.Helper()
+	if os.Getenv(privatePIDNSVar) != "" {
+		return false
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil || os.Getuid() != 0 {
+		t.Log("run in this PID namespace (a private one needs root and unshare): a multiexit program built before the guardian's lock, running meanwhile, would fail the test")
+		return false
+	}
+	cmd := exec.Command(unshare, "--pid", "--fork", "--mount-proc", os.Args[0], "-test.run=^"+t.Name()+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), privatePIDNSVar+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("in a private PID namespace: %v\n%s", err, out)
+	}
+	t.Logf("in a private PID namespace:\n%s", out)
+	return true
+}
+
+func guardedTreeCase(t *testing.T, guardianKilled bool) {
+	fifo := filepath.Join(t.TempDir(), "cue")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// Held open for reading and writing: the hook's open does not block,
+	// and it reads the cue whenever the test writes it.
+	cue, err := os.OpenFile(fifo, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cue.Close()
+	p := start(t, hookOnCue, []string{fifo})
+	p.WaitAll("ready main", "ready w")
+	pid := p.Cmd.Process.Pid
+	root := ""
+	for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		m, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.*.%d.*", mnt, pid))
+		m2, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.*.%d.*", mnt, pid))
+		if m = append(m, m2...); len(m) > 0 {
+			root = m[0]
+		}
+	}
+	if root == "" {
+		t.Fatal("the tree's cgroup was not found")
+	}
+	if guardianKilled {
+		g := guardianOf(t, pid)
+		syscall.Kill(g, syscall.SIGKILL)
+		proctest.WaitExited(g)
+	}
+	p.Signal(syscall.SIGKILL)
+	p.WaitFor("w hook begins")
+	// Reaped, so that the parent's PID names no process: its cgroup looks
+	// stale to any other program. (The output is read below; proctest's
+	// cleanup does not wait for a reaped process again.)
+	if _, err := p.Cmd.Process.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	b := start(t, bystander, nil)
+	b.check([]string{"started on cgroup"}, exitCode(0))
+	_, err = os.Stat(root)
+	switch {
+	case guardianKilled && err == nil:
+		t.Errorf("another program's Start left the stale tree %s", root)
+	case !guardianKilled && err != nil:
+		t.Errorf("another program's Start removed the guarded tree's cgroup: %v", err)
+	}
+	cue.WriteString("go\n")
+	trace := p.Rest() // EOF: the worker and the guardian are gone
+	if done := slices.Contains(trace, "w hook done"); done == guardianKilled {
+		t.Errorf("hook done: %v, want %v; output %q; stderr:\n%s", done, !guardianKilled, trace, p.Stderr.String())
+	}
+	if _, err := os.Stat(root); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the tree's cgroup is left: %v", err)
+	}
+	// proctest's cleanup proves that no process is left.
+}
+
+// guardianOf finds the guardian among the children of pid.
+func guardianOf(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
+	for _, task := range tasks {
+		b, _ := os.ReadFile(task)
+		for _, f := range strings.Fields(string(b)) {
+			env, _ := os.ReadFile("/proc/" + f + "/environ")
+			if strings.Contains("\x00"+string(env), "\x00MULTIEXIT_GUARDIAN=") {
+				child, _ := strconv.Atoi(f)
+				return child
+			}
+		}
+	}
+	t.Fatalf("process %d has no guardian", pid)
+	return 0
 }
 
 // stoppedWorker: main starts a worker w with its own hook; both say their

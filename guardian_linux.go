@@ -18,17 +18,21 @@ import (
 
 // The guardian: the tree's last line of defence when this process is
 // SIGKILLed. It is this binary re-executed (/proc/self/exe), outside the
-// tree's cgroup, with a pipe from this process on descriptor 3. Told the
-// PIDs of the direct children, it waits for the pipe to close (this process
-// died or finished), gives the direct children — which see the death too
-// and run their hooks — up to the shutdown deadline to exit, then kills the
-// tree's cgroup and removes it.
+// tree's cgroup, with a pipe from this process on descriptor 3 and the tree
+// cgroup's lock (see lockCgroup) on descriptor 4. Told the PIDs of the
+// direct children, it waits for the pipe to close (this process died or
+// finished), gives the direct children — which see the death too and run
+// their hooks — up to the shutdown deadline to exit, then kills the tree's
+// cgroup and removes it. It holds the lock all along, so that another
+// program's Start does not take the tree of this process, SIGKILLed, for
+// stale and kill it before the deadline.
 //
 // It takes over in this package's initialisation (see the init below),
 // before the program's main, and only when its own parent started it for
 // that purpose: the variable must name the parent's PID and start time, the
-// parent's own tree cgroup, and descriptor 3 must be a pipe. Anything else
-// is ignored with a warning, and the program runs normally.
+// parent's own tree cgroup, descriptor 3 must be a pipe and descriptor 4
+// that cgroup's directory. Anything else is ignored with a warning, and the
+// program runs normally.
 
 const guardianVar = "MULTIEXIT_GUARDIAN"
 
@@ -38,10 +42,11 @@ type guardianLink struct {
 	cmd *exec.Cmd // its status is exec.Cmd.Wait's
 }
 
-// startGuardian starts the guardian of the tree cgroup root: once the pipe
-// closes, it gives the direct children up to timeout, then kills root. env
-// is its environment, without this process's worker and tree variables.
-func startGuardian(root string, timeout time.Duration, env []string) (*guardianLink, error) {
+// startGuardian starts the guardian of the tree cgroup root, whose lock
+// (lockCgroup's) it inherits: once the pipe closes, it gives the direct
+// children up to timeout, then kills root. env is its environment, without
+// this process's worker and tree variables.
+func startGuardian(root string, lock *os.File, timeout time.Duration, env []string) (*guardianLink, error) {
 	exe, err := selfExecutable()
 	if err != nil {
 		return nil, fmt.Errorf("guardian: %w", err)
@@ -61,7 +66,7 @@ func startGuardian(root string, timeout time.Duration, env []string) (*guardianL
 	}
 	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), startTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	cmd.ExtraFiles = []*os.File{r}
+	cmd.ExtraFiles = []*os.File{r, lock}                  // descriptors 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
 	err = cmd.Start()
 	r.Close()
@@ -110,11 +115,13 @@ type guardian struct {
 	root    string
 	timeout time.Duration
 	pipe    *os.File
+	lock    *os.File // root's lock, shared with the parent: held until exit
 }
 
 // parseGuardian checks that this process's parent started it as its
 // guardian: the variable names the parent (PID and start time) and the
-// parent's own tree cgroup, and descriptor 3 is a pipe. It changes nothing.
+// parent's own tree cgroup, descriptor 3 is a pipe and descriptor 4 that
+// cgroup's directory. It changes nothing.
 func parseGuardian(v string) (*guardian, error) {
 	f := strings.Split(v, ";")
 	if len(f) != 4 {
@@ -132,6 +139,12 @@ func parseGuardian(v string) (*guardian, error) {
 	if err := unix.Fstat(3, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
 		return nil, errors.New("descriptor 3 is not a pipe")
 	}
+	var fs unix.Statfs_t
+	if err := unix.Fstat(4, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR ||
+		unix.Fstatfs(4, &fs) != nil || fs.Type != unix.CGROUP2_SUPER_MAGIC {
+		return nil, errors.New("descriptor 4 is not a cgroup v2 directory")
+	}
+	lockDev, lockIno := st.Dev, st.Ino
 	alive := func() bool {
 		state, _ := procState(ppid)
 		return startTime(ppid) == f[3] && state != 'Z'
@@ -168,7 +181,13 @@ func parseGuardian(v string) (*guardian, error) {
 	if filepath.Base(root) != name || !strings.HasPrefix(root, mnt+"/") {
 		return nil, fmt.Errorf("cgroup %q is not the tree of process %d (%s under %s)", f[0], ppid, name, mnt)
 	}
-	return &guardian{root: root, timeout: time.Duration(timeout), pipe: os.NewFile(3, "multiexit-guardian")}, nil
+	// Descriptor 4 is that cgroup, locked. (It may be gone, if something
+	// that ignores the lock removed it: then there is nothing to compare,
+	// nor to kill.)
+	if unix.Stat(root, &st) == nil && (st.Dev != lockDev || st.Ino != lockIno) {
+		return nil, fmt.Errorf("descriptor 4 is not cgroup %s", root)
+	}
+	return &guardian{root: root, timeout: time.Duration(timeout), pipe: os.NewFile(3, "multiexit-guardian"), lock: os.NewFile(4, root)}, nil
 }
 
 func (g *guardian) guard() int {
@@ -198,7 +217,9 @@ func (g *guardian) guard() int {
 	if left := cgroupProcs(g.root); len(left) > 0 {
 		fmt.Fprintf(log, "multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), g.root)
 	}
-	if err := killCgroup(g.root, 5*time.Second); err != nil {
+	err := killCgroup(g.root, 5*time.Second)
+	g.lock.Close() // the tree is gone, or left for the next Start to remove
+	if err != nil {
 		fmt.Fprintf(log, "multiexit guardian: %v\n", err)
 		return 1
 	}

@@ -893,7 +893,7 @@ func TestOptionsRefused(t *testing.T) {
 		want string
 	}{
 		{[]Option{WithSignals(syscall.SIGTERM, os.Kill)}, "killed cannot be caught"},
-		{[]Option{WithSignals(syscall.SIGSTOP)}, "cannot be caught"},
+		{[]Option{WithSignals(nil)}, "<nil> cannot be caught"},
 		{[]Option{WithTimeout(time.Second), nil}, "option 2 is nil"},
 		{[]Option{WithTimeout(0)}, "the shutdown deadline must be positive"},
 	} {
