@@ -163,21 +163,32 @@ func run(o options) {
 		multiexit.Exit(statusFailed)
 	}
 
-	cmd := exec.Command(o.args[0], o.args[1:]...)
-	if errors.Is(cmd.Err, exec.ErrDot) {
-		cmd.Err = nil // found through a relative PATH entry: run it, as env and a shell do
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-	if env, err := relayNotify(log); err != nil {
+	notifyEnv, err := relayNotify(log)
+	if err != nil {
 		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
-	} else if env != "" {
-		cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") }), env)
 	}
-	// Under a terminal COMMAND gets its foreground, as a shell gives a job:
-	// it can read the terminal, and Ctrl-C and Ctrl-\ go to its process
-	// group straight from the terminal.
-	cmd = multiexit.Foreground(cmd)
+	command := func(name string, args ...string) *exec.Cmd {
+		cmd := exec.Command(name, args...)
+		if errors.Is(cmd.Err, exec.ErrDot) {
+			cmd.Err = nil // found through a relative PATH entry: run it, as env and a shell do
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+		if notifyEnv != "" {
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") }), notifyEnv)
+		}
+		// Under a terminal COMMAND gets its foreground, as a shell gives
+		// a job: it can read the terminal, and Ctrl-C and Ctrl-\ go to
+		// its process group straight from the terminal.
+		return multiexit.Foreground(cmd)
+	}
+	cmd := command(o.args[0], o.args[1:]...)
 	kids, err := multiexit.Start(cmd)
+	if errors.Is(err, syscall.ENOEXEC) {
+		// A file without a #! line: /bin/sh runs it, as execvp(3) does for
+		// tini, dumb-init and GNU timeout.
+		cmd = command("/bin/sh", append([]string{cmd.Path}, o.args[1:]...)...)
+		kids, err = multiexit.Start(cmd)
+	}
 	if err != nil {
 		code := startStatus(err)
 		fmt.Fprintf(stderr, "multiexit: %s: %v\n", o.args[0], startReason(err))

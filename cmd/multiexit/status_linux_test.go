@@ -57,6 +57,11 @@ func TestOwnStatuses(t *testing.T) {
 	if err := os.WriteFile(notExec, []byte("#!/bin/sh\nexit 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// No #! line: /bin/sh runs it, as execvp(3) does for tini and timeout.
+	noShebang := filepath.Join(dir, "no-shebang")
+	if err := os.WriteFile(noShebang, []byte("exit $1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -75,6 +80,7 @@ func TestOwnStatuses(t *testing.T) {
 		{"a directory", []string{"--", dir}, "exit 126", "permission denied"},
 		{"not found in PATH", []string{"--", "multiexit-no-such-command"}, "exit 127", "not found"},
 		{"no such file", []string{"--", filepath.Join(dir, "none")}, "exit 127", "no such file"},
+		{"a script without #!", []string{"--", noShebang, "6"}, "exit 6", ""},
 		{"-e remaps", []string{"-e", "3", "-e", "4", "--", "sh", "-c", "exit 4"}, "exit 0", ""},
 		{"-e remaps only its codes", []string{"-e", "3", "--", "sh", "-c", "exit 4"}, "exit 4", ""},
 		{"-h", []string{"-h"}, "exit 0", ""},

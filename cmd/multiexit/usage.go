@@ -41,7 +41,8 @@ EXIT STATUS
     where a signal cannot be used, as PID 1). And:
     124   -timeout fired (the tree was stopped).
     125   multiexit itself failed: a bad flag, no COMMAND, no resources.
-    126   COMMAND was found but cannot be executed.
+    126   COMMAND was found but cannot be executed (a file without a #!
+          line is run by /bin/sh, as execvp(3) does).
     127   COMMAND was not found.
 
 SIGNALS
