@@ -142,7 +142,14 @@ func (d *drainer) takeover() {
 		d.back = back
 	}
 	d.s.mu.Unlock()
-	if cur != nil && d.returnsSoon(back) {
+	slack := abandonSlack
+	if cur != nil && cur.stopsChildren {
+		// A Start entry ends its children within the late window (see
+		// stopChildren): wait for that, and the kill, so that the hooks
+		// below it never run while they live.
+		slack = d.lateWindow() + abandonSlack
+	}
+	if cur != nil && d.returnsSoon(back, slack) {
 		cur = nil // it watched its context and returned: not abandoned
 	}
 	if cur != nil {
@@ -159,16 +166,25 @@ func (d *drainer) takeover() {
 }
 
 // returnsSoon reports whether the runner is back from its hook (closes
-// back) within abandonSlack.
-func (d *drainer) returnsSoon(back <-chan struct{}) bool {
-	slack, t := d.clock.after(abandonSlack)
+// back) within slack.
+func (d *drainer) returnsSoon(back <-chan struct{}, slack time.Duration) bool {
+	expired, t := d.clock.after(slack)
 	defer t.Stop()
 	select {
 	case <-back:
 		return true
-	case <-slack:
+	case <-expired:
 		return false
 	}
+}
+
+// lateWindow is a hook's window after the deadline: window, cut to a
+// worker's hard end (at least 10 ms).
+func (d *drainer) lateWindow() time.Duration {
+	if d.hardEnd.IsZero() {
+		return d.window
+	}
+	return max(min(d.window, d.hardEnd.Sub(d.clock.now())), 10*time.Millisecond)
 }
 
 // late runs what is left after the deadline, each hook with its own window.
@@ -178,10 +194,7 @@ func (d *drainer) late() {
 		if h == nil {
 			return
 		}
-		window := d.window
-		if !d.hardEnd.IsZero() {
-			window = max(min(window, d.hardEnd.Sub(d.clock.now())), 10*time.Millisecond)
-		}
+		window := d.lateWindow()
 		ctx := newWindowCtx(d.clock, window)
 		done := make(chan struct{})
 		start := d.clock.now()

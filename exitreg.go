@@ -22,6 +22,11 @@ type Handle struct {
 	// namer names the hook when it is logged (the children of a Start
 	// entry, which change as Start adds them); nil for other hooks.
 	namer fmt.Stringer
+	// stopsChildren marks a Start entry: when the shutdown's context ends
+	// while it runs, its children get the late window before SIGKILL, and
+	// the drainer waits for that instead of abandoning it (the hooks below
+	// it must not run while its children live).
+	stopsChildren bool
 }
 
 // sharedArg is what a worker inherits of a shared hook (see Define): its

@@ -388,7 +388,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		return nil, err
 	}
 	g := &childGroup{ec: ec}
-	entry := &Handle{hook: g.stopAll, namer: g}
+	entry := &Handle{hook: g.stopAll, namer: g, stopsChildren: true}
 	g.entry = entry
 	starts.mu.Lock()
 	if rt.begun() {

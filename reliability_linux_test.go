@@ -27,7 +27,7 @@ import (
 )
 
 func init() {
-	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated, brokenStderr, killedWorker)
+	scenario(deepTree, shellOuts, startJobs, chainEntry, lazyWorker, slowWorker, hupWorker, plainMain, deletedBinary, replacedEnv, smallThings, busyChild, escalated, escalatedEntry, brokenStderr, killedWorker)
 }
 
 // stubbornLeaf ignores SIGTERM, and so does its background child, and
@@ -638,6 +638,44 @@ func TestSecondSignalGivesWorkersTheLateWindow(t *testing.T) {
 	if how != diedOf(syscall.SIGTERM) || !slices.Contains(trace, "w after") {
 		t.Errorf("ended with %s; trace %q; stderr:\n%s", how, trace, p.Stderr.String())
 	}
+}
+
+// escalatedEntry: a parent whose hook "bottom", registered before Start,
+// says whether the worker still exists when it runs; the worker's hook
+// waits at the test's barrier, which is never released.
+func escalatedEntry(args []string) {
+	if multiexit.IsChild() {
+		multiexit.Register(func(context.Context) error {
+			barrierWait("w")
+			return nil
+		})
+		mustInstall()
+		say("ready w")
+		select {}
+	}
+	mustInstall()
+	var pid int
+	multiexit.Register(func(context.Context) error {
+		_, err := os.Stat("/proc/" + strconv.Itoa(pid))
+		say("bottom: worker exists: %v", err == nil)
+		return nil
+	})
+	pid = mustStart(multiexit.Command("w"))[0].PID()
+	say("ready main")
+	select {}
+}
+
+// A second signal while a Start entry stops its children does not let the
+// hooks below the entry run while they live: the entry is waited for
+// through the children's late window and their SIGKILL, not abandoned
+// after abandonSlack.
+func TestSecondSignalKeepsTheEntryInItsPlace(t *testing.T) {
+	b, env := newBarrier(t)
+	p := start(t, escalatedEntry, nil, env)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
+	b.wait(1) // the worker is in its hook, and stays there
+	p.Signal(syscall.SIGINT)
+	p.check([]string{"bottom: worker exists: false"}, diedOf(syscall.SIGTERM))
 }
 
 // parentOfOneWorker is the parent's side of a scenario: its hook H1, then
