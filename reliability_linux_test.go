@@ -613,26 +613,31 @@ func TestEscapeesShareTheGracePeriod(t *testing.T) {
 // hook after it.
 func escalated(args []string) {
 	if multiexit.IsChild() {
-		multiexit.Register(hook("w after"))
-		multiexit.Register(func(context.Context) error {
-			barrierWait("w")
-			return nil
-		})
-		mustInstall()
-		say("ready w")
-		select {}
+		barrierWorker(hook("w after"))
 	}
 	parentOfOneWorker()
+}
+
+// barrierWorker is a worker's side of a scenario: the hooks below, then
+// one that waits at the test's barrier; it says "ready w" and never
+// returns.
+func barrierWorker(below ...func(context.Context) error) {
+	for _, h := range below {
+		multiexit.Register(h)
+	}
+	multiexit.Register(func(context.Context) error {
+		barrierWait("w")
+		return nil
+	})
+	mustInstall()
+	say("ready w")
+	select {}
 }
 
 // A second signal brings the parent's deadline forward; its workers still
 // get the short late window to finish their hooks, not SIGKILL at once.
 func TestSecondSignalGivesWorkersTheLateWindow(t *testing.T) {
-	b, env := newBarrier(t)
-	p := start(t, escalated, nil, env)
-	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
-	b.wait(1) // the worker is in its first hook
-	p.Signal(syscall.SIGINT)
+	p, b := escalateWhileWorkerWaits(t, escalated)
 	b.release()
 	trace, how := p.end()
 	if how != diedOf(syscall.SIGTERM) || !slices.Contains(trace, "w after") {
@@ -640,18 +645,25 @@ func TestSecondSignalGivesWorkersTheLateWindow(t *testing.T) {
 	}
 }
 
+// escalateWhileWorkerWaits starts scenario f, a parent and one worker "w"
+// (barrierWorker), sends the parent SIGTERM, and once the worker waits at
+// the barrier, SIGINT: the second signal.
+func escalateWhileWorkerWaits(t *testing.T, f func([]string)) (*proc, *barrier) {
+	t.Helper()
+	b, env := newBarrier(t)
+	p := start(t, f, nil, env)
+	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
+	b.wait(1)
+	p.Signal(syscall.SIGINT)
+	return p, b
+}
+
 // escalatedEntry: a parent whose hook "bottom", registered before Start,
 // says whether the worker still exists when it runs; the worker's hook
 // waits at the test's barrier, which is never released.
 func escalatedEntry(args []string) {
 	if multiexit.IsChild() {
-		multiexit.Register(func(context.Context) error {
-			barrierWait("w")
-			return nil
-		})
-		mustInstall()
-		say("ready w")
-		select {}
+		barrierWorker()
 	}
 	mustInstall()
 	var pid int
@@ -670,11 +682,7 @@ func escalatedEntry(args []string) {
 // through the children's late window and their SIGKILL, not abandoned
 // after abandonSlack.
 func TestSecondSignalKeepsTheEntryInItsPlace(t *testing.T) {
-	b, env := newBarrier(t)
-	p := start(t, escalatedEntry, nil, env)
-	p.signalWhenReady(syscall.SIGTERM, "ready main", "ready w")
-	b.wait(1) // the worker is in its hook, and stays there
-	p.Signal(syscall.SIGINT)
+	p, _ := escalateWhileWorkerWaits(t, escalatedEntry) // the barrier stays closed
 	p.check([]string{"bottom: worker exists: false"}, diedOf(syscall.SIGTERM))
 }
 
