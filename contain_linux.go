@@ -342,10 +342,7 @@ func untrack(cmd *exec.Cmd) {
 // everything of the entry shares one grace period; the sweep kills what is
 // left at its end.
 func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
-	tree.mu.Lock()
-	layer := Containment()
-	tree.mu.Unlock()
-	if e.tag == "" || layer == LayerProcessGroup {
+	if e.tag == "" || Containment() == LayerProcessGroup {
 		return
 	}
 	// Sets, not slices: an entry may have a thousand children, and every

@@ -4,7 +4,6 @@ package multiexit
 
 import (
 	"bytes"
-	"os"
 	"strconv"
 	"strings"
 
@@ -92,11 +91,7 @@ func startTicks(pid int) (uint64, bool) {
 // envOf is the value of name in pid's environment as it was when pid
 // executed its program ("" if unset or unreadable).
 func envOf(pid int, name string) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
-	if err != nil {
-		return ""
-	}
-	for _, kv := range bytes.Split(b, []byte{0}) {
+	for _, kv := range bytes.Split(readProc("/proc/"+strconv.Itoa(pid)+"/environ"), []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte(name+"=")); ok {
 			return string(v)
 		}

@@ -19,8 +19,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/errout"
+
 	"github.com/multiexit/multiexit"
-	"golang.org/x/sys/unix"
 )
 
 // Exit statuses of multiexit itself, as GNU timeout and env use them.
@@ -50,18 +51,11 @@ type options struct {
 	args    []string
 }
 
-// stderr is where multiexit itself reports: a duplicate of descriptor 2.
-// Go ends a process whose write to descriptor 1 or 2 finds a broken pipe
-// (SIGPIPE), and returns EPIPE for any other: with COMMAND's output piped
-// to a reader that is gone (multiexit -- cmd 2>&1 | head -1), a line of
-// multiexit's must not kill it before it stopped COMMAND's tree.
-var stderr = func() io.Writer {
-	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return os.Stderr
-	}
-	return os.NewFile(uintptr(fd), "/dev/stderr")
-}()
+// stderr is where multiexit itself reports: a duplicate of descriptor 2,
+// so that with COMMAND's output piped to a reader that is gone
+// (multiexit -- cmd 2>&1 | head -1) a line of multiexit's does not kill it
+// by SIGPIPE before it stopped COMMAND's tree (see internal/errout).
+var stderr io.Writer = errout.Dup()
 
 func main() {
 	o, err := parse(os.Args[1:], os.Stdout)

@@ -1,6 +1,6 @@
 //go:build unix
 
-package multiexit
+package errout
 
 import (
 	"os"
@@ -8,9 +8,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dupStderr is a duplicate of descriptor 2, close-on-exec, or os.Stderr if
-// it cannot be made (see stderrLog).
-func dupStderr() *os.File {
+// Dup returns a duplicate of descriptor 2, close-on-exec, or os.Stderr if
+// it cannot be made.
+func Dup() *os.File {
 	fd, err := unix.FcntlInt(2, unix.F_DUPFD_CLOEXEC, 3)
 	if err != nil {
 		return os.Stderr
