@@ -1,7 +1,9 @@
 package proctest
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -45,7 +47,7 @@ func StartTerm(t testing.TB, cmd *exec.Cmd, o Options) *Term {
 		master.Close()
 		t.Fatal(err)
 	}
-	tm := &Term{Lines: NewLines(t, master, "\r"), t: t, Cmd: cmd, master: master}
+	tm := &Term{Lines: NewLines(t, hangup{master}, "\r"), t: t, Cmd: cmd, master: master}
 	guard(t, cmd, o.Limit, &tm.waited, func() { master.Close() })
 	return tm
 }
@@ -115,4 +117,16 @@ func (tm *Term) Ended(how, want string) {
 	if how != want {
 		tm.t.Errorf("ended with %s, want %s; the terminal showed:\n%s", how, want, strings.Join(tm.Seen, "\n"))
 	}
+}
+
+// hangup reads a terminal's master, on which Linux reports that every
+// process closed the terminal as EIO: that is the end of the output.
+type hangup struct{ f *os.File }
+
+func (h hangup) Read(b []byte) (int, error) {
+	n, err := h.f.Read(b)
+	if errors.Is(err, syscall.EIO) {
+		err = io.EOF
+	}
+	return n, err
 }
