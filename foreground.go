@@ -5,20 +5,56 @@ import "os/exec"
 // foregrounds are the commands Foreground marked.
 var foregrounds cmdSet
 
-// Foreground marks cmd, before Start, to be started in the foreground of
-// this process's terminal, as a shell starts a job, and returns it: it can
-// then read the terminal (without it, a child in its own process group that
-// reads the terminal is stopped by SIGTTIN), and the terminal's Ctrl-C
-// (SIGINT) and Ctrl-\ (SIGQUIT) go to its process group instead of this
-// process's. When it exits, this process takes the foreground back. The
-// child still has its own process group, and Start's entry stops it as any
-// other child.
+// Foreground marks cmd, before Start, to be run as a shell runs a job in
+// this process's terminal, and returns it.
 //
-// The terminal is the child's standard input if that is a terminal, else
-// this process's. Foreground does nothing where there is no terminal, where
-// this process is not in the terminal's foreground itself (a background
-// job), for a command that starts a session of its own (SysProcAttr.Setsid),
-// and on Windows (console processes share the console's input).
+// The child's process group gets the terminal's foreground: it can read
+// the terminal (without it, a child in its own process group that reads
+// the terminal is stopped by SIGTTIN), and the terminal's Ctrl-C (SIGINT)
+// and Ctrl-\ (SIGQUIT) go to its group instead of this process's. When it
+// exits, this process takes the foreground back. The child still has its
+// own process group, and Start's entry stops it as any other child.
+//
+// On Linux the child and this process also stop and go on together, as
+// one job of the shell that started this process:
+//   - When the child's group is stopped — Ctrl-Z (SIGTSTP), a read or
+//     write of the terminal from the background (SIGTTIN, SIGTTOU), or
+//     SIGSTOP — this process takes the foreground back and stops itself
+//     by the same signal, so that the shell shows the job "Stopped" and
+//     gives its prompt back.
+//   - When this process is continued (SIGCONT: the shell's fg or bg), it
+//     gives the foreground to the child's group if the shell gave it the
+//     foreground (fg), and continues the child's group.
+//   - Started from a background job, the child starts in the background
+//     too; it gets the foreground once the job is brought to it (fg).
+//   - If this process's group is orphaned (no shell is there to continue
+//     it), a stop is not mirrored: a child stopped by Ctrl-Z is continued
+//     (the kernel discards that stop for an orphaned group), one stopped
+//     by SIGTTIN or SIGTTOU gets SIGHUP and SIGCONT, as the kernel does to
+//     a stopped group that is orphaned.
+//   - Once the child's stop by its entry has begun, a stop of the child
+//     is undone (SIGCONT), so that it can exit.
+//
+// A stop signal sent to this process itself (kill -TSTP) is not caught
+// here: it stops this process alone, as it would any process. A program
+// that wants it to stop the job catches it and passes it on with
+// (*Child).SignalGroup; the child's stop then stops this process, as
+// above. cmd/multiexit does this.
+//
+// A worker (Command) started with Foreground passes the terminal's Ctrl-C
+// on: a worker never stops on SIGINT itself, but while its group (or the
+// group of a Foreground child of its own) holds the terminal's foreground,
+// it sends the SIGINT it gets to its parent, which then begins its
+// shutdown as for a Ctrl-C of its own (if it catches SIGINT: see
+// WithSignals), and so stops the tree in order, the worker included.
+//
+// The terminal is this process's controlling terminal (the one /dev/tty
+// names). Foreground does nothing where there is no terminal, for a
+// command that starts a session of its own (SysProcAttr.Setsid) or joins
+// another process group (SysProcAttr.Pgid), and on Windows (console
+// processes share the console's input). On macOS and the BSDs the child
+// gets the foreground and the parent takes it back, but stops are not
+// mirrored.
 func Foreground(cmd *exec.Cmd) *exec.Cmd {
 	foregrounds.add(cmd)
 	return cmd

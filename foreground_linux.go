@@ -1,7 +1,11 @@
 package multiexit
 
 import (
+	"os"
+	"os/signal"
 	"runtime"
+	"strconv"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,4 +21,220 @@ func setForeground(fd, pgrp int) {
 	unix.PthreadSigmask(unix.SIG_BLOCK, &set, &old)
 	unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, pgrp)
 	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+}
+
+// watch runs the job control of c, just started, until it exits (see
+// Foreground): a stop of its group is mirrored by this process, and
+// SIGCONT to this process continues it. The goroutine holds c.mu only
+// while it looks at the child or signals its group, which is pinned then
+// (see reap).
+func (j *ttyJob) watch(c *Child) {
+	if j == nil {
+		return
+	}
+	j.pgid = c.PID()
+	jobGroups.add(j.pgid)
+	j.done = make(chan struct{})
+	chld := make(chan os.Signal, 1)
+	cont := make(chan os.Signal, 1)
+	signal.Notify(chld, unix.SIGCHLD)
+	signal.Notify(cont, unix.SIGCONT)
+	go func() {
+		defer close(j.done)
+		defer signal.Stop(cont)
+		defer signal.Stop(chld)
+		// Asked once before any SIGCHLD: the child may have stopped
+		// before Notify.
+		if sig := c.stopSignal(); sig != 0 {
+			j.stopped(c, sig)
+		}
+		for {
+			select {
+			case <-c.exited:
+				return
+			case <-chld:
+				if sig := c.stopSignal(); sig != 0 {
+					j.stopped(c, sig)
+				}
+			case <-cont:
+				j.resume(c)
+			}
+		}
+	}()
+}
+
+// stopSignal is the signal that stopped the child since it was last
+// asked, or 0. The stop is taken from the kernel (waitid WSTOPPED, without
+// WEXITED: the exit status stays exec.Cmd.Wait's); nothing else here asks
+// for stops.
+func (c *Child) stopSignal() unix.Signal {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isExited {
+		return 0
+	}
+	var info unix.Siginfo
+	if err := unix.Waitid(unix.P_PID, c.PID(), &info, unix.WSTOPPED|unix.WNOHANG, nil); err != nil || info.Code != cldStopped {
+		return 0
+	}
+	return unix.Signal(siginfoStatus(&info))
+}
+
+// cldStopped is siginfo_t's si_code for a child stopped by a signal.
+const cldStopped = 5
+
+// siginfoStatus is si_status of a siginfo_t that waitid filled: the
+// fields for SIGCHLD (si_pid, si_uid, si_status) follow si_signo, si_errno
+// and si_code in a union aligned as a pointer, on every Linux architecture.
+func siginfoStatus(info *unix.Siginfo) int32 {
+	off := uintptr(16) // 3 int32, padded to a pointer's alignment
+	if unsafe.Sizeof(uintptr(0)) == 4 {
+		off = 12
+	}
+	return *(*int32)(unsafe.Add(unsafe.Pointer(info), off+8))
+}
+
+// stopped mirrors a stop of the child's group by sig (see Foreground).
+func (j *ttyJob) stopped(c *Child, sig unix.Signal) {
+	c.mu.Lock()
+	stopping := c.stopping
+	c.mu.Unlock()
+	if stopping {
+		j.resume(c) // its stop began: it must run to exit
+		return
+	}
+	self := unix.Getpgrp()
+	fg, _ := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP)
+	switch {
+	case (sig == unix.SIGTTIN || sig == unix.SIGTTOU) && fg == self:
+		// Stopped for using the terminal from the background, while
+		// this process has its foreground: the job was brought to the
+		// foreground (fg of a job started in the background, which sends
+		// no SIGCONT to a running job). The foreground is the child's.
+		j.resume(c)
+		return
+	case fg == j.pgid:
+		setForeground(j.tty, self)
+	}
+	if sig != unix.SIGSTOP && orphaned() {
+		if sig != unix.SIGTSTP {
+			c.SignalGroup(unix.SIGHUP)
+		}
+		j.resume(c)
+		return
+	}
+	stopSelf(sig)
+	// Continued: the SIGCONT that did it reaches resume through cont.
+}
+
+// resume continues the child's group, giving it the terminal's foreground
+// first if this process has it.
+func (j *ttyJob) resume(c *Child) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isExited {
+		return
+	}
+	if fg, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+		setForeground(j.tty, j.pgid)
+	}
+	c.signalGroup(unix.SIGCONT)
+}
+
+// stopSelf stops this process by sig's default action, as the kernel
+// stops a job's process, so that its parent (a shell) sees it stopped by
+// sig. The signal's handler (Go's, if the program catches sig) is set
+// aside meanwhile, and sig unblocked, in the calling thread: the signal is
+// sent to that thread, which stops before its system call returns; it
+// returns once the process was continued (or at once, if the kernel
+// discarded the stop: an orphaned group).
+func stopSelf(sig unix.Signal) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	var set, old unix.Sigset_t
+	set.Val[(sig-1)/64] |= 1 << ((uint(sig) - 1) % 64)
+	unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, &old)
+	defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	if sig != unix.SIGSTOP {
+		var dfl, saved sigactionBuf // all zero: SIG_DFL, no flags, no mask
+		if err := sigaction(sig, &dfl, &saved); err != nil {
+			sig = unix.SIGSTOP // still a stop, by the signal no one catches
+		} else {
+			defer sigaction(sig, &saved, nil)
+		}
+	}
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+}
+
+// sigactionBuf holds the kernel's struct sigaction, whatever its layout on
+// this architecture (at most 32 bytes): it is only read and written back
+// whole, or all zero (SIG_DFL).
+type sigactionBuf [64]byte
+
+// sigaction is rt_sigaction(2). The size of the kernel's signal set is 8
+// bytes but on MIPS (16): the first the kernel takes is the one.
+func sigaction(sig unix.Signal, act, old *sigactionBuf) error {
+	var err error
+	for _, size := range []uintptr{8, 16} {
+		var oldp unsafe.Pointer
+		if old != nil {
+			oldp = unsafe.Pointer(old)
+		}
+		_, _, e := unix.RawSyscall6(unix.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(act)), uintptr(oldp), size, 0, 0)
+		if e == 0 {
+			return nil
+		}
+		if err = e; e != unix.EINVAL {
+			break
+		}
+	}
+	return err
+}
+
+// orphaned reports whether this process's group is orphaned: no member
+// has a parent in another group of the same session. No shell would
+// continue it, and the kernel discards the terminal's stop signals to it.
+// The kernel's rule, read from /proc.
+func orphaned() bool {
+	pgrp := strconv.Itoa(unix.Getpgrp())
+	sid, err := unix.Getsid(0)
+	if err != nil {
+		return false
+	}
+	session := strconv.Itoa(sid)
+	dirs, err := os.ReadDir("/proc")
+	if err != nil {
+		return false // cannot tell: stop as usual
+	}
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		f := statFields(pid) // state, ppid, pgrp, session, …
+		if len(f) < 4 || f[2] != pgrp || f[0] == "Z" {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		if p := statFields(ppid); len(p) >= 4 && p[2] != pgrp && p[3] == session {
+			return false
+		}
+	}
+	return true
+}
+
+// signalParent sends sig to ppid if it is still this process's parent,
+// through a pidfd: never to a process that took over its PID.
+func signalParent(ppid int, sig unix.Signal) {
+	fd, err := unix.PidfdOpen(ppid, 0)
+	if err != nil {
+		if unix.Getppid() == ppid {
+			unix.Kill(ppid, sig) // a kernel without pidfds
+		}
+		return
+	}
+	defer unix.Close(fd)
+	if unix.Getppid() == ppid { // the pidfd is the parent's, alive or not
+		unix.PidfdSendSignal(fd, sig, nil, 0)
+	}
 }

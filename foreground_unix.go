@@ -5,49 +5,62 @@ package multiexit
 import (
 	"os"
 	"os/exec"
+	"os/signal"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
-// toForeground sets cmd up to be started in the foreground of the terminal
-// (see Foreground) and returns the terminal's descriptor, or -1.
-func toForeground(cmd *exec.Cmd) int {
+// ttyJob is a Foreground child's place in the terminal's job control.
+type ttyJob struct {
+	tty  int           // a descriptor of the terminal, this process's own
+	pgid int           // the child's process group (its PID), once started
+	done chan struct{} // closed when watch's goroutine has ended; nil if none
+}
+
+// toForeground sets cmd up to be started as a job of the terminal (see
+// Foreground) and returns its job, or nil. The child is started in the
+// terminal's foreground if this process has it.
+func toForeground(cmd *exec.Cmd) *ttyJob {
 	a := cmd.SysProcAttr
 	if a.Setsid || a.Setctty || (a.Setpgid && a.Pgid != 0) {
-		return -1
+		return nil
 	}
-	fd := -1
-	if f, ok := cmd.Stdin.(*os.File); ok {
-		fd = fdOf(f)
+	tty := openTerminal()
+	if tty < 0 {
+		return nil
 	}
-	if !isTerminal(fd) {
-		fd = 0 // this process's standard input
+	if pgrp, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP); err == nil && pgrp == unix.Getpgrp() {
+		a.Foreground, a.Ctty = true, tty // Go's child makes its group the foreground before it executes
 	}
-	if !isTerminal(fd) {
-		return -1
+	return &ttyJob{tty: tty}
+}
+
+// openTerminal returns a descriptor of this process's controlling
+// terminal, its own (close-on-exec, so that it stays usable whatever the
+// caller does with its files), or -1 if there is none.
+func openTerminal() int {
+	for fd := range 3 {
+		if isTerminal(fd) {
+			own, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+			if err == nil {
+				return own
+			}
+		}
 	}
-	if pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP); err != nil || pgrp != unix.Getpgrp() {
-		return -1 // not ours to give
-	}
-	// A descriptor of its own, to take the foreground back with whatever
-	// the caller does with its file meanwhile.
-	own, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+	fd, err := unix.Open("/dev/tty", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return -1
 	}
-	a.Foreground, a.Ctty = true, own // Go's child makes its group the foreground before it executes
-	return own
-}
-
-// fdOf is f's descriptor, without switching it to blocking mode as Fd does.
-func fdOf(f *os.File) int {
-	fd := -1
-	if rc, err := f.SyscallConn(); err == nil {
-		rc.Control(func(u uintptr) { fd = int(u) })
+	if !isTerminal(fd) {
+		unix.Close(fd)
+		return -1
 	}
 	return fd
 }
 
+// isTerminal reports whether fd is this process's controlling terminal:
+// TIOCGPGRP fails on any other.
 func isTerminal(fd int) bool {
 	if fd < 0 {
 		return false
@@ -56,25 +69,92 @@ func isTerminal(fd int) bool {
 	return err == nil
 }
 
-// dropTerminal closes tty, the terminal's descriptor toForeground returned
-// for a child that did not start.
-func dropTerminal(tty int) {
-	if tty >= 0 {
-		unix.Close(tty)
+// drop closes the terminal of a child that did not start.
+func (j *ttyJob) drop() {
+	if j != nil {
+		unix.Close(j.tty)
 	}
 }
 
-// takeForeground gives the foreground of tty, the terminal's descriptor
-// toForeground returned, back to this process's group once the child
-// (leading group pgid) that had it exited, and only if that group still
-// has it; it closes tty.
-func takeForeground(tty, pgid int) {
-	if tty < 0 {
+// end ends the job of a child that exited: once watch's goroutine is done,
+// it gives the foreground back to this process's group if the child's
+// group still has it, and closes the terminal.
+func (j *ttyJob) end() {
+	if j == nil {
 		return
+	}
+	if j.done != nil {
+		<-j.done
+	}
+	jobGroups.remove(j.pgid)
+	defer unix.Close(j.tty)
+	if pgrp, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err != nil || pgrp != j.pgid {
+		return
+	}
+	setForeground(j.tty, unix.Getpgrp())
+}
+
+// jobGroups are the process groups of the running Foreground children: a
+// worker that has one of them in the terminal's foreground holds the
+// terminal (see relayInterrupts).
+var jobGroups groupSet
+
+type groupSet struct {
+	mu sync.Mutex
+	m  map[int]int
+}
+
+func (s *groupSet) add(pgid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[int]int{}
+	}
+	s.m[pgid]++
+}
+
+func (s *groupSet) remove(pgid int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m[pgid]--; s.m[pgid] <= 0 {
+		delete(s.m, pgid)
+	}
+}
+
+func (s *groupSet) has(pgid int) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.m[pgid] > 0
+}
+
+// relayInterrupts catches SIGINT in a worker, which never stops on it
+// itself: its parent orchestrates the stop. A SIGINT that comes while the
+// worker's job holds the terminal's foreground (its own process group, or
+// that of a Foreground child of its own: the terminal's Ctrl-C reached it,
+// not its parent) is passed to the parent, ppid, as the terminal would
+// have sent it to a parent that held the foreground; others are dropped.
+// Caught, not ignored: an ignored disposition would pass on to every
+// program the worker executes; a caught one is reset by exec.
+func relayInterrupts(ppid int) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt)
+	go func() {
+		for range ch {
+			if holdsTerminal() {
+				signalParent(ppid, unix.SIGINT)
+			}
+		}
+	}()
+}
+
+// holdsTerminal reports whether the terminal's foreground group is this
+// process's or a Foreground child's.
+func holdsTerminal() bool {
+	tty := openTerminal()
+	if tty < 0 {
+		return false
 	}
 	defer unix.Close(tty)
-	if pgrp, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP); err != nil || pgrp != pgid {
-		return
-	}
-	setForeground(tty, unix.Getpgrp())
+	fg, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP)
+	return err == nil && (fg == unix.Getpgrp() || jobGroups.has(fg))
 }

@@ -18,3 +18,19 @@ func setForeground(fd, pgrp int) {
 	unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, pgrp)
 	signal.Reset(unix.SIGTTOU)
 }
+
+// watch: stops are not mirrored here (see Foreground); the job only keeps
+// the child's group for holdsTerminal.
+func (j *ttyJob) watch(c *Child) {
+	if j != nil {
+		j.pgid = c.PID()
+		jobGroups.add(j.pgid)
+	}
+}
+
+// signalParent sends sig to ppid if it is still this process's parent.
+func signalParent(ppid int, sig unix.Signal) {
+	if unix.Getppid() == ppid {
+		unix.Kill(ppid, sig)
+	}
+}

@@ -63,7 +63,7 @@ type Child struct {
 	worker  bool
 	leader  bool      // leads its own process group: stop signals the group
 	started time.Time // when Start started it
-	tty     int       // the terminal it has the foreground of (Foreground), or -1
+	job     *ttyJob   // its place in the terminal's job control (Foreground), or nil
 
 	ackR, deathW *os.File      // the parent's ends of a worker's control channel
 	caught       chan struct{} // closed when a worker caught SIGTERM (package initialisation)
@@ -285,7 +285,7 @@ func (c *Child) reap() {
 		}
 		c.mu.Unlock()
 		close(c.exited)
-		takeForeground(c.tty, c.cmd.Process.Pid)
+		c.job.end()
 		c.err = c.cmd.Wait()
 		untrack(c.cmd)
 	} else {
@@ -298,7 +298,7 @@ func (c *Child) reap() {
 		}
 		c.mu.Unlock()
 		close(c.exited)
-		takeForeground(c.tty, c.cmd.Process.Pid)
+		c.job.end()
 	}
 	c.mu.Lock()
 	stopping := c.stopping
@@ -497,9 +497,8 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	}
 	cmd.Env = env
 	c.leader = prepareChild(cmd)
-	c.tty = -1
 	if foregrounds.take(cmd) {
-		c.tty = toForeground(cmd)
+		c.job = toForeground(cmd)
 	}
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = max(cfg.grace, 100*time.Millisecond)
@@ -515,12 +514,13 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	}
 	if err != nil {
 		closeAll(c.ackR, c.deathW)
-		dropTerminal(c.tty)
+		c.job.drop()
 		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 	}
 	if c.ackR != nil {
 		go c.readAck()
 	}
+	c.job.watch(c)
 	go c.reap()
 	return c, nil
 }
