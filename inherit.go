@@ -389,8 +389,9 @@ type workerControl struct {
 // parent has died already: then the caller begins the shutdown, once the
 // worker is in place): the inherited hooks at
 // the bottom of the stack, MULTIEXIT out of the environment (so that the
-// worker's own non-worker children do not inherit it), SIGINT and SIGPIPE
-// caught and dropped, and the parent watched: the end of the control
+// worker's own non-worker children do not inherit it), SIGPIPE caught and
+// dropped, SIGINT caught (passed to the parent while this worker holds the
+// terminal, see Foreground), and the parent watched: the end of the control
 // channel. On Linux the kernel turns that end (and each line the parent
 // writes) into SIGTERM (see signalOnHangup), which begins the same shutdown
 // with nothing kept waiting for it; elsewhere a goroutine reads the channel
@@ -401,11 +402,11 @@ func (in *inherited) commit() (w *workerControl, parentGone bool) {
 	// Caught, not ignored: an ignored disposition would pass on to every
 	// program this worker executes; a caught one is reset by exec. A caught
 	// SIGPIPE makes a write to a dead parent's pipe fail with EPIPE instead
-	// of killing the worker before its hooks ran. On Windows os.Interrupt
-	// is CTRL_C_EVENT and CTRL_BREAK_EVENT: a console's Ctrl-C and
-	// Ctrl-Break reach every process attached to it, and the parent stops a
-	// worker through the control channel.
-	signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGPIPE)
+	// of killing the worker before its hooks ran. A SIGINT is the
+	// terminal's Ctrl-C for the parent when this worker holds the
+	// terminal (Foreground): relayInterrupts passes it on.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
+	relayInterrupts(in.reg.ppid)
 	w = &workerControl{ppid: in.reg.ppid, deathFD: -1}
 	if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
 		// The kernel watches the death end: it stays open, as a bare
