@@ -140,6 +140,16 @@ func run(o options) {
 			signal.Notify(sigs, s)
 		}
 	}
+	// A stop signal sent to multiexit stops COMMAND's group, as the
+	// terminal's Ctrl-Z would: under a terminal the library then stops
+	// multiexit with it (see multiexit.Foreground), so the shell shows the
+	// job stopped.
+	stops := make(chan os.Signal, forwardedBufSize)
+	for _, s := range []os.Signal{syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU} {
+		if !signal.Ignored(s) {
+			signal.Notify(stops, s)
+		}
+	}
 	log := logger(o.verbose)
 	grace := max(o.grace, time.Nanosecond) // -grace 0: SIGKILL at once
 	// multiexit catches the signals itself: the library catches none, and
@@ -226,6 +236,14 @@ func run(o options) {
 				// it may take (COMMAND's grace, then the tree's stop).
 				notifyStopping(grace + 2*grace + shutdownReserve)
 				bound = time.After(grace)
+			}
+		case s := <-stops:
+			err := child.SignalGroup(s)
+			log.Info("multiexit: stopped COMMAND's group", "signal", s.String(), "pid", child.PID(), "err", errString(err))
+			if err != nil {
+				// Nothing left to stop: multiexit stops alone, as it would
+				// without catching s (here by SIGSTOP, which no one catches).
+				syscall.Kill(os.Getpid(), syscall.SIGSTOP)
 			}
 		case <-bound:
 			log.Warn("multiexit: COMMAND did not exit within the grace period after the signal; killing its process group",
