@@ -11,7 +11,8 @@
 //	what happens                                   hooks run          how the process ends
 //	SIGTERM or SIGINT to a parent                  all, LIFO          dies by it (shell: 143, 130)
 //	SIGTERM to a worker (its parent's stop)        all, LIFO          dies by SIGTERM
-//	SIGINT to a worker (terminal Ctrl-C)           none: ignored      — (the parent orchestrates)
+//	SIGINT to a worker (terminal Ctrl-C)           none: ignored      — (the parent orchestrates;
+//	                                                                  see Foreground)
 //	Exit(n)                                        all, LIFO          exit n (0-255; else 255, logged)
 //	ExitAs(state)                                  all, LIFO          as that process ended
 //	Run's main returns nil / an error / panics     all, LIFO          exit 0 / 1 / 2
@@ -129,9 +130,11 @@
 //
 // Every child gets its own process group, so a terminal's Ctrl-C reaches
 // only the parent, which then stops the tree in order. Workers catch and
-// drop SIGINT (and SIGPIPE, so a write to a dead parent's pipe fails with
-// EPIPE instead of killing the worker before its hooks): a caught signal,
-// unlike an ignored one, does not pass on to the programs a worker runs.
+// drop SIGINT (a worker that holds the terminal passes it to its parent:
+// see Foreground), and SIGPIPE, so a write to a dead parent's pipe fails
+// with EPIPE instead of killing the worker before its hooks: a caught
+// signal, unlike an ignored one, does not pass on to the programs a worker
+// runs.
 //
 // # Parent death
 //
@@ -176,7 +179,13 @@
 // the parent only. A child that must read the terminal is started with
 // Start(Foreground(cmd)): it gets the terminal's foreground as a shell's job
 // does (and so the terminal's Ctrl-C), and the parent takes it back when the
-// child exits.
+// child exits. On Linux the child and the parent are one job of the shell
+// that started the parent: when the child is stopped (Ctrl-Z, a read of the
+// terminal from the background), the parent stops itself by the same
+// signal, so the shell says "Stopped" and gives its prompt back; fg and bg
+// continue both, and fg gives the child the terminal again. A worker
+// started with Foreground passes the terminal's Ctrl-C to its parent, which
+// stops the tree in order. See Foreground for the details.
 //
 // # systemd, Kubernetes and containers
 //

@@ -18,7 +18,8 @@ var errInstalled = errors.New("multiexit: Install called twice")
 //
 // In a worker (see IsChild), Install also reads the registry its parent
 // passed in MULTIEXIT, registers the inherited shared hooks at the bottom of
-// the stack, ignores SIGINT (the parent orchestrates a terminal's Ctrl-C),
+// the stack, ignores SIGINT (the parent orchestrates a terminal's Ctrl-C;
+// a worker that holds the terminal passes it on, see Foreground),
 // catches SIGTERM whatever WithSignals says (the parent's stop, and the
 // kernel's word of the parent's death), and acknowledges its start to the
 // parent. A SIGTERM that came before Install is held until Install, so the
