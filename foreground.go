@@ -20,8 +20,9 @@ var foregrounds cmdSet
 //   - When the child's group is stopped — Ctrl-Z (SIGTSTP), a read or
 //     write of the terminal from the background (SIGTTIN, SIGTTOU), or
 //     SIGSTOP — this process takes the foreground back and stops itself
-//     by the same signal, so that the shell shows the job "Stopped" and
-//     gives its prompt back.
+//     by the same signal, with the rest of its own process group (the
+//     other commands of a pipeline), so that the shell shows the job
+//     "Stopped" and gives its prompt back.
 //   - When this process is continued (SIGCONT: the shell's fg or bg), it
 //     gives the foreground to the child's group if the shell gave it the
 //     foreground (fg), and continues the child's group.
@@ -36,10 +37,11 @@ var foregrounds cmdSet
 //     is undone (SIGCONT), so that it can exit.
 //
 // A stop signal sent to this process itself (kill -TSTP) is not caught
-// here: it stops this process alone, as it would any process. A program
-// that wants it to stop the job catches it and passes it on with
-// (*Child).SignalGroup; the child's stop then stops this process, as
-// above. cmd/multiexit does this.
+// here: it stops this process alone, as it would any process (and a read
+// of the terminal that the child had begun may then take what is typed at
+// the shell's prompt). A program that wants it to stop the job catches it
+// and passes it on with (*Child).SignalGroup; the child's stop then stops
+// this process, as above. cmd/multiexit does this.
 //
 // A worker (Command) started with Foreground passes the terminal's Ctrl-C
 // on: a worker never stops on SIGINT itself, but while its group (or the

@@ -116,12 +116,18 @@ func (j *ttyJob) stopped(c *Child, sig unix.Signal) {
 	case fg == j.pgid:
 		setForeground(j.tty, self)
 	}
-	if sig != unix.SIGSTOP && orphaned() {
+	orphaned, others := ownGroup()
+	if sig != unix.SIGSTOP && orphaned {
 		if sig != unix.SIGTSTP {
 			c.SignalGroup(unix.SIGHUP)
 		}
 		j.resume(c)
 		return
+	}
+	// The rest of this process's group (a pipeline: prog | tee) stops
+	// too, as it would if the terminal's Ctrl-Z had reached the group.
+	for _, pid := range others {
+		signalMember(pid, sig)
 	}
 	stopSelf(sig)
 	// Continued: the SIGCONT that did it reaches resume through cont.
@@ -191,21 +197,24 @@ func sigaction(sig unix.Signal, act, old *sigactionBuf) error {
 	return err
 }
 
-// orphaned reports whether this process's group is orphaned: no member
-// has a parent in another group of the same session. No shell would
-// continue it, and the kernel discards the terminal's stop signals to it.
-// The kernel's rule, read from /proc.
-func orphaned() bool {
+// ownGroup reads this process's group from /proc: whether it is orphaned
+// (no member has a parent in another group of the same session, the
+// kernel's rule: no shell would continue it, and the kernel discards the
+// terminal's stop signals to it), and its other members. If /proc cannot
+// be read, the group is taken as not orphaned, with no other member.
+func ownGroup() (orphaned bool, others []int) {
+	self := unix.Getpid()
 	pgrp := strconv.Itoa(unix.Getpgrp())
 	sid, err := unix.Getsid(0)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	session := strconv.Itoa(sid)
 	dirs, err := os.ReadDir("/proc")
 	if err != nil {
-		return false // cannot tell: stop as usual
+		return false, nil
 	}
+	orphaned = true
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
@@ -215,12 +224,29 @@ func orphaned() bool {
 		if len(f) < 4 || f[2] != pgrp || f[0] == "Z" {
 			continue
 		}
+		if pid != self {
+			others = append(others, pid)
+		}
 		ppid, _ := strconv.Atoi(f[1])
 		if p := statFields(ppid); len(p) >= 4 && p[2] != pgrp && p[3] == session {
-			return false
+			orphaned = false
 		}
 	}
-	return true
+	return orphaned, others
+}
+
+// signalMember sends sig to pid, a member of this process's group when
+// ownGroup read it, through a pidfd, and only if it is still in the group
+// once the pidfd holds it (never to a process that took over its PID).
+func signalMember(pid int, sig unix.Signal) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return
+	}
+	defer unix.Close(fd)
+	if f := statFields(pid); len(f) >= 3 && f[2] == strconv.Itoa(unix.Getpgrp()) {
+		unix.PidfdSendSignal(fd, sig, nil, 0)
+	}
 }
 
 // signalParent sends sig to ppid if it is still this process's parent,

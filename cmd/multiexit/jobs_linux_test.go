@@ -123,6 +123,30 @@ func TestJobBackgroundThenFg(t *testing.T) {
 	sh.Exit()
 }
 
+// In a pipeline, Ctrl-Z stops the other commands of multiexit's job too
+// (bash shows the job stopped only when every process of it is): here
+// cat, which COMMAND's output goes through.
+func TestJobPipelineCtrlZ(t *testing.T) {
+	t.Parallel()
+	sh := proctest.StartShell(t, nil, proctest.Options{})
+	// COMMAND's first line comes through the pipe to the sibling, which
+	// adds its own PID.
+	sh.Run(bin + " -- " + reader + ` | sh -c 'read first; echo "sibling $$ $first"; exec cat'`)
+	m := sh.Expect(`sibling (\d+) pids (\d+) (\d+)`)
+	sib, _ := strconv.Atoi(m[1])
+	mx, _ := strconv.Atoi(m[2])
+	cmd, _ := strconv.Atoi(m[3])
+	sh.Type("\x1a")
+	sh.Stopped(1, "Stopped")
+	sh.Prompt()
+	bothStopped(t, mx, cmd)
+	if s := proctest.State(sib); s != "T" {
+		t.Errorf("cat, in multiexit's pipeline, in state %q; want T", s)
+	}
+	readsAfterFg(t, sh)
+	sh.Exit()
+}
+
 // A stop signal sent to multiexit stops COMMAND's group, and multiexit
 // with it by the same signal; fg resumes both.
 func TestJobStopSignalToMultiexit(t *testing.T) {
