@@ -47,3 +47,17 @@ func TestTerminalInteractive(t *testing.T) {
 	tm.WaitFor("typed by the test")
 	tm.Ended(tm.Wait(), "exit 0")
 }
+
+// With no shell to continue it (multiexit leads its session, as in a
+// container's terminal: its group is orphaned), Ctrl-Z stops nothing for
+// good, as the kernel discards it for a bare command in an orphaned group:
+// COMMAND is continued and goes on reading the terminal.
+func TestTerminalCtrlZWithoutAShell(t *testing.T) {
+	t.Parallel()
+	tm := startTerm(t, "--", "sh", "-c", `echo ready; read l; echo "got $l"`)
+	tm.WaitFor("ready")
+	tm.Type("\x1a") // Ctrl-Z
+	tm.Type("after the stop\r")
+	tm.WaitFor("got after the stop")
+	tm.Ended(tm.Wait(), "exit 0")
+}
