@@ -91,7 +91,7 @@ func TestForegroundJobControl(t *testing.T) {
 	if p, c := proctest.State(parent), proctest.State(child); p != "T" || c != "T" {
 		t.Errorf("after the shell said Stopped: the parent in state %q, the child in state %q; want both T", p, c)
 	}
-	sh.Run("fg")
+	sh.Fg()
 	sh.Type("typed after fg\r")
 	sh.Line("got typed after fg")
 	sh.Line("child: <nil>")

@@ -41,7 +41,7 @@ func bothStopped(t *testing.T, mx, cmd int) {
 // reads the terminal, and that the job ends with status 0.
 func readsAfterFg(t *testing.T, sh *proctest.Shell) {
 	t.Helper()
-	sh.Run("fg")
+	sh.Fg()
 	sh.Type("typed after fg\r")
 	if got := sh.Line("got "); got != "typed after fg" {
 		t.Errorf("COMMAND read %q after fg", got)
@@ -77,7 +77,7 @@ func TestJobCtrlCAfterFg(t *testing.T) {
 	sh.Type("\x1a")
 	sh.Stopped(1, "Stopped")
 	sh.Prompt()
-	sh.Run("fg")
+	sh.Fg()
 	sh.Type("first\r")
 	sh.Line("got first") // COMMAND is reading again: it has the terminal
 	sh.Type("\x03")      // Ctrl-C

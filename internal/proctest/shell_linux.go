@@ -170,6 +170,16 @@ func (s *Shell) Prompt() {
 	s.Expect(regexp.QuoteMeta(ShellPrompt))
 }
 
+// Fg types fg and waits for bash to show the job it continues. Bash
+// shows it once readline has set the terminal back from its own modes
+// (no echo, no CR to NL): a line typed before that would reach the job
+// in those, and a reader waiting for its newline would never see it.
+func (s *Shell) Fg() {
+	s.t.Helper()
+	s.Run("fg")
+	s.Expect(`fg\r\n[^\r\n]+\r\n`)
+}
+
 // Stopped waits for the shell's report that job n stopped, in the words
 // bash uses ("Stopped"; in POSIX mode "Stopped(SIGTTIN)", …). For the
 // foreground job the prompt follows (see Prompt); a report of a background
