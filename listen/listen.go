@@ -58,6 +58,9 @@ func Listener(name string) (net.Listener, error) {
 		return nil, err
 	}
 	defer f.Close() // FileListener made its own duplicate
+	if err := want(f, name, true); err != nil {
+		return nil, err
+	}
 	l, err := net.FileListener(f)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", name, err)
@@ -74,6 +77,9 @@ func PacketConn(name string) (net.PacketConn, error) {
 		return nil, err
 	}
 	defer f.Close()
+	if err := want(f, name, false); err != nil {
+		return nil, err
+	}
 	c, err := net.FilePacketConn(f)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", name, err)
@@ -90,4 +96,18 @@ func Names() ([]string, error) {
 		return nil, err
 	}
 	return p.Names(), nil
+}
+
+// want checks that f is a stream socket (or a datagram one).
+func want(f *os.File, name string, stream bool) error {
+	is, err := listenfd.Stream(f)
+	switch {
+	case err != nil:
+		return fmt.Errorf("listener %q: %w", name, err)
+	case is && !stream:
+		return fmt.Errorf("listener %q is a listening stream socket: use Listener", name)
+	case !is && stream:
+		return fmt.Errorf("listener %q is a datagram socket: use PacketConn", name)
+	}
+	return nil
 }

@@ -46,7 +46,6 @@
 package listenfd
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -174,9 +173,6 @@ func readFull(f *os.File, b []byte) (int, error) {
 	}
 	return n, nil
 }
-
-// errWindows is what every function returns on Windows.
-var errWindows = fmt.Errorf("listeners handed down in the systemd format: %w on Windows", errors.ErrUnsupported)
 
 // withoutVars returns env without the variables named.
 func withoutVars(env []string, names ...string) []string {

@@ -287,3 +287,13 @@ func Receive() error {
 	_, err := Parse()
 	return err
 }
+
+// Stream reports whether f, a socket from File, is a connection-mode
+// socket (stream or seqpacket: for a listener) rather than a datagram one.
+func Stream(f *os.File) (bool, error) {
+	typ, err := unix.GetsockoptInt(int(f.Fd()), unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return false, os.NewSyscallError("getsockopt SO_TYPE", err)
+	}
+	return typ != unix.SOCK_DGRAM, nil
+}

@@ -3,6 +3,8 @@
 package listenfd
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 )
@@ -30,3 +32,10 @@ func Pass(*exec.Cmd, []*Socket, Receiver) (*Handoff, error) { return nil, errWin
 func Shim()                                                 {}
 
 func errnoErr(n uint32) error { return errWindows }
+
+func Stream(f *os.File) (bool, error) { return false, errWindows }
+
+const shimVar = "MULTIEXIT_LISTEN_EXEC"
+
+// errWindows is what every function returns on Windows.
+var errWindows = fmt.Errorf("listeners handed down in the systemd format: %w on Windows", errors.ErrUnsupported)
