@@ -26,8 +26,9 @@
 // Package net puts the socket into non-blocking mode, and that mode
 // belongs to the socket's open file description, which the parent and
 // every worker share: a pool that mixes Go workers with programs that
-// accept(2) in blocking mode is not supported (see the multiexit README's
-// worker pools section).
+// accept(2) in blocking mode without polling first is not supported (they
+// get EAGAIN when no connection waits); programs that poll before they
+// accept (event loops) work either way.
 //
 // Unix only (Linux, macOS, the BSDs); on Windows every function returns
 // an error.

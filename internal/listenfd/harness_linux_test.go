@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,7 +46,12 @@ func TestMain(m *testing.M) {
 		f(os.Args[1:])
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+		if cDir != "" {
+			os.RemoveAll(cDir)
+		}
+		os.Exit(code)
+	}))
 }
 
 // say writes one line to standard output in one write.
@@ -218,22 +224,45 @@ int main(int argc, char **argv) {
 }
 `
 
-// cProgram compiles cChild for t, or skips t if there is no C compiler.
+var (
+	cOnce sync.Once
+	cDir  string // where cChild is built, removed at the end
+	cBin  string
+	cErr  string // why it is not: a skip ("skip: ...") or a failure
+)
+
+// cProgram compiles cChild, once per test binary, or skips t if there is
+// no C compiler.
 func cProgram(t *testing.T) string {
 	t.Helper()
-	cc, err := exec.LookPath("gcc")
-	if err != nil {
-		if cc, err = exec.LookPath("cc"); err != nil {
-			t.Skip("no C compiler (gcc or cc) to build the C-style child:", err)
+	cOnce.Do(func() {
+		cc, err := exec.LookPath("gcc")
+		if err != nil {
+			if cc, err = exec.LookPath("cc"); err != nil {
+				cErr = fmt.Sprintf("skip: no C compiler (gcc or cc) to build the C-style child: %v", err)
+				return
+			}
 		}
+		if cDir, err = os.MkdirTemp("", "listenfd-test-"); err != nil {
+			cErr = err.Error()
+			return
+		}
+		src, bin := filepath.Join(cDir, "sdchild.c"), filepath.Join(cDir, "sdchild")
+		if err := os.WriteFile(src, []byte(cChild), 0o644); err != nil {
+			cErr = err.Error()
+			return
+		}
+		if out, err := exec.Command(cc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
+			cErr = fmt.Sprintf("%s: %v\n%s", cc, err, out)
+			return
+		}
+		cBin = bin
+	})
+	if why, ok := strings.CutPrefix(cErr, "skip: "); ok {
+		t.Skip(why)
 	}
-	dir := t.TempDir()
-	src, bin := filepath.Join(dir, "sdchild.c"), filepath.Join(dir, "sdchild")
-	if err := os.WriteFile(src, []byte(cChild), 0o644); err != nil {
-		t.Fatal(err)
+	if cErr != "" {
+		t.Fatal(cErr)
 	}
-	if out, err := exec.Command(cc, "-O1", "-o", bin, src).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", cc, err, out)
-	}
-	return bin
+	return cBin
 }

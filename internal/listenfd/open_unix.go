@@ -105,7 +105,9 @@ func open(name, network, address string) (*Socket, error) {
 // Close closes the socket. A Unix socket file that Open made is removed,
 // if the path still names it: a file that replaced it is left alone.
 // Children that hold the socket keep serving it; a client can no longer
-// connect through the removed path. It is safe to call more than once.
+// connect through the removed path. It is safe to call more than once, but
+// not while a Pass of the socket is still starting its command (the child
+// could inherit whatever reuses the descriptor's number).
 func (s *Socket) Close() error {
 	err := s.f.Close()
 	if errors.Is(err, os.ErrClosed) {
