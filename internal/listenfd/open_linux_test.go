@@ -163,6 +163,21 @@ func TestOpenUnixStale(t *testing.T) {
 	}
 }
 
+// TestOpenUnixOtherType: a live socket of another type at the path is
+// not taken for stale (its connect fails with EPROTOTYPE, not
+// ECONNREFUSED).
+func TestOpenUnixOtherType(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.sock")
+	openT(t, "dgram", "unixgram", path)
+	_, err := listenfd.Open("stream", "unix", path)
+	if !errors.Is(err, syscall.EADDRINUSE) || !strings.Contains(err.Error(), "a socket of another type is bound to it") {
+		t.Errorf("Open over a live datagram socket: %v", err)
+	}
+	if _, err := os.Lstat(path); err != nil {
+		t.Errorf("the datagram socket's file: %v", err)
+	}
+}
+
 func TestOpenAbstract(t *testing.T) {
 	name := "@multiexit-listenfd-test-" + t.Name()
 	s := openT(t, "abstract", "unix", name)

@@ -291,10 +291,10 @@ func removeStale(path string, typ int) error {
 	switch {
 	case err == nil || errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EINPROGRESS):
 		return &os.PathError{Op: "bind", Path: path, Err: fmt.Errorf("%w (a process listens on it)", unix.EADDRINUSE)}
-	case errors.Is(err, unix.ECONNREFUSED), errors.Is(err, unix.EPROTOTYPE):
-		// Stale: left by a process that died without removing it. (A
-		// socket of another type refuses too; it is just as dead to
-		// this type, and the bind needs the path.)
+	case errors.Is(err, unix.EPROTOTYPE):
+		return &os.PathError{Op: "bind", Path: path, Err: fmt.Errorf("%w (a socket of another type is bound to it)", unix.EADDRINUSE)}
+	case errors.Is(err, unix.ECONNREFUSED):
+		// Stale: left by a process that died without removing it.
 		if err := unix.Unlink(path); err != nil && !errors.Is(err, unix.ENOENT) {
 			return &os.PathError{Op: "remove stale socket", Path: path, Err: err}
 		}
