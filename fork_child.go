@@ -123,10 +123,22 @@ func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 // cgroup and subreaper layers) gets SIGTERM with them, so that everything
 // of the entry shares the one grace period; the sweep that follows kills
 // what is left at its end. If ctx ends first (a second signal, or the
-// deadline), what is still running gets the short late window instead.
+// deadline), what is still running gets the short late window instead. If
+// ctx's deadline is brought forward meanwhile (this process is a worker
+// whose parent gave it less time), the grace period shrinks to fit again,
+// and each worker being stopped is told its new, shorter budget.
 func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *entryContainment) (end time.Time) {
+	// Watched from before the share is taken: a cut that comes while the
+	// children are being signalled still shrinks it.
+	var shortened <-chan struct{}
+	sc, _ := ctx.(*shutdownCtx)
+	if sc != nil {
+		shortened = sc.whenShortened()
+	}
+	full := grace
 	grace = share(ctx, grace)
-	end = time.Now().Add(grace)
+	begun := time.Now()
+	end = begun.Add(grace)
 	for _, c := range kids {
 		c.waitCaught(ctx, end)
 	}
@@ -163,10 +175,21 @@ func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *e
 					t.Reset(lateWindow)
 				}
 				continue
+			case <-shortened:
+				shortened = sc.whenShortened()
+				if e := time.Now().Add(share(ctx, full)); e.Before(end) {
+					end = e
+					t.Reset(time.Until(end))
+					for _, c := range running[i:] {
+						c.retell(end)
+					}
+				}
+				continue
 			case <-t.C:
 			}
+			given := max(end.Sub(begun), time.Millisecond) // the grace period, shortened since, maybe
 			for _, c := range running[i:] {
-				c.killRunning(grace)
+				c.killRunning(given)
 			}
 			break
 		}
@@ -244,6 +267,19 @@ func (c *Child) startStop(end time.Time) bool {
 	// group ID cannot have been reused.
 	c.terminate()
 	return true
+}
+
+// retell tells a worker being stopped a shorter budget, until end: its
+// parent (this process) was given less time since its stop began.
+func (c *Child) retell(end time.Time) {
+	if !c.worker {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.isExited {
+		c.tell(msgBudget, int64(monotonicAt(end)))
+	}
 }
 
 // tell writes one line of the control channel to a worker.
