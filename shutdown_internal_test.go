@@ -480,6 +480,28 @@ func TestShutdownEscalation(t *testing.T) {
 	}
 }
 
+// The first signal after a shutdown that Exit began (a batch job that exits
+// as systemd stops it) is not an escalation: the running hook keeps its
+// context; only a second signal escalates, and the process still ends with
+// Exit's code.
+func TestShutdownFirstSignalAfterExitIsNoEscalation(t *testing.T) {
+	f := newFakeOS()
+	ts := newTestShutdownOn(t, f, nil, WithLogger(f.trace))
+	running := ts.blockingHook("running")
+	go ts.exit(3)
+	running.entered()
+	ts.os.signal(syscall.SIGTERM) // the first signal: noted, no more
+	ts.os.signal(syscall.SIGINT)  // the second: escalates
+	ts.exited(t, ending{3, nil}, "running")
+	if got, want := fmt.Sprint(context.Cause(running.ctx)), "multiexit: shutdown escalated by a second signal (interrupt)"; got != want {
+		t.Errorf("Cause = %q, want %q", got, want)
+	}
+	ts.os.loggedOnce(t, "multiexit: signal during the shutdown: not an escalation, the shutdown did not begin by a signal; a second signal escalates",
+		map[string]any{"signal": "terminated", "phase": "stopping"})
+	ts.os.loggedOnce(t, "multiexit: second signal during the shutdown: the deadline is now; each hook still to run gets a short window",
+		map[string]any{"signal": "interrupt"})
+}
+
 // In a worker, a repeated SIGTERM is not an escalation (the parent's stop
 // and the kernel's parent-death signal can both deliver one); another
 // caught signal is.
