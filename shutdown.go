@@ -86,7 +86,7 @@ type shutdown struct {
 	escalate  sync.Once
 	hardEnd   time.Time     // a worker's: when its parent kills it (zero: unknown)
 	signaled  int           // caught signals since the shutdown began, the one that began it included
-	drainCut  chan struct{} // closed by an Exit during the drain: the drain ends
+	drainCut  chan struct{} // closed by Exit, or by Run's main returning: a drain ends
 	cutOnce   sync.Once
 }
 
@@ -339,7 +339,8 @@ func (s *shutdown) heardParent() {
 	}
 }
 
-// cutDrain ends the drain (WithDrain) now: Exit was called during it.
+// cutDrain ends the drain (WithDrain), now or as soon as it begins: Exit
+// was called, or Run's main returned.
 func (s *shutdown) cutDrain() {
 	s.cutOnce.Do(func() { close(s.drainCut) })
 }
@@ -371,8 +372,7 @@ func (s *shutdown) finish() {
 		select {
 		case <-drained:
 		case <-sc.Done():
-		case <-mainDone: // nothing serves any more
-		case <-s.drainCut:
+		case <-s.drainCut: // Exit, or Run's main returned: nothing serves any more
 		}
 		t.Stop()
 		s.mu.Lock()
