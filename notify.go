@@ -39,10 +39,6 @@ func Ready() error {
 	return sdNotify("READY=1")
 }
 
-// notifying reports whether this process speaks to a service manager. It
-// allocates nothing and makes no system call.
-func notifying() bool { return os.Getenv(envNotifySocket) != "" }
-
 // notifyStopping tells the service manager that the shutdown has begun,
 // and asks it to wait for the shutdown deadline plus a margin before it
 // kills (EXTEND_TIMEOUT_USEC). Without NOTIFY_SOCKET it does nothing, and

@@ -120,7 +120,9 @@ func exitThenSignal(args []string) {
 		}
 		return a
 	}}))
-	mustInstall(multiexit.WithLogger(log))
+	if err := multiexit.Install(multiexit.WithLogger(log)); err != nil {
+		panic(err)
+	}
 	multiexit.Register(func(ctx context.Context) error {
 		say("after: context: %v", ctx.Err())
 		return nil
