@@ -397,7 +397,9 @@ var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
 // Linux it also gets SIGTERM when this process dies (Pdeathsig), unless the
 // caller set SysProcAttr.Pdeathsig. Other SysProcAttr settings of the
 // caller are kept. Children do not inherit the systemd variables meant for
-// this process (NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES).
+// this process (NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
+// WATCHDOG_PID, WATCHDOG_USEC), nor does the guardian (see the package
+// documentation), whose environment has no multiexit variable either.
 //
 // If anything fails, Start stops what it started and returns an error that
 // names the command. Once the shutdown has begun Start starts nothing, and

@@ -26,7 +26,7 @@ import (
 )
 
 func init() {
-	scenario(cascade, orphans, external, externalMix, pool, startup, workerEnv, sigpipe, badRegistry, dupDefine, badArg)
+	scenario(cascade, orphans, external, externalMix, pool, startup, workerEnv, engineEnv, sigpipe, badRegistry, dupDefine, badArg)
 }
 
 // barrierWait connects to the test's barrier, says name, and waits until
@@ -428,6 +428,66 @@ func TestWorkerEnvironment(t *testing.T) {
 		"IsChild: true",
 	}, exitCode(0))
 	p.Quiet()
+}
+
+// engineVarNames are the service manager's variables meant for the process
+// it started alone.
+var engineVarNames = []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"}
+
+// engineEnv: main, started with the service manager's variables, starts a
+// worker and an external command; each says which of them it sees.
+func engineEnv(args []string) {
+	mustInstall()
+	show := `echo "$0:"`
+	for _, name := range engineVarNames {
+		show += ` "${` + name + `-}"`
+	}
+	if role() == "w" {
+		out, _ := exec.Command("sh", "-c", show, "w").Output()
+		say("%s", strings.TrimSuffix(string(out), "\n"))
+		sayReady("w")
+		select {}
+	}
+	ext := exec.Command("sh", "-c", show+"; echo ready ext; exec sleep 1000", "ext")
+	ext.Stdout = os.Stdout
+	mustStart(multiexit.Command("w"), ext)
+	sayReady("main")
+	select {}
+}
+
+// Workers, external children and the guardian inherit none of the service
+// manager's variables meant for this process: NOTIFY_SOCKET, LISTEN_*,
+// and WATCHDOG_* (a child that sent WATCHDOG=1 would speak for it).
+func TestChildrenGetNoEngineVariables(t *testing.T) {
+	var env []string
+	for _, name := range engineVarNames {
+		env = append(env, name+"=1")
+	}
+	p := start(t, engineEnv, nil, env...)
+	p.WaitAll("ready main", "ready w", "ready ext")
+	if cgroupWritable() {
+		g := guardianOf(t, p.Cmd.Process.Pid)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for kv := range strings.SplitSeq(string(b), "\x00") {
+			name, _, _ := strings.Cut(kv, "=")
+			if slices.Contains(engineVarNames, name) {
+				t.Errorf("the guardian (pid %d) inherited %s", g, kv)
+			}
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	trace, _ := p.end()
+	slices.Sort(trace)
+	want := []string{"ext:", "w:"}
+	for i := range want {
+		want[i] += strings.Repeat(" ", len(engineVarNames)) // each one empty
+	}
+	if diff := cmp.Diff(want, trace); diff != "" {
+		t.Errorf("what the children see (-want +got):\n%s", diff)
+	}
 }
 
 // sigpipe: a worker whose hook writes into its dead parent's pipe until the
