@@ -54,7 +54,8 @@ var defs struct {
 // Define defines a shared hook named name. Call it at package
 // initialisation (a package-level var), so that a worker, which runs the same
 // binary, knows every name its parent can pass. The argument travels as
-// JSON, so T must encode and decode with encoding/json.
+// JSON, so T must encode and decode with encoding/json, and a value must
+// come back equal (see Register).
 //
 // An empty name, a nil hook or a name defined twice is a programming error:
 // Install and Start report it, naming both places.
@@ -103,12 +104,22 @@ func checkDefines() error {
 // inherits it, at the bottom of its stack, with the same argument. Unregister
 // takes it off the stack; workers started afterwards do not inherit it.
 //
-// If arg does not encode as JSON, the hook still runs here, and Start refuses
-// to start workers, naming the hook.
+// The argument travels as JSON, and arrives unchanged or not at all:
+// Register decodes it as a worker will and compares the two (with an Equal
+// method where the type has one, as time.Time does). If arg does not
+// encode, or would not arrive equal — a string that is not valid UTF-8
+// (JSON would replace its bad bytes with U+FFFD: another path), an
+// unexported field that is not zero (JSON leaves it out), a number in an
+// interface (it arrives as a float64) — the hook still runs here, with arg,
+// and while it is registered Start refuses to start workers, with an error
+// that names the hook and the field. Register itself cannot fail: its
+// result is the hook's Handle either way.
 func (s *Shared[T]) Register(arg T) *Handle {
 	raw, err := json.Marshal(arg)
 	if err != nil {
 		err = fmt.Errorf("multiexit: shared hook %q: argument does not encode as JSON: %w", s.name, err)
+	} else if d := roundTrip(arg, raw); d != "" {
+		err = fmt.Errorf("multiexit: shared hook %q: its argument would not reach workers unchanged: %s", s.name, d)
 	}
 	if s.err != nil {
 		err = s.err
