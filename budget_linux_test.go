@@ -4,9 +4,11 @@ package multiexit_test
 // own shutdown began first still fits the time its parent gives it.
 
 import (
+	"bufio"
 	"context"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"syscall"
 	"testing"
@@ -15,9 +17,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-func init() { scenario(stoppingWorker) }
+func init() { scenario(stoppingWorker, pipedChild) }
 
 // stoppingWorker: main, with the shared hook S, its hook H1 and a grace of
 // 1 s, starts the worker w, and registers above that Start entry a hook
@@ -91,4 +94,85 @@ func TestWorkerAlreadyStoppingObeysItsParent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pipedChild starts, n times, a command whose output it reads through
+// StdoutPipe only once the command has exited (a zombie: Start's reaper
+// could have waited for it), reads it to its end, and says how many lines
+// came and what the read and Child.Wait said. Then it checks the command's
+// own Wait: refused at once, with Child.Wait's status afterwards.
+func pipedChild(args []string) {
+	mustInstall()
+	lost := 0
+	for range 20 {
+		cmd := exec.Command("seq", "3000")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			panic(err)
+		}
+		kid := mustStart(cmd)[0]
+		proctest.WaitExited(kid.PID())
+		n := 0
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			n++
+		}
+		if n != 3000 || sc.Err() != nil {
+			lost++
+			say("read %d lines of 3000: %v", n, sc.Err())
+		}
+		if err := kid.Wait(); err != nil {
+			say("Child.Wait: %v", err)
+		}
+	}
+	say("runs that lost lines: %d", lost)
+
+	cmd := exec.Command("sh", "-c", "exit 7")
+	kid := mustStart(cmd)[0]
+	say("cmd.Wait: %v", cmd.Wait())
+	say("Child.Wait: %v", kid.Wait())
+	say("ProcessState: %v", cmd.ProcessState)
+
+	// A piped child still running at the shutdown: its entry's stop ends
+	// it and closes the pipe, and the reader ends.
+	ended := make(chan struct{})
+	multiexit.Register(func(context.Context) error {
+		<-ended
+		say("the reader ended")
+		return nil
+	})
+	long := exec.Command("sh", "-c", "echo first; exec sleep 1000")
+	out, err := long.StdoutPipe()
+	if err != nil {
+		panic(err)
+	}
+	mustStart(long)
+	sc := bufio.NewScanner(out)
+	sc.Scan()
+	say("read %q", sc.Text())
+	go func() {
+		for sc.Scan() {
+			say("read %q", sc.Text())
+		}
+		close(ended)
+	}()
+	multiexit.Exit(0)
+}
+
+// Start keeps os/exec's contract for pipes: every line reaches the reader
+// of StdoutPipe, however late it reads, and the pipe closes on Child.Wait.
+// The command's own Wait is refused at once, with exec's "Wait was already
+// called", instead of racing Start's reaper (run under -race); afterwards
+// ProcessState is the child's. The entry's stop ends a piped child that
+// still runs, and its reader.
+func TestStartKeepsPipesUntilWait(t *testing.T) {
+	p := start(t, pipedChild, nil)
+	p.check([]string{
+		"runs that lost lines: 0",
+		"cmd.Wait: exec: Wait was already called",
+		"Child.Wait: exit status 7",
+		"ProcessState: exit status 7",
+		`read "first"`,
+		"the reader ended",
+	}, exitCode(0))
 }
