@@ -23,7 +23,7 @@ import (
 func init() { scenario(stoppingWorker, pipedChild) }
 
 // stoppingWorker: main, with the shared hook S, its hook H1 and a grace of
-// 1 s, starts the worker w, and registers above that Start entry a hook
+// 3 s, starts the worker w, and registers above that Start entry a hook
 // that waits at the test's barrier: the worker is stopped only once the
 // test releases it. The worker has its own hook "w old", inherits S, and
 // runs first a hook that waits until its context ends. Given "exit", the
@@ -50,7 +50,7 @@ func stoppingWorker(args []string) {
 		sayReady("w")
 		select {}
 	}
-	mustInstall(log, multiexit.WithGrace(time.Second))
+	mustInstall(log, multiexit.WithGrace(3*time.Second))
 	sharedS.Register("s")
 	multiexit.Register(hook("H1"))
 	mustStart(multiexit.Command("w", args[0]))
@@ -65,9 +65,11 @@ func stoppingWorker(args []string) {
 
 // A worker whose shutdown began before its parent's stop (it called Exit,
 // it got SIGTERM from elsewhere, or every process of the tree got SIGTERM
-// at once) still obeys the parent's later, shorter grace (1 s, against
+// at once) still obeys the parent's later, shorter grace (3 s, against
 // its own deadline of 20 s): its running hook's context ends in time, and
-// its older and inherited hooks run before the parent's SIGKILL.
+// its older and inherited hooks run before the parent's SIGKILL. (With a
+// grace of 1 s they have 80 ms, which a loaded machine does not always
+// give.)
 func TestWorkerAlreadyStoppingObeysItsParent(t *testing.T) {
 	for _, how := range []string{"exit", "term", "unit"} {
 		t.Run(how, func(t *testing.T) {
