@@ -139,6 +139,18 @@ func registryFixture(b *testing.B, n int) ([]*Handle, string) {
 	return entries, hooksJSON
 }
 
+// BenchmarkSharedRegister is a shared hook's Register and Unregister: the
+// argument's JSON, and its round trip (it must arrive unchanged).
+func BenchmarkSharedRegister(b *testing.B) {
+	saveStack(b)
+	arg := benchArg{Path: "/var/run/app/worker-1.sock", Mode: 0o600}
+	b.ReportAllocs()
+	for b.Loop() {
+		benchShared.Register(arg).Unregister()
+	}
+	resetStack()
+}
+
 var registrySizes = []int{0, 1, 16}
 
 // BenchmarkRegistryEncode is what Start does per call (the hooks' JSON) and

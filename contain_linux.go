@@ -220,10 +220,7 @@ func ensureGuardian() error {
 	if tree.guard != nil {
 		return nil
 	}
-	// None of multiexit's own variables (MULTIEXIT, the tree's tag, the
-	// layer's cap): the guardian reads only its own.
-	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "MULTIEXIT") })
-	g, err := startGuardian(tree.root, tree.lock, tree.timeout, env)
+	g, err := startGuardian(tree.root, tree.lock, tree.timeout, guardianEnv())
 	if err != nil {
 		return err
 	}

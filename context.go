@@ -15,20 +15,27 @@ import (
 // and context.Cause says which, for it and for the contexts derived from
 // it. onEnd runs once, when the context ends (deadline or escalation).
 //
+// A worker's parent may bring the deadline forward once the shutdown has
+// begun (shorten): never back.
+//
 // A late window's context (newWindowCtx) is the same, with its own cause
 // at its deadline; release is its cancel function.
 type shutdownCtx struct {
-	base     context.Context // a cancelCtx: context.Cause reads the cause there
-	cancel   context.CancelCauseFunc
-	done     chan struct{} // closed after base is cancelled
-	clock    clock
-	timer    timer
-	timeout  time.Duration
-	deadline time.Time
-	window   bool // a late window's
-	expired  atomic.Bool
-	once     sync.Once
-	onEnd    func()
+	base    context.Context // a cancelCtx: context.Cause reads the cause there
+	cancel  context.CancelCauseFunc
+	done    chan struct{} // closed after base is cancelled
+	clock   clock
+	timer   timer
+	window  bool // a late window's
+	expired atomic.Bool
+	once    sync.Once
+	onEnd   func()
+
+	mu        sync.Mutex // guards what shorten changes
+	armed     time.Time  // when arm ran
+	timeout   time.Duration
+	deadline  time.Time
+	shortened chan struct{} // closed (and replaced) when shorten brings the deadline forward; made on first use
 }
 
 // newDeadlineCtx makes the hooks' context, on clk, not yet armed.
@@ -53,16 +60,55 @@ func newWindowCtx(clk clock, window time.Duration) *shutdownCtx {
 // arm starts the deadline. Called once, by begin, before the context is
 // handed out.
 func (c *shutdownCtx) arm(timeout time.Duration) {
-	c.timeout, c.deadline = timeout, c.clock.now().Add(timeout)
+	c.mu.Lock()
+	c.armed = c.clock.now()
+	c.timeout, c.deadline = timeout, c.armed.Add(timeout)
+	c.mu.Unlock()
 	c.timer.Reset(timeout)
 }
 
+// shorten brings the deadline forward to timeout from now, if that is
+// earlier than the deadline and the context has not ended; a later one
+// never replaces it. It reports whether it did, and then wakes whoever
+// waits on whenShortened.
+func (c *shutdownCtx) shorten(timeout time.Duration) bool {
+	c.mu.Lock()
+	now := c.clock.now()
+	end := now.Add(timeout)
+	if c.base.Err() != nil || !end.Before(c.deadline) {
+		c.mu.Unlock()
+		return false
+	}
+	c.deadline, c.timeout = end, end.Sub(c.armed)
+	c.timer.Reset(max(timeout, 0))
+	if c.shortened != nil {
+		close(c.shortened)
+		c.shortened = nil
+	}
+	c.mu.Unlock()
+	return true
+}
+
+// whenShortened returns a channel that is closed the next time shorten
+// brings the deadline forward.
+func (c *shutdownCtx) whenShortened() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.shortened == nil {
+		c.shortened = make(chan struct{})
+	}
+	return c.shortened
+}
+
 func (c *shutdownCtx) deadlinePassed() {
+	c.mu.Lock()
+	timeout := c.timeout
+	c.mu.Unlock()
 	if c.window {
-		c.end(windowPassed(c.timeout), true)
+		c.end(windowPassed(timeout), true)
 		return
 	}
-	c.end(deadlinePassed(c.timeout), true)
+	c.end(deadlinePassed(timeout), true)
 }
 
 // release cancels the context (context.Canceled, unless it has ended) and
@@ -93,12 +139,17 @@ func (c *shutdownCtx) left() time.Duration {
 	if c.Err() != nil {
 		return 0
 	}
-	return max(c.deadline.Sub(c.clock.now()), 0)
+	dl, _ := c.Deadline()
+	return max(dl.Sub(c.clock.now()), 0)
 }
 
-func (c *shutdownCtx) Deadline() (time.Time, bool) { return c.deadline, true }
-func (c *shutdownCtx) Done() <-chan struct{}       { return c.done }
-func (c *shutdownCtx) Value(key any) any           { return c.base.Value(key) }
+func (c *shutdownCtx) Deadline() (time.Time, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deadline, true
+}
+func (c *shutdownCtx) Done() <-chan struct{} { return c.done }
+func (c *shutdownCtx) Value(key any) any     { return c.base.Value(key) }
 
 func (c *shutdownCtx) Err() error {
 	if c.base.Err() == nil {

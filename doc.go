@@ -19,6 +19,7 @@
 //	Run's main returns after a signal              all, LIFO          dies by that signal
 //	a worker's parent dies (even by SIGKILL)       all, LIFO, worker  dies by SIGTERM
 //	a second signal while hooks run                the rest, briefly  dies by the first signal
+//	a signal after Exit or main's return           all, LIFO          unchanged: not an escalation
 //	a hook fails, panics or overruns the deadline  the rest still run unchanged
 //	SIGKILL of the process itself                  none can           killed (137)
 //
@@ -46,17 +47,24 @@
 // context of its own that ends after one second, and is abandoned in turn if
 // it overruns that. So the process always exits.
 //
-// The escalation rule: in a parent, any caught signal that arrives while the
-// shutdown runs brings the deadline forward to now (the running hook is
-// abandoned, the rest get their one-second windows, children get that window
-// as their grace). The process still ends by the first signal.
+// The escalation rule: only a second signal escalates. In a parent, a
+// caught signal that arrives while a shutdown begun by a signal runs brings
+// the deadline forward to now (the running hook is abandoned, the rest get
+// their one-second windows, children get that window as their grace); the
+// process still ends by the first signal. A shutdown that Exit or Run's
+// main began has had no signal yet: the first one that comes (a batch job
+// that exits as systemd stops it) is noted in the log (Info), not an
+// escalation; a second one is.
 //
 // WithDrain sets a drain delay for a shutdown begun by a signal: Stopping
 // is closed at once (readiness fails) while Run's main goes on serving for
 // the delay; then its context is cancelled and the ordered stop runs, all
-// inside the deadline. No hook runs
-// twice. In a worker, a repeated SIGTERM is not an escalation: the parent's
-// stop and the kernel's parent-death signal may both deliver one.
+// inside the deadline. Run's main returning, or calling Exit, during the
+// drain ends it at once: nothing serves any more. No hook runs twice. In a
+// worker, SIGTERM never escalates: it is the parent's stop, the kernel's
+// word of its death, or (on Linux) a line the parent wrote on the control
+// channel, any of which may give the worker less time (see "One budget for
+// the tree").
 //
 // Failures are logged with the hook's name (its Define name, or its
 // function's name and source position) and do not change the exit code.
@@ -76,7 +84,10 @@
 // worker. A shared hook is defined by name at package level with Define and
 // activated with (*Shared[T]).Register: it runs in this process and in every
 // worker started after that call, with the same argument (carried as JSON in
-// the MULTIEXIT environment variable, which Install removes again).
+// the MULTIEXIT environment variable, which Install removes again). An
+// argument that would not arrive equal (a string that is not valid UTF-8,
+// an unexported field that is not zero) is refused: the hook runs here, and
+// Start refuses to start workers, naming the hook and the field.
 //
 //	var cleanup = multiexit.Define("cleanup", func(ctx context.Context, dir string) error {
 //		return os.RemoveAll(dir)
@@ -117,16 +128,31 @@
 //
 // # One budget for the tree
 //
-// A stop fits in the time the level above gives it. When an entry's turn
-// comes, its children get the grace period but at most half of what is left
-// of the deadline. Just before it sends a worker SIGTERM, the parent writes
-// it that grace period on the control channel; the worker makes it its own
-// deadline (less a small margin) if that is shorter than its WithTimeout,
-// and logs that at Info. Its children then get at most half of that, and so
-// on down: every level's hooks run, leaves first, whether the top was
-// stopped by a signal, by Exit, or died by SIGKILL (a worker whose parent
-// died takes the parent's deadline as its budget: that is how long the
-// guardian waits). In a worker, WithTimeout is so an upper bound.
+// A stop fits in the time the level above gives it, whichever end it begins
+// at. When an entry's turn comes, its children get the grace period but at
+// most half of what is left of the deadline. Just before it sends a worker
+// SIGTERM, the parent writes it that grace period on the control channel;
+// the worker makes it its own deadline (less a small margin) if that is
+// shorter than its WithTimeout, and logs that at Info. Its children then
+// get at most half of that, and so on down. A worker listens to its control
+// channel for as long as it lives, and a shorter deadline from its parent
+// always shortens its own, never the other way round:
+//
+//   - the top stopped by a signal or Exit: each worker gets its budget with
+//     its parent's SIGTERM;
+//   - the top dies (SIGKILL, a panic, os.Exit): the worker takes the
+//     parent's deadline, written at Start, counted from when it sees the
+//     death — the guardian counts from the same moment — in whichever order
+//     the kernel's word of it comes (Pdeathsig, which can come first, the
+//     control channel's end, its O_ASYNC signal);
+//   - a worker already stopping when its parent's stop comes (it called
+//     Exit, got SIGTERM from elsewhere, or the whole unit got SIGTERM at
+//     once, as under systemd's KillMode=control-group): its deadline
+//     shrinks to the budget then, and if it is stopping children of its own
+//     meanwhile, their grace shrinks too and they are told the new budget.
+//
+// So every level's hooks run, leaves first, in each of these orders. In a
+// worker, WithTimeout is so an upper bound.
 //
 // Every child gets its own process group, so a terminal's Ctrl-C reaches
 // only the parent, which then stops the tree in order. Workers catch and
@@ -193,8 +219,9 @@
 // runs as a Type=notify unit; when the shutdown begins multiexit sends
 // STOPPING=1 and EXTEND_TIMEOUT_USEC (the deadline and a second), so that
 // systemd waits for a shutdown still inside it, and STATUS= lines as it goes.
-// Workers and other children do not inherit NOTIFY_SOCKET nor the
-// socket-activation variables meant for this process. Without NOTIFY_SOCKET
+// Workers and other children do not inherit NOTIFY_SOCKET, the
+// socket-activation variables nor the watchdog's meant for this process,
+// and the guardian none of them whatever their values. Without NOTIFY_SOCKET
 // none of this does anything. Under Kubernetes, WithDrain keeps serving
 // after SIGTERM while readiness fails (Stopping). The README's "Running under
 // systemd, Kubernetes and containers" has a unit file and pod settings.
@@ -208,11 +235,13 @@
 // also writes on that channel, just before its SIGTERM, the time the
 // worker has to stop. macOS and the BSDs: process groups and the control
 // channel (no Pdeathsig; a parent's death is seen as end-of-file, and a
-// goroutine reads the parent's lines, so a worker whose shutdown begins
-// before it read them uses its own WithTimeout),
-// and the group is not pinned while it is killed (no waitid WNOWAIT), so a
-// group ID reused in the instant between reaping and SIGKILL could be hit.
-// Windows: children in new process groups, stopped through the control
-// channel (workers) and CTRL_BREAK_EVENT, then TerminateProcess; a Job
-// object kills the tree when the parent dies (see the README).
+// goroutine reads the parent's lines for the worker's whole life, so a
+// budget read after the shutdown began still shortens it), and the group
+// is not pinned while it is killed (no waitid WNOWAIT), so a group ID
+// reused in the instant between reaping and SIGKILL could be hit. Windows:
+// children in new process groups, stopped through the control channel
+// (workers: their budget, then its end) and CTRL_BREAK_EVENT, then
+// TerminateProcess; a worker's budget cannot be shortened once its stop
+// has begun (the channel is closed then); a Job object kills the tree when
+// the parent dies (see the README).
 package multiexit

@@ -25,7 +25,7 @@ type drainer struct {
 	ctx    context.Context
 	window time.Duration
 	// hardEnd, if set, bounds the late windows too: a worker's parent
-	// kills it then.
+	// kills it then. Guarded by s.mu once run began (see shortenHardEnd).
 	hardEnd time.Time
 	log     *slog.Logger
 	trace   bool   // log every hook with its duration (Info level)
@@ -181,10 +181,23 @@ func (d *drainer) returnsSoon(back <-chan struct{}, slack time.Duration) bool {
 // lateWindow is a hook's window after the deadline: window, cut to a
 // worker's hard end (at least 10 ms).
 func (d *drainer) lateWindow() time.Duration {
-	if d.hardEnd.IsZero() {
+	d.s.mu.Lock()
+	hardEnd := d.hardEnd
+	d.s.mu.Unlock()
+	if hardEnd.IsZero() {
 		return d.window
 	}
-	return max(min(d.window, d.hardEnd.Sub(d.clock.now())), 10*time.Millisecond)
+	return max(min(d.window, hardEnd.Sub(d.clock.now())), 10*time.Millisecond)
+}
+
+// shortenHardEnd brings the hard end forward to end, never back: a
+// worker's parent gave it less time than it said before.
+func (d *drainer) shortenHardEnd(end time.Time) {
+	d.s.mu.Lock()
+	if d.hardEnd.IsZero() || end.Before(d.hardEnd) {
+		d.hardEnd = end
+	}
+	d.s.mu.Unlock()
 }
 
 // late runs what is left after the deadline, each hook with its own window.

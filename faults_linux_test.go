@@ -302,7 +302,7 @@ func TestFaultStartStopCycles(t *testing.T) {
 func TestFaultDeepTree(t *testing.T) {
 	for i := range trials(1, 20) {
 		for _, how := range []string{"term", "kill"} {
-			t.Run(fmt.Sprintf("%d %s", i, how), func(t *testing.T) { deepTreeCase(t, 3, how) })
+			t.Run(fmt.Sprintf("%d %s", i, how), func(t *testing.T) { deepTreeCase(t, 3, how, "-", "-") })
 		}
 	}
 }

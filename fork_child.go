@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -58,7 +59,8 @@ func Command(args ...string) *exec.Cmd {
 
 // Child is a process started by Start: a worker or an external command.
 type Child struct {
-	cmd     *exec.Cmd
+	cmd     *exec.Cmd // the caller's; its Wait is refused (see Start)
+	wait    *exec.Cmd // a copy of cmd made at the start, holding exec's state: the one that waits
 	group   *childGroup
 	worker  bool
 	leader  bool      // leads its own process group: stop signals the group
@@ -70,8 +72,17 @@ type Child struct {
 	ready        chan struct{} // closed when a worker acknowledged Install
 	ackRead      chan struct{} // closed when the acknowledgement end reached EOF
 	exited       chan struct{} // closed when the process exited (maybe not yet reaped)
-	done         chan struct{} // closed when reaped; err is then set
+	done         chan struct{} // closed when reaped; err and state are then set
 	err          error
+	state        *os.ProcessState
+	// piped: the caller reads the child's output through a pipe of exec's
+	// (StdoutPipe, StderrPipe), which exec.Cmd.Wait closes: the child is
+	// reaped only once the caller is done (Child.Wait, Stop, the entry's
+	// stop: reapable is closed), as os/exec requires of its own Wait.
+	piped     bool
+	reapable  chan struct{}
+	reapOnce  sync.Once
+	published sync.Once
 
 	mu       sync.Mutex
 	isExited bool // the process exited; held with mu, reaping waits
@@ -84,13 +95,21 @@ type Child struct {
 // PID is the child's process ID.
 func (c *Child) PID() int { return c.cmd.Process.Pid }
 
-// Wait waits for the child to exit and returns what exec.Cmd.Wait returned.
-// Any number of goroutines may call it.
+// Wait waits for the child to exit and returns what exec.Cmd.Wait returned;
+// once it has returned, the command's ProcessState is the child's. It
+// closes the pipes of the command's StdoutPipe and StderrPipe, as
+// exec.Cmd.Wait does: read them to their end first. Any number of
+// goroutines may call it.
 func (c *Child) Wait() error {
 	c.observed.Store(true)
+	c.letReap()
 	<-c.done
+	c.published.Do(func() { c.cmd.ProcessState = c.state })
 	return c.err
 }
+
+// letReap lets the reaper wait for the child, pipes and all.
+func (c *Child) letReap() { c.reapOnce.Do(func() { close(c.reapable) }) }
 
 // Stop stops the child and returns what Wait returns: SIGTERM and SIGCONT
 // to its process group (on Windows, CTRL_BREAK_EVENT), up to the grace
@@ -123,11 +142,24 @@ func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 // cgroup and subreaper layers) gets SIGTERM with them, so that everything
 // of the entry shares the one grace period; the sweep that follows kills
 // what is left at its end. If ctx ends first (a second signal, or the
-// deadline), what is still running gets the short late window instead.
+// deadline), what is still running gets the short late window instead. If
+// ctx's deadline is brought forward meanwhile (this process is a worker
+// whose parent gave it less time), the grace period shrinks to fit again,
+// and each worker being stopped is told its new, shorter budget.
 func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *entryContainment) (end time.Time) {
+	// Watched from before the share is taken: a cut that comes while the
+	// children are being signalled still shrinks it.
+	var shortened <-chan struct{}
+	sc, _ := ctx.(*shutdownCtx)
+	if sc != nil {
+		shortened = sc.whenShortened()
+	}
+	full := grace
 	grace = share(ctx, grace)
-	end = time.Now().Add(grace)
+	begun := time.Now()
+	end = begun.Add(grace)
 	for _, c := range kids {
+		c.letReap() // the entry's stop closes the pipes the caller reads
 		c.waitCaught(ctx, end)
 	}
 	var running []*Child
@@ -163,10 +195,21 @@ func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *e
 					t.Reset(lateWindow)
 				}
 				continue
+			case <-shortened:
+				shortened = sc.whenShortened()
+				if e := time.Now().Add(share(ctx, full)); e.Before(end) {
+					end = e
+					t.Reset(time.Until(end))
+					for _, c := range running[i:] {
+						c.retell(end)
+					}
+				}
+				continue
 			case <-t.C:
 			}
+			given := max(end.Sub(begun), time.Millisecond) // the grace period, shortened since, maybe
 			for _, c := range running[i:] {
-				c.killRunning(grace)
+				c.killRunning(given)
 			}
 			break
 		}
@@ -246,6 +289,19 @@ func (c *Child) startStop(end time.Time) bool {
 	return true
 }
 
+// retell tells a worker being stopped a shorter budget, until end: its
+// parent (this process) was given less time since its stop began.
+func (c *Child) retell(end time.Time) {
+	if !c.worker {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.isExited {
+		c.tell(msgBudget, int64(monotonicAt(end)))
+	}
+}
+
 // tell writes one line of the control channel to a worker.
 func (c *Child) tell(kind byte, n int64) {
 	if c.deathW == nil || n <= 0 {
@@ -286,10 +342,16 @@ func (c *Child) reap() {
 		c.mu.Unlock()
 		close(c.exited)
 		c.job.end()
-		c.err = c.cmd.Wait()
+		if c.piped {
+			<-c.reapable
+		}
+		c.err = c.wait.Wait()
 		untrack(c.cmd)
 	} else {
-		c.err = c.cmd.Wait()
+		if c.piped {
+			<-c.reapable
+		}
+		c.err = c.wait.Wait()
 		untrack(c.cmd)
 		c.mu.Lock()
 		c.isExited = true
@@ -300,6 +362,7 @@ func (c *Child) reap() {
 		close(c.exited)
 		c.job.end()
 	}
+	c.state = c.wait.ProcessState
 	c.mu.Lock()
 	stopping := c.stopping
 	c.mu.Unlock()
@@ -361,7 +424,21 @@ var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
 // Linux it also gets SIGTERM when this process dies (Pdeathsig), unless the
 // caller set SysProcAttr.Pdeathsig. Other SysProcAttr settings of the
 // caller are kept. Children do not inherit the systemd variables meant for
-// this process (NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES).
+// this process (NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES,
+// WATCHDOG_PID, WATCHDOG_USEC), nor does the guardian (see the package
+// documentation), whose environment has no multiexit variable either.
+//
+// Start owns each command's Wait: wait with Child.Wait (or Stop), which
+// returns what exec.Cmd.Wait returns and then sets the command's
+// ProcessState. From Start on, ProcessState is not nil (a placeholder until
+// then), so that a call of the command's own Wait returns at once with
+// exec's error "Wait was already called" instead of racing Start's reaper
+// for the child's status. A command whose output the caller reads through
+// StdoutPipe or StderrPipe keeps os/exec's contract: every byte reaches the
+// reader, which reads to the end; the pipes are closed, and the child (a
+// zombie meanwhile, as under os/exec) reaped, when the caller calls
+// Child.Wait or Stop, or when the entry is stopped. Until then its entry
+// stays on the stack.
 //
 // If anything fails, Start stops what it started and returns an error that
 // names the command. Once the shutdown has begun Start starts nothing, and
@@ -462,7 +539,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
-	c := &Child{cmd: cmd, group: g, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{})}
+	c := &Child{cmd: cmd, group: g, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), reapable: make(chan struct{})}
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
@@ -517,12 +594,35 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 		c.job.drop()
 		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 	}
+	// The reaper waits on a copy that holds exec's state (the process,
+	// the pipes to close, the copying goroutines); the caller's command
+	// looks waited for, so that its own Wait is refused (see Start).
+	c.wait = new(exec.Cmd)
+	*c.wait = *cmd
+	cmd.ProcessState = waitRefused
+	c.piped = readsPipe(cmd.Stdout) || readsPipe(cmd.Stderr)
 	if c.ackR != nil {
 		go c.readAck()
 	}
 	c.job.watch(c)
 	go c.reap()
 	return c, nil
+}
+
+// waitRefused is a started command's ProcessState until Child.Wait returns:
+// not nil, so that exec.Cmd.Wait refuses to run.
+var waitRefused = new(os.ProcessState)
+
+// readsPipe reports whether w is the child's end of a pipe that exec made
+// for StdoutPipe or StderrPipe: exec.Cmd.Start closed it, and exec.Cmd.Wait
+// will close the caller's end.
+func readsPipe(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok || f == nil {
+		return false
+	}
+	_, err := f.Stat()
+	return errors.Is(err, os.ErrClosed)
 }
 
 func closeAll(fs ...*os.File) {

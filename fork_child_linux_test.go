@@ -26,7 +26,7 @@ import (
 )
 
 func init() {
-	scenario(cascade, orphans, external, externalMix, pool, startup, workerEnv, sigpipe, badRegistry, dupDefine, badArg)
+	scenario(cascade, orphans, external, externalMix, pool, startup, workerEnv, engineEnv, sigpipe, badRegistry, dupDefine, badArg)
 }
 
 // barrierWait connects to the test's barrier, says name, and waits until
@@ -430,6 +430,66 @@ func TestWorkerEnvironment(t *testing.T) {
 	p.Quiet()
 }
 
+// engineVarNames are the service manager's variables meant for the process
+// it started alone.
+var engineVarNames = []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"}
+
+// engineEnv: main, started with the service manager's variables, starts a
+// worker and an external command; each says which of them it sees.
+func engineEnv(args []string) {
+	mustInstall()
+	show := `echo "$0:"`
+	for _, name := range engineVarNames {
+		show += ` "${` + name + `-}"`
+	}
+	if role() == "w" {
+		out, _ := exec.Command("sh", "-c", show, "w").Output()
+		say("%s", strings.TrimSuffix(string(out), "\n"))
+		sayReady("w")
+		select {}
+	}
+	ext := exec.Command("sh", "-c", show+"; echo ready ext; exec sleep 1000", "ext")
+	ext.Stdout = os.Stdout
+	mustStart(multiexit.Command("w"), ext)
+	sayReady("main")
+	select {}
+}
+
+// Workers, external children and the guardian inherit none of the service
+// manager's variables meant for this process: NOTIFY_SOCKET, LISTEN_*,
+// and WATCHDOG_* (a child that sent WATCHDOG=1 would speak for it).
+func TestChildrenGetNoEngineVariables(t *testing.T) {
+	var env []string
+	for _, name := range engineVarNames {
+		env = append(env, name+"=1")
+	}
+	p := start(t, engineEnv, nil, env...)
+	p.WaitAll("ready main", "ready w", "ready ext")
+	if cgroupWritable() {
+		g := guardianOf(t, p.Cmd.Process.Pid)
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", g))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for kv := range strings.SplitSeq(string(b), "\x00") {
+			name, _, _ := strings.Cut(kv, "=")
+			if slices.Contains(engineVarNames, name) {
+				t.Errorf("the guardian (pid %d) inherited %s", g, kv)
+			}
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	trace, _ := p.end()
+	slices.Sort(trace)
+	want := []string{"ext:", "w:"}
+	for i := range want {
+		want[i] += strings.Repeat(" ", len(engineVarNames)) // each one empty
+	}
+	if diff := cmp.Diff(want, trace); diff != "" {
+		t.Errorf("what the children see (-want +got):\n%s", diff)
+	}
+}
+
 // sigpipe: a worker whose hook writes into its dead parent's pipe until the
 // write fails.
 func sigpipe(args []string) {
@@ -573,21 +633,63 @@ func TestDefineTwiceIsReported(t *testing.T) {
 // sharedChan's argument cannot be encoded.
 var sharedChan = multiexit.Define("chan", func(ctx context.Context, arg chan int) error { return nil })
 
-// badArg registers a shared hook whose argument does not encode as JSON,
-// then starts a worker.
+// spoolDir is a shared hook as the README's quick start defines one.
+var spoolDir = multiexit.Define("remove-spool", func(ctx context.Context, dir string) error {
+	say("%s remove-spool %+q", role(), dir)
+	return nil
+})
+
+// hiddenConf's argument has an unexported field.
+type hiddenConf struct {
+	Dir   string
+	owner int
+}
+
+var sharedHidden = multiexit.Define("conf", func(ctx context.Context, c hiddenConf) error { return nil })
+
+// badArg registers a shared hook whose argument does not encode as JSON
+// ("chan"), or would not arrive unchanged ("latin1": a path that is not
+// UTF-8; "hidden": an unexported field), then starts a worker; the hook
+// runs here all the same.
 func badArg(args []string) {
 	mustInstall()
-	sharedChan.Register(make(chan int))
+	if role() != "main" {
+		return // a worker should never start
+	}
+	switch args[0] {
+	case "chan":
+		sharedChan.Register(make(chan int))
+	case "latin1":
+		spoolDir.Register("/var/spool/caf\xe9")
+	case "hidden":
+		sharedHidden.Register(hiddenConf{Dir: "/srv", owner: 1000})
+	}
 	_, err := multiexit.Start(multiexit.Command("w"))
 	say("start error: %v", err)
 	multiexit.Exit(0)
 }
 
-func TestArgumentThatDoesNotEncode(t *testing.T) {
-	p := start(t, badArg, nil)
-	trace, how := p.end()
-	if how != exitCode(0) || len(trace) != 1 || !strings.Contains(trace[0], `start error: multiexit: shared hook "chan": argument does not encode as JSON`) {
-		t.Errorf("ended with %s, trace %q", how, trace)
+// A shared hook's argument reaches workers unchanged, or Start refuses to
+// start them, naming the hook and what would not arrive; the hook still
+// runs in this process, with its argument.
+func TestSharedArgumentArrivesUnchangedOrIsRefused(t *testing.T) {
+	for _, tc := range []struct{ arg, want, hook string }{
+		{"chan", `start error: multiexit: shared hook "chan": argument does not encode as JSON: json: unsupported type: chan int`, ""},
+		{"latin1", `start error: multiexit: shared hook "remove-spool": its argument would not reach workers unchanged: the argument is not valid UTF-8 (byte 14 of "/var/spool/caf\xe9"), and JSON carries text: it would arrive as "/var/spool/caf\ufffd"`,
+			`main remove-spool "/var/spool/caf\xe9"`},
+		{"hidden", `start error: multiexit: shared hook "conf": its argument would not reach workers unchanged: the argument's field owner is unexported: JSON leaves it out, so it would arrive as zero`, ""},
+	} {
+		t.Run(tc.arg, func(t *testing.T) {
+			p := start(t, badArg, []string{tc.arg})
+			trace, how := p.end()
+			want := []string{tc.want}
+			if tc.hook != "" {
+				want = append(want, tc.hook)
+			}
+			if diff := cmp.Diff(want, trace); diff != "" || how != exitCode(0) {
+				t.Errorf("ended with %s; trace (-want +got):\n%s\nstderr:\n%s", how, diff, p.Stderr.String())
+			}
+		})
 	}
 }
 

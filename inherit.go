@@ -54,7 +54,8 @@ var defs struct {
 // Define defines a shared hook named name. Call it at package
 // initialisation (a package-level var), so that a worker, which runs the same
 // binary, knows every name its parent can pass. The argument travels as
-// JSON, so T must encode and decode with encoding/json.
+// JSON, so T must encode and decode with encoding/json, and a value must
+// come back equal (see Register).
 //
 // An empty name, a nil hook or a name defined twice is a programming error:
 // Install and Start report it, naming both places.
@@ -103,12 +104,22 @@ func checkDefines() error {
 // inherits it, at the bottom of its stack, with the same argument. Unregister
 // takes it off the stack; workers started afterwards do not inherit it.
 //
-// If arg does not encode as JSON, the hook still runs here, and Start refuses
-// to start workers, naming the hook.
+// The argument travels as JSON, and arrives unchanged or not at all:
+// Register decodes it as a worker will and compares the two (with an Equal
+// method where the type has one, as time.Time does). If arg does not
+// encode, or would not arrive equal — a string that is not valid UTF-8
+// (JSON would replace its bad bytes with U+FFFD: another path), an
+// unexported field that is not zero (JSON leaves it out), a number in an
+// interface (it arrives as a float64) — the hook still runs here, with arg,
+// and while it is registered Start refuses to start workers, with an error
+// that names the hook and the field. Register itself cannot fail: its
+// result is the hook's Handle either way.
 func (s *Shared[T]) Register(arg T) *Handle {
 	raw, err := json.Marshal(arg)
 	if err != nil {
 		err = fmt.Errorf("multiexit: shared hook %q: argument does not encode as JSON: %w", s.name, err)
+	} else if d := roundTrip(arg, raw); d != "" {
+		err = fmt.Errorf("multiexit: shared hook %q: its argument would not reach workers unchanged: %s", s.name, d)
 	}
 	if s.err != nil {
 		err = s.err
@@ -379,10 +390,12 @@ type workerControl struct {
 	deathFD int      // Linux: the end the kernel watches (-1 if it does not)
 	death   *os.File // elsewhere: the end watch reads
 	ack     *os.File
-	// What the parent said, as watch read it (where the kernel does not
-	// watch the end): nanoseconds; and whether the end closed.
+	// What the parent said (read by watch, or by readControl where the
+	// kernel watches the end): nanoseconds; whether the end closed, and
+	// when this worker first saw it closed (monotonicNow).
 	deadline, given atomic.Int64
 	died            atomic.Bool
+	diedAt          atomic.Int64
 }
 
 // commit makes the decoded registry this worker's (it reports whether the
@@ -429,6 +442,7 @@ func (w *workerControl) watch() {
 	var line []byte
 	for {
 		n, err := w.death.Read(buf[:])
+		heard := false
 		for _, b := range buf[:n] {
 			if b != '\n' {
 				line = append(line, b)
@@ -436,13 +450,25 @@ func (w *workerControl) watch() {
 			}
 			w.heard(line)
 			line = line[:0]
+			heard = true
+		}
+		if heard {
+			rt.heardParent() // a stop's budget after the shutdown began
 		}
 		if err != nil {
 			break
 		}
 	}
-	w.died.Store(true)
+	w.sawDeath()
 	w.parentDied()
+}
+
+// sawDeath records that the parent's end of the control channel closed:
+// the parent died (on Windows: or stopped this worker).
+func (w *workerControl) sawDeath() {
+	if w.died.CompareAndSwap(false, true) {
+		w.diedAt.Store(int64(monotonicNow()))
+	}
 }
 
 // heard records one line from the parent.
@@ -475,17 +501,26 @@ func parseNanos(b []byte) (int64, bool) {
 // budget is the time the parent gives this worker to stop, if it said:
 // deadline for its hooks, hard for everything (the late windows of hooks
 // that overran included) before the parent's SIGKILL. If the parent has
-// died, the budget is what is left to its guardian: the parent's deadline.
-// The margins leave the worker room to abandon a hook, and the parent room
-// to see it exit, before the parent's own time runs out.
+// died, the budget is what is left to its guardian: the parent's deadline,
+// counted from when this worker saw the death (the guardian counts from
+// the same moment, its own pipe's end), whichever order the kernel's
+// word of it came in. The shorter of the two counts. The margins leave
+// the worker room to abandon a hook, and the parent room to see it exit,
+// before the parent's own time runs out.
 func (w *workerControl) budget() (deadline, hard time.Duration, died bool) {
 	w.readControl()
 	died = w.died.Load()
+	now := monotonicNow()
 	var d time.Duration
+	known := false
 	if end := w.given.Load(); end > 0 {
-		d = time.Duration(end) - monotonicNow()
-	} else if died {
-		d = time.Duration(w.deadline.Load())
+		d, known = time.Duration(end)-now, true
+	}
+	if parent := time.Duration(w.deadline.Load()); died && parent > 0 {
+		left := parent - (now - time.Duration(w.diedAt.Load()))
+		if !known || left < d {
+			d, known = left, true
+		}
 	}
 	deadline, hard = splitBudget(d)
 	return deadline, hard, died
@@ -518,7 +553,7 @@ func (w *workerControl) readControl() {
 	for {
 		n, err := readNonblock(w.deathFD, buf[:])
 		if n == 0 && err == nil {
-			w.died.Store(true)
+			w.sawDeath()
 			return
 		}
 		if n <= 0 {
@@ -550,8 +585,12 @@ func (w *workerControl) deathCause() error {
 	return fmt.Errorf("multiexit: parent process %d died", w.ppid)
 }
 
+// parentDied begins the shutdown, or, if it has begun, gives it the time
+// the parent's death leaves (see budget).
 func (w *workerControl) parentDied() {
-	rt.begin(128+int(syscall.SIGTERM), syscall.SIGTERM, w.deathCause(), byParentDeath)
+	if !rt.begin(128+int(syscall.SIGTERM), syscall.SIGTERM, w.deathCause(), byParentDeath) {
+		rt.heardParent()
+	}
 }
 
 // What a worker writes on the acknowledgement end of the control channel.

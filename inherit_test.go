@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -142,4 +143,78 @@ func FuzzDecodeRegistry(f *testing.F) {
 			t.Fatalf("round trip changed the registry: %+v vs %+v", r, r2)
 		}
 	})
+}
+
+// What a shared hook's argument becomes on its trip to a worker: equal,
+// or the first difference, named.
+func TestArgumentRoundTrip(t *testing.T) {
+	type inner struct{ Dirs []string }
+	type withHidden struct {
+		Dir    string
+		hidden int
+	}
+	type withTime struct{ At time.Time }
+	type nested struct {
+		Name  string
+		Inner *inner
+		Opts  map[string]any
+	}
+	now := time.Now() // with a monotonic clock reading and the local zone: Equal, not ==
+	for _, tc := range []struct {
+		name string
+		got  string // roundTripOf(the argument)
+		want string // a part of it; "" for none
+	}{
+		{"a path", roundTripOf("/var/spool/app"), ""},
+		{"a path that is not UTF-8", roundTripOf("/var/spool/caf\xe9"),
+			`the argument is not valid UTF-8 (byte 14 of "/var/spool/caf\xe9"), and JSON carries text: it would arrive as "/var/spool/caf\ufffd"`},
+		{"an unexported field, zero", roundTripOf(withHidden{Dir: "/x"}), ""},
+		{"an unexported field, set", roundTripOf(withHidden{Dir: "/x", hidden: 3}),
+			"the argument's field hidden is unexported: JSON leaves it out, so it would arrive as zero"},
+		{"a time", roundTripOf(withTime{At: now}), ""},
+		{"deep", roundTripOf(nested{Name: "n", Inner: &inner{Dirs: []string{"/a", "/b\xff"}}}),
+			`the argument's Inner.Dirs[1] is not valid UTF-8 (byte 2 of "/b\xff")`},
+		{"a number in an interface", roundTripOf(nested{Name: "n", Opts: map[string]any{"depth": 3}}),
+			`the argument's Opts["depth"] holds a value of type int, which arrives as float64`},
+		{"what JSON keeps in an interface", roundTripOf(nested{Opts: map[string]any{"k": "v", "l": []any{"x", true, nil, 1.5}}}), ""},
+		{"an empty slice", roundTripOf([]string{}), ""},
+		{"a nil pointer", roundTripOf(nested{}), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.want == "" && tc.got != "" || tc.want != "" && !strings.Contains(tc.got, tc.want) {
+				t.Errorf("roundTrip = %q, want %q", tc.got, tc.want)
+			}
+		})
+	}
+}
+
+// roundTripOf is roundTrip on arg's own JSON encoding.
+func roundTripOf[T any](arg T) string {
+	raw, err := json.Marshal(arg)
+	if err != nil {
+		return "encode: " + err.Error()
+	}
+	return roundTrip(arg, raw)
+}
+
+var sharedPath = Define("test-path", func(context.Context, string) error { return nil })
+
+// Register refuses a shared hook's argument that would not arrive equal:
+// the hook runs here, and Start names it and the problem.
+func TestRegisterRefusesALossyArgument(t *testing.T) {
+	h := sharedPath.Register("/var/spool/caf\xe9")
+	defer h.Unregister()
+	if h.hook == nil {
+		t.Fatal("the hook does not run here")
+	}
+	_, err := encodeHooks([]*Handle{h})
+	want := `multiexit: shared hook "test-path": its argument would not reach workers unchanged: the argument is not valid UTF-8 (byte 14`
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("encodeHooks: %v, want an error starting %q", err, want)
+	}
+	ok := sharedPath.Register("/var/spool/app")
+	defer ok.Unregister()
+	if ok.shared.err != nil {
+		t.Errorf("a plain path refused: %v", ok.shared.err)
+	}
 }

@@ -3,18 +3,27 @@ package multiexit
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
-// The service manager's variables (sd_notify(3), sd_listen_fds(3)). They
-// are meant for the process systemd started, not for its children.
+// The service manager's variables (sd_notify(3), sd_listen_fds(3),
+// sd_watchdog_enabled(3)). They are meant for the process systemd started,
+// not for its children.
 const (
 	envNotifySocket = "NOTIFY_SOCKET"
 	envListenFDs    = "LISTEN_FDS"
 	envListenPID    = "LISTEN_PID"
 	envListenNames  = "LISTEN_FDNAMES"
+	envWatchdogPID  = "WATCHDOG_PID"
+	envWatchdogUSec = "WATCHDOG_USEC"
 )
+
+// engineVars are the service manager's variables that scrubEngineEnv and
+// guardianEnv keep from children.
+var engineVars = [...]string{envNotifySocket, envListenFDs, envListenPID, envListenNames, envWatchdogPID, envWatchdogUSec}
 
 // stopMargin is added to the shutdown deadline in EXTEND_TIMEOUT_USEC: the
 // exit itself, and the short windows of hooks that run after the deadline,
@@ -32,16 +41,13 @@ const stopMargin = time.Second
 // multiexit itself tells systemd when the shutdown begins (STOPPING=1), and
 // extends systemd's stop timeout (TimeoutStopSec) to the shutdown deadline
 // (WithTimeout), so that systemd does not kill a shutdown that is still
-// inside it. Workers and other children do not inherit NOTIFY_SOCKET, nor
-// the socket-activation variables (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES)
-// this process was given: only this process speaks to systemd.
+// inside it. Workers and other children do not inherit NOTIFY_SOCKET, the
+// socket-activation variables (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) nor
+// the watchdog's (WATCHDOG_PID, WATCHDOG_USEC) this process was given:
+// only this process speaks to systemd.
 func Ready() error {
 	return sdNotify("READY=1")
 }
-
-// notifying reports whether this process speaks to a service manager. It
-// allocates nothing and makes no system call.
-func notifying() bool { return os.Getenv(envNotifySocket) != "" }
 
 // notifyStopping tells the service manager that the shutdown has begun,
 // and asks it to wait for the shutdown deadline plus a margin before it
@@ -87,17 +93,18 @@ func sdNotify(state string) error {
 }
 
 // scrubEngineEnv returns env without the service manager's variables that
-// were meant for this process: NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID and
-// LISTEN_FDNAMES, each only where its value is the one in this process's
+// were meant for this process: NOTIFY_SOCKET, LISTEN_FDS, LISTEN_PID,
+// LISTEN_FDNAMES, WATCHDOG_PID and WATCHDOG_USEC (a child that sent
+// WATCHDOG=1 would speak for this process), each only where its value is the one in this process's
 // environment (multiexit never changes that). A caller that set its own
 // value for a child (a proxy notify socket, say) keeps it. env is not
 // modified; a nil env stands for this process's environment, as in
 // exec.Cmd.Env, and stays nil when there is nothing to remove. Without
 // these variables env is returned as it is.
 func scrubEngineEnv(env []string) []string {
-	var own [4]string // "NAME=value" of each variable this process has
+	var own [len(engineVars)]string // "NAME=value" of each variable this process has
 	n := 0
-	for _, name := range [...]string{envNotifySocket, envListenFDs, envListenPID, envListenNames} {
+	for _, name := range engineVars {
 		if v, ok := os.LookupEnv(name); ok {
 			own[n] = name + "=" + v
 			n++
@@ -134,4 +141,16 @@ func scrubEngineEnv(env []string) []string {
 		return env
 	}
 	return out
+}
+
+// guardianEnv is the environment of the tree's guardian: this process's,
+// without anything meant for this process alone: multiexit's own variables
+// (MULTIEXIT, the tree's tag, the layer's cap: the guardian reads only its
+// own) and the service manager's (NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*),
+// whatever their values: the guardian speaks to no one and serves nothing.
+func guardianEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return strings.HasPrefix(name, "MULTIEXIT") || slices.Contains(engineVars[:], name)
+	})
 }

@@ -3,6 +3,7 @@
 package multiexit
 
 import (
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -23,3 +24,7 @@ func sendDatagram(addr, msg string) error {
 	defer unix.Close(fd)
 	return unix.Sendto(fd, []byte(msg), 0, &unix.SockaddrUnix{Name: addr})
 }
+
+// notifying reports whether this process speaks to a service manager. It
+// allocates nothing and makes no system call.
+func notifying() bool { return os.Getenv(envNotifySocket) != "" }

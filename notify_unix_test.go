@@ -117,11 +117,15 @@ func TestScrubEngineEnv(t *testing.T) {
 	t.Setenv("LISTEN_FDS", "2")
 	t.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
 	t.Setenv("LISTEN_FDNAMES", "http:https")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	t.Setenv("WATCHDOG_USEC", "30000000")
 	own := []string{
 		"NOTIFY_SOCKET=/run/systemd/notify",
 		"LISTEN_FDS=2",
 		"LISTEN_PID=" + strconv.Itoa(os.Getpid()),
 		"LISTEN_FDNAMES=http:https",
+		"WATCHDOG_PID=" + strconv.Itoa(os.Getpid()),
+		"WATCHDOG_USEC=30000000",
 	}
 	for _, tc := range []struct {
 		name    string
@@ -163,7 +167,7 @@ func TestScrubEngineEnv(t *testing.T) {
 
 // Without the variables, scrubEngineEnv returns its input: nothing to copy.
 func TestScrubEngineEnvNothingToDo(t *testing.T) {
-	for _, name := range []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"} {
+	for _, name := range []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"} {
 		unsetenv(t, name)
 	}
 	env := []string{"A=1", "NOTIFY_SOCKET=/tmp/proxy"}
@@ -172,6 +176,25 @@ func TestScrubEngineEnvNothingToDo(t *testing.T) {
 	}
 	if got := scrubEngineEnv(nil); got != nil {
 		t.Errorf("scrubEngineEnv(nil) = %q, want nil", got)
+	}
+}
+
+// The guardian gets none of this process's service-manager variables, nor
+// multiexit's own, whatever their values; the rest it keeps.
+func TestGuardianEnv(t *testing.T) {
+	for kv := range strings.SplitSeq("NOTIFY_SOCKET=/run/systemd/notify LISTEN_FDS=2 LISTEN_PID=1 LISTEN_FDNAMES=http WATCHDOG_PID=1 WATCHDOG_USEC=30000000 MULTIEXIT_CONTAINMENT=subreaper MX_KEEP=1", " ") {
+		name, value, _ := strings.Cut(kv, "=")
+		t.Setenv(name, value)
+	}
+	env := guardianEnv()
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(engineVars[:], name) || strings.HasPrefix(name, "MULTIEXIT") {
+			t.Errorf("the guardian gets %s", kv)
+		}
+	}
+	if !slices.Contains(env, "MX_KEEP=1") || !slices.Contains(env, "PATH="+os.Getenv("PATH")) {
+		t.Errorf("the guardian lost the rest: %q", env)
 	}
 }
 

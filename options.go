@@ -55,7 +55,9 @@ func WithSignals(sigs ...os.Signal) Option {
 //
 // In a worker the deadline is also bounded by the time its parent gives it
 // when it stops the worker (what is left of the parent's grace period and
-// deadline): the worker shortens its own to fit, and says so in its log.
+// deadline), or by the parent's deadline if the parent dies: the worker
+// shortens its own to fit, also when its own shutdown began first, and
+// says so in its log. A longer time from the parent never lengthens it.
 func WithTimeout(d time.Duration) Option {
 	if d <= 0 {
 		return refused(fmt.Errorf("multiexit: WithTimeout(%v): the shutdown deadline must be positive", d))
@@ -83,7 +85,8 @@ func WithGrace(d time.Duration) Option {
 // requests keep arriving for a few seconds while the endpoints are updated.
 // The drain counts against the shutdown deadline (WithTimeout), which must
 // be longer than d; Install refuses it otherwise. Exit and Run's main
-// returning do not drain. A second signal ends the drain at once.
+// returning do not drain; during a drain either ends it at once, and so
+// does a second signal.
 func WithDrain(d time.Duration) Option {
 	if d < 0 {
 		return refused(fmt.Errorf("multiexit: WithDrain(%v): the drain delay cannot be negative", d))

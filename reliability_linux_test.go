@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,10 +36,12 @@ func init() {
 const stubbornLeaf = `trap '' TERM; setsid sh -c "trap '' TERM; echo ready escapee; exec sleep 1000" & sleep 1000 & echo ready leaf; wait`
 
 // deepTree: main → L1 → … → Ldepth, each a worker with its own hook and
-// the inherited shared hook S; the deepest starts a stubborn leaf. Default
-// options: the grace periods of every level must fit in one budget.
+// the inherited shared hook S; the deepest starts a stubborn leaf. The
+// arguments: the depth, how the top ends (see deepTreeCase), and the
+// WithTimeout of the top and of the workers ("-": the default, 20 s;
+// "30s,15s": WithTimeout(30s) and WithGrace(15s)). The grace periods of
+// every level must fit in one budget.
 func deepTree(args []string) {
-	mustInstall()
 	level := 0
 	if multiexit.IsChild() {
 		level, _ = strconv.Atoi(strings.TrimPrefix(role(), "L"))
@@ -46,6 +49,28 @@ func deepTree(args []string) {
 	}
 	depth, _ := strconv.Atoi(args[0])
 	how := args[1]
+	timeout := args[2]
+	if level > 0 {
+		timeout = args[3]
+	}
+	// Info: on a failure, the log tells each level's deadline and hooks.
+	opts := []multiexit.Option{multiexit.WithLogger(slog.New(slog.NewTextHandler(os.Stderr, nil)))}
+	if timeout != "-" {
+		timeout, grace, _ := strings.Cut(timeout, ",")
+		d, err := time.ParseDuration(timeout)
+		if err != nil {
+			panic(err)
+		}
+		opts = append(opts, multiexit.WithTimeout(d))
+		if grace != "" {
+			g, err := time.ParseDuration(grace)
+			if err != nil {
+				panic(err)
+			}
+			opts = append(opts, multiexit.WithGrace(g))
+		}
+	}
+	mustInstall(opts...)
 	name := role()
 	if level == 0 {
 		sharedS.Register("s")
@@ -62,10 +87,20 @@ func deepTree(args []string) {
 		mustStart(leaf)
 	}
 	say("ready %s", name)
-	if level == 0 && how == "exit" {
-		// Wait for the whole tree to be up: the test says so on stdin.
-		io.ReadAll(os.Stdin)
-		multiexit.Exit(0)
+	if level == 0 {
+		switch how {
+		case "exit", "panic", "os.Exit":
+			// Wait for the whole tree to be up: the test says so on stdin.
+			io.ReadAll(os.Stdin)
+		}
+		switch how {
+		case "exit":
+			multiexit.Exit(0)
+		case "panic":
+			go panic("the top panics")
+		case "os.Exit":
+			os.Exit(0)
+		}
 	}
 	select {}
 }
@@ -77,21 +112,63 @@ func deepTree(args []string) {
 func TestDeepTreeRunsEveryLevelsHooks(t *testing.T) {
 	for _, depth := range []int{1, 2, 3} {
 		for _, how := range []string{"term", "exit", "kill"} {
-			t.Run(fmt.Sprintf("depth %d, %s", depth, how), func(t *testing.T) { deepTreeCase(t, depth, how) })
+			t.Run(fmt.Sprintf("depth %d, %s", depth, how), func(t *testing.T) { deepTreeCase(t, depth, how, "-", "-") })
 		}
 	}
 }
 
-// deepTreeCase runs deepTree at depth, stops its top as how says, and
-// checks that every level ran its hooks, leaves first.
-func deepTreeCase(t *testing.T, depth int, how string) {
+// One budget, whatever the order in which the stop reaches the levels: a
+// top with WithTimeout(2s) and workers that would take longer (the default
+// 20 s, or 30 s with a grace of 15 s for their own children), a leaf that
+// ignores SIGTERM at the bottom. The top is
+// stopped by SIGTERM or Exit; or it dies (SIGKILL, a goroutine's panic,
+// os.Exit), and each worker must take its parent's deadline in whichever
+// order the kernel's word of it comes (the control channel's end,
+// Pdeathsig, the O_ASYNC signal), so that it is done before the top's
+// guardian kills the tree (one level deep, a worker that kept its own 20 s
+// would give the leaf 5 s; three levels deep, workers at 30 s would give
+// it 3.4 s); or every process of the tree gets SIGTERM at
+// once (systemd's KillMode=control-group), so that each worker began on
+// its own, with its own deadline, before its parent's shorter stop came.
+// Every level's hooks run, leaves first. Three levels deep when the top
+// dies (the first worker then has the whole 2 s); two when the top stops
+// them, which keeps half of its 2 s for its own hooks: the third level
+// would have about 160 ms for its stubborn leaf, its sweep and its hooks,
+// a margin a loaded machine does not always give.
+func TestDeepTreeOneBudgetInEveryOrder(t *testing.T) {
+	all := []string{"term", "exit", "kill", "panic", "os.Exit", "unit"}
+	for _, tc := range []struct {
+		depth   int
+		workers string
+		hows    []string
+	}{
+		{1, "-", all},
+		{2, "-", []string{"term", "exit", "unit"}},
+		{2, "30s,15s", []string{"term", "exit", "unit"}},
+		{3, "-", []string{"kill", "panic", "os.Exit"}},
+		{3, "30s,15s", []string{"kill", "panic", "os.Exit"}},
+	} {
+		for _, how := range tc.hows {
+			t.Run(fmt.Sprintf("depth %d, workers %s, %s", tc.depth, tc.workers, how), func(t *testing.T) {
+				deepTreeCase(t, tc.depth, how, "2s", tc.workers)
+			})
+		}
+	}
+}
+
+// deepTreeCase runs deepTree at depth with the given timeouts, ends its top
+// as how says (term: SIGTERM; exit: Exit(0); kill: SIGKILL; panic: a
+// goroutine's panic; os.Exit: os.Exit(0); unit: SIGTERM to every process
+// of the tree at once), and checks that every level ran its hooks, leaves
+// first.
+func deepTreeCase(t *testing.T, depth int, how, top, workers string) {
 	var stdin io.WriteCloser
 	p := startWith(t, func(cmd *exec.Cmd) {
 		var err error
 		if stdin, err = cmd.StdinPipe(); err != nil {
 			t.Fatal(err)
 		}
-	}, deepTree, []string{strconv.Itoa(depth), how})
+	}, deepTree, []string{strconv.Itoa(depth), how, top, workers})
 	want := []string{"ready main", "ready leaf", "ready escapee"}
 	var order []string
 	for l := depth; l >= 1; l-- {
@@ -99,18 +176,27 @@ func deepTreeCase(t *testing.T, depth int, how string) {
 		order = append(order, fmt.Sprintf("L%d own", l), fmt.Sprintf("L%d S(s)", l))
 	}
 	p.WaitAll(want...)
-	wantHow := diedOf(syscall.SIGTERM)
+	topHooks := []string{"main own", "main S(s)"}
+	var wantHow string
 	switch how {
 	case "term":
 		p.Signal(syscall.SIGTERM)
-		order = append(order, "main own", "main S(s)")
+		order, wantHow = append(order, topHooks...), diedOf(syscall.SIGTERM)
 	case "exit":
 		stdin.Close()
-		order = append(order, "main own", "main S(s)")
-		wantHow = exitCode(0)
+		order, wantHow = append(order, topHooks...), exitCode(0)
 	case "kill":
 		p.Signal(syscall.SIGKILL)
 		wantHow = diedOf(syscall.SIGKILL)
+	case "panic":
+		stdin.Close()
+		wantHow = exitCode(2)
+	case "os.Exit":
+		stdin.Close()
+		wantHow = exitCode(0)
+	case "unit":
+		everyProcess(t, p, syscall.SIGTERM)
+		order, wantHow = append(order, topHooks...), diedOf(syscall.SIGTERM)
 	}
 	trace, ended := p.end()
 	var hooks []string
@@ -121,6 +207,18 @@ func deepTreeCase(t *testing.T, depth int, how string) {
 	}
 	if diff := cmp.Diff(order, hooks); diff != "" || ended != wantHow {
 		t.Errorf("ended with %s (want %s); hooks (-want +got):\n%s\nstderr:\n%s", ended, wantHow, diff, p.Stderr.String())
+	}
+}
+
+// everyProcess sends sig to every process of p's tree (those that carry
+// its tag), one right after another, as systemd's KillMode=control-group
+// does to a unit's cgroup.
+func everyProcess(t *testing.T, p *proc, sig syscall.Signal) {
+	t.Helper()
+	for _, s := range proctest.Survivors(p.Tag) {
+		if err := syscall.Kill(s.PID, sig); err != nil && err != syscall.ESRCH {
+			t.Fatal(err)
+		}
 	}
 }
 

@@ -74,7 +74,8 @@ func Install(opts ...Option) error {
 // If the shutdown has already begun (a signal, or an earlier Exit), Exit
 // does not begin another: it ends the calling goroutine (runtime.Goexit), so
 // a hook that calls Exit simply ends, and the process ends the way the
-// shutdown began.
+// shutdown began. During a drain (WithDrain) it also ends the drain: the
+// hooks run at once, as Run's main returning would make them.
 func Exit(code int) { rt.exit(code) }
 
 // ExitAs runs the exit hooks, newest first, and then ends this process the
@@ -114,6 +115,7 @@ func (s *shutdown) exitBy(code int, sig os.Signal, cause error) {
 	if s.begin(code, sig, cause, byExit) {
 		<-s.gone // the finisher runs the hooks and ends the process
 	}
+	s.cutDrain() // an Exit during the drain ends it: the hooks run now
 	runtime.Goexit()
 }
 
@@ -176,11 +178,14 @@ func (s *shutdown) run(main func(ctx context.Context) error) {
 				if p := recover(); p != nil {
 					code, cause = 2, fmt.Errorf("multiexit: main panicked: %v", p)
 					s.logger().Error("multiexit: main panicked", "panic", fmt.Sprint(p), "stack", string(stackTrace()))
-				} else {
+				} else if !s.begun() {
 					s.logger().Warn("multiexit: Run's main ended its goroutine (runtime.Goexit) instead of returning; taken as a return of nil")
 				}
+				// Once the shutdown has begun, that is how Exit ends
+				// the goroutine that calls it (see Exit): nothing to say.
 			}
 			close(done)
+			s.cutDrain() // during a drain: nothing serves any more
 			// After a signal, begin reports false: main's error is the
 			// shutdown's, not a failure, and is not logged.
 			s.begin(code, nil, cause, byMainReturned)

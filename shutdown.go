@@ -84,16 +84,21 @@ type shutdown struct {
 	runCancel context.CancelCauseFunc
 	mainDone  chan struct{} // closed when Run's main returned
 	escalate  sync.Once
-	hardEnd   time.Time // a worker's: when its parent kills it (zero: unknown)
+	hardEnd   time.Time     // a worker's: when its parent kills it (zero: unknown)
+	signaled  int           // caught signals since the shutdown began, the one that began it included
+	drainCut  chan struct{} // closed by Exit, or by Run's main returning: a drain ends
+	cutOnce   sync.Once
 }
 
 // parentLink is what the shutdown asks of a worker's link to its parent
 // (workerControl, in inherit.go).
 type parentLink interface {
-	// budget is what the parent gave the worker when it stopped it, or,
-	// if the parent died, what is left of the parent's deadline: the
-	// deadline to keep and the hard end (when the parent kills it), both
-	// from now; zero if not known.
+	// budget is what the parent gave the worker when it stopped it (the
+	// shortest it said), or, if the parent died, its deadline, counted
+	// from when the worker first saw it die (as the guardian counts): the
+	// deadline to keep and the hard end (when the parent, or its guardian,
+	// kills it), both from now; zero if not known. It reads what the
+	// parent said since it was last called.
 	budget() (deadline, hard time.Duration, died bool)
 	// deathCause is the shutdown's cause when the parent died.
 	deathCause() error
@@ -105,7 +110,7 @@ var rt = newShutdown(osEffects(), &exitStack)
 
 func newShutdown(fx effects, st *stack) *shutdown {
 	return &shutdown{fx: fx, stack: st, gone: make(chan struct{}), cfg: defaultConfig(fx.log),
-		started: make(chan struct{}), drained: make(chan struct{})}
+		started: make(chan struct{}), drained: make(chan struct{}), drainCut: make(chan struct{})}
 }
 
 func (s *shutdown) logger() *slog.Logger {
@@ -150,7 +155,7 @@ func (s *shutdown) listen(first chan os.Signal, sigs []os.Signal, ctl parentLink
 	s.prepare()
 	s.mu.Unlock()
 	if listening {
-		setup.hearLater(s.laterSignal)
+		setup.hearLater()
 	}
 }
 
@@ -192,7 +197,7 @@ func (s *shutdown) finisher(sig signalSetup) {
 	s.mu.Lock()
 	s.listening, sig = true, s.signals // Install may have set them up since
 	s.mu.Unlock()
-	sig.hearLater(s.laterSignal)
+	sig.hearLater()
 	s.finish()
 }
 
@@ -208,15 +213,22 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 	}
 	timeout := s.cfg.timeout
 	var given time.Duration // what a worker's parent gave it
-	if s.worker != nil && (by == bySignal || by == byParentDeath) && sig == syscall.SIGTERM {
+	if s.worker != nil {
+		// However the shutdown begins, the parent's word holds: a stop
+		// that came with this SIGTERM (or before this Exit), or its death.
 		deadline, hard, died := s.worker.budget()
-		if died && by == bySignal {
+		if died && by == bySignal && sig == syscall.SIGTERM {
 			by, cause = byParentDeath, s.worker.deathCause()
+		}
+		if deadline > 0 {
+			s.hardEnd = s.fx.clock.now().Add(hard)
 		}
 		if deadline > 0 && deadline < timeout {
 			timeout, given = deadline, deadline
-			s.hardEnd = s.fx.clock.now().Add(hard)
 		}
+	}
+	if by == bySignal {
+		s.signaled = 1
 	}
 	drain := by == bySignal && s.cfg.drain > 0 && s.worker == nil
 	s.code, s.sig, s.cause, s.by = code, sig, cause, by
@@ -256,14 +268,29 @@ func (s *shutdown) cancelRun() {
 	}
 }
 
-// laterSignal is a signal while the shutdown runs: an escalation, except a
-// worker's repeated SIGTERM (the parent's stop and the kernel's Pdeathsig
-// can both deliver one).
+// laterSignal is a signal while the shutdown runs. Only a second signal
+// escalates: the first one after a shutdown that Exit, Run's main or the
+// parent's death began (a batch job that exits as systemd stops it) is
+// not. A worker's SIGTERM never escalates: it is its parent's stop, the
+// kernel's word of its parent's death (Pdeathsig, and the control
+// channel's end), or a line its parent wrote on the control channel (on
+// Linux each comes as SIGTERM), any of which may give it less time.
 func (s *shutdown) laterSignal(sig os.Signal) {
 	s.mu.Lock()
-	worker, log, ph := s.worker != nil, s.cfg.log, s.phase
-	s.mu.Unlock()
+	worker := s.worker != nil
 	if worker && sig == syscall.SIGTERM {
+		s.mu.Unlock()
+		s.heardParent()
+		return
+	}
+	s.signaled++
+	n, log, trace, ph := s.signaled, s.cfg.log, s.cfg.trace, s.phase
+	s.mu.Unlock()
+	if n < 2 {
+		if trace {
+			log.Info("multiexit: signal during the shutdown: not an escalation, the shutdown did not begin by a signal; a second signal escalates",
+				"signal", sig.String(), "phase", ph.String())
+		}
 		return
 	}
 	if ph >= phaseLate || s.sc.Err() != nil {
@@ -276,6 +303,46 @@ func (s *shutdown) laterSignal(sig os.Signal) {
 			"signal", sig.String(), "phase", ph.String(), "window", lateWindow)
 		s.sc.end(fmt.Errorf("multiexit: shutdown escalated by a second signal (%v)", sig), false)
 	})
+}
+
+// heardParent applies, once a worker's shutdown has begun, what its parent
+// said since: the budget of its stop, or its death. A deadline shorter
+// than the one the worker keeps shortens it (the Start entry that is
+// stopping the worker's own children passes the cut on to them), and the
+// hard end moves forward with it; a longer one changes nothing. A worker
+// whose shutdown began first (Exit, a SIGTERM from elsewhere, a whole
+// unit signalled at once) so still fits the time its parent gives it.
+func (s *shutdown) heardParent() {
+	s.mu.Lock()
+	if s.worker == nil || s.phase == phaseRunning || s.phase == phaseExiting {
+		s.mu.Unlock()
+		return
+	}
+	deadline, hard, died := s.worker.budget()
+	if deadline <= 0 {
+		s.mu.Unlock()
+		return
+	}
+	hardEnd := s.fx.clock.now().Add(hard)
+	if s.hardEnd.IsZero() || hardEnd.Before(s.hardEnd) {
+		s.hardEnd = hardEnd
+		if s.drainer != nil {
+			s.drainer.shortenHardEnd(hardEnd)
+		}
+	}
+	shortened := s.sc.shorten(deadline)
+	log, trace, own := s.cfg.log, s.cfg.trace, s.cfg.timeout
+	s.mu.Unlock()
+	if shortened && trace {
+		log.Info("multiexit: this worker's deadline is shortened to fit the time its parent gives it",
+			"deadline", deadline, "configured", own, "parentDied", died)
+	}
+}
+
+// cutDrain ends the drain (WithDrain), now or as soon as it begins: Exit
+// was called, or Run's main returned.
+func (s *shutdown) cutDrain() {
+	s.cutOnce.Do(func() { close(s.drainCut) })
 }
 
 // takeover runs when the hooks' context ends (deadline or escalation): it
@@ -296,7 +363,7 @@ func (s *shutdown) takeover() {
 // the process; the finisher calls it once, after begin.
 func (s *shutdown) finish() {
 	s.mu.Lock()
-	sc, cfg, code, cause, by, mainDone, ph, hardEnd := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase, s.hardEnd
+	sc, cfg, code, cause, by, mainDone, ph := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase
 	s.mu.Unlock()
 	clk := s.fx.clock
 	start := clk.now()
@@ -305,6 +372,7 @@ func (s *shutdown) finish() {
 		select {
 		case <-drained:
 		case <-sc.Done():
+		case <-s.drainCut: // Exit, or Run's main returned: nothing serves any more
 		}
 		t.Stop()
 		s.mu.Lock()
@@ -324,9 +392,10 @@ func (s *shutdown) finish() {
 		s.waitMain(sc, mainDone, cfg.log)
 	}
 	notifyStatus("running the exit hooks")
-	d := &drainer{s: s.stack, ctx: sc, window: lateWindow, hardEnd: hardEnd, log: cfg.log, trace: cfg.trace,
+	d := &drainer{s: s.stack, ctx: sc, window: lateWindow, log: cfg.log, trace: cfg.trace,
 		exit: func() { s.end(start) }, clock: clk, begun: clk.now(), gone: s.gone}
 	s.mu.Lock()
+	d.hardEnd = s.hardEnd // with the drainer in place: heardParent moves both
 	s.drainer = d
 	s.mu.Unlock()
 	d.run()
@@ -350,6 +419,16 @@ func (s *shutdown) waitMain(sc *shutdownCtx, mainDone <-chan struct{}, log *slog
 	case <-waited:
 		log.Error("multiexit: Run's main has not returned; running the exit hooks anyway", "waited", wait)
 	case <-sc.Done():
+		// A second signal (or the deadline) cancelled main's context at
+		// the same moment: it gets the slack an abandoned hook gets to
+		// return before it is said not to have.
+		slack, t := s.fx.clock.after(abandonSlack)
+		defer t.Stop()
+		select {
+		case <-mainDone:
+			return
+		case <-slack:
+		}
 		log.Error("multiexit: Run's main has not returned; running the exit hooks anyway", "cause", context.Cause(sc))
 	}
 }

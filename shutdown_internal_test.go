@@ -480,6 +480,28 @@ func TestShutdownEscalation(t *testing.T) {
 	}
 }
 
+// The first signal after a shutdown that Exit began (a batch job that exits
+// as systemd stops it) is not an escalation: the running hook keeps its
+// context; only a second signal escalates, and the process still ends with
+// Exit's code.
+func TestShutdownFirstSignalAfterExitIsNoEscalation(t *testing.T) {
+	f := newFakeOS()
+	ts := newTestShutdownOn(t, f, nil, WithLogger(f.trace))
+	running := ts.blockingHook("running")
+	go ts.exit(3)
+	running.entered()
+	ts.os.signal(syscall.SIGTERM) // the first signal: noted, no more
+	ts.os.signal(syscall.SIGINT)  // the second: escalates
+	ts.exited(t, ending{3, nil}, "running")
+	if got, want := fmt.Sprint(context.Cause(running.ctx)), "multiexit: shutdown escalated by a second signal (interrupt)"; got != want {
+		t.Errorf("Cause = %q, want %q", got, want)
+	}
+	ts.os.loggedOnce(t, "multiexit: signal during the shutdown: not an escalation, the shutdown did not begin by a signal; a second signal escalates",
+		map[string]any{"signal": "terminated", "phase": "stopping"})
+	ts.os.loggedOnce(t, "multiexit: second signal during the shutdown: the deadline is now; each hook still to run gets a short window",
+		map[string]any{"signal": "interrupt"})
+}
+
 // In a worker, a repeated SIGTERM is not an escalation (the parent's stop
 // and the kernel's parent-death signal can both deliver one); another
 // caught signal is.
@@ -758,6 +780,45 @@ func TestShutdownDrain(t *testing.T) {
 			}
 			if dl, _ := hookCtx.Deadline(); second != (dl.Sub(ts.os.clock.Now()) == lateWindow) {
 				t.Errorf("the hook's window: %v; want the late window only after a second signal", dl.Sub(ts.os.clock.Now()))
+			}
+			// main returned as its context was cancelled: it is not said
+			// not to have (it has abandonSlack, which the fake clock never
+			// reaches).
+			if rs := ts.os.logged(t, "multiexit: Run's main has not returned; running the exit hooks anyway"); len(rs) != 0 {
+				t.Errorf("logged that main has not returned: %v", rs)
+			}
+		})
+	}
+}
+
+// Exit from Run's main during the drain ends the drain (the hooks run at
+// once; the process ends by the signal that began the shutdown), and the
+// end of main's goroutine that it is is not logged as a runtime.Goexit.
+// So does main returning: nothing serves any more.
+func TestShutdownExitDuringDrain(t *testing.T) {
+	for _, how := range []string{"Exit", "return"} {
+		t.Run(how, func(t *testing.T) {
+			ts := newTestShutdown(t, WithDrain(5*time.Second), WithTimeout(20*time.Second))
+			go ts.run(func(ctx context.Context) error {
+				<-ts.started // Stopping
+				if how == "Exit" {
+					ts.exit(0)
+				}
+				return nil
+			})
+			ts.hook("hook", nil)
+			ts.os.signal(syscall.SIGTERM)
+			// The drain's timer is never fired: only its end by main
+			// lets the process end. The guard fails a drain that idles.
+			select {
+			case got := <-ts.os.exits:
+				ts.os.exits <- got
+			case <-time.After(time.Minute):
+				t.Fatal("the drain did not end: the process did not end within a minute")
+			}
+			ts.exited(t, byTERM, "hook")
+			if rs := ts.os.logged(t, "multiexit: Run's main ended its goroutine (runtime.Goexit) instead of returning; taken as a return of nil"); len(rs) != 0 {
+				t.Errorf("Exit in main logged as a Goexit: %v", rs)
 			}
 		})
 	}

@@ -3,19 +3,21 @@ package multiexit
 import (
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 )
 
 // signalSetup is how the caught signals reach the shutdown. The finisher
 // itself waits for the first one, so that a signal wakes one goroutine, as
 // in a program that waits for it in main. Only once the shutdown has begun
-// are the signals also sent to later, whose goroutine handles escalation;
-// registering it then wakes no one.
+// (hearLater) does a second goroutine take the signals that come to the same
+// channel, and handle them (escalation); until then it waits, and wakes no
+// one. One channel, so that each signal is handled once: a count of
+// signals (only a second one escalates) must not see one signal twice.
 type signalSetup struct {
-	first chan os.Signal // the finisher's
-	later chan os.Signal // registered when the shutdown begins
+	first chan os.Signal // the finisher's, then the later goroutine's
 	sigs  []os.Signal
-	catch func(chan<- os.Signal, ...os.Signal) // signal.Notify, or a test's
+	hear  func() // lets the later goroutine take first's signals; once
 }
 
 // newSignalSetup catches sigs through catch; handle gets those that come
@@ -29,35 +31,30 @@ func newSignalSetup(catch func(chan<- os.Signal, ...os.Signal), first chan os.Si
 	if len(sigs) > 0 { // signal.Notify with no signals would catch them all
 		catch(first, sigs...)
 	}
-	s := signalSetup{first: first, later: make(chan os.Signal, 8), sigs: sigs, catch: catch}
+	heard := make(chan struct{})
 	go func() {
+		select {
+		case <-heard:
+		case <-quit:
+			return
+		}
 		for {
 			select {
-			case sig := <-s.later:
+			case sig := <-first:
 				handle(sig)
 			case <-quit:
 				return
 			}
 		}
 	}()
-	return s
+	return signalSetup{first: first, sigs: sigs, hear: sync.OnceFunc(func() { close(heard) })}
 }
 
-// hearLater sends the signals to handle from now on, and handles those
-// that came to first meanwhile. A signal that comes to both is handled
-// twice, which is harmless: there is one escalation.
-func (s signalSetup) hearLater(handle func(os.Signal)) {
-	if len(s.sigs) == 0 {
-		return
-	}
-	s.catch(s.later, s.sigs...)
-	for {
-		select {
-		case sig := <-s.first:
-			handle(sig)
-		default:
-			return
-		}
+// hearLater hands the signals that come from now on, and those that came
+// to first meanwhile, to the goroutine that handles them.
+func (s signalSetup) hearLater() {
+	if s.hear != nil {
+		s.hear()
 	}
 }
 

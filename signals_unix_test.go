@@ -6,8 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +19,7 @@ import (
 	"github.com/multiexit/multiexit"
 )
 
-func init() { scenario(runSignal, escalate, onlyConfigured, ignoredInt) }
+func init() { scenario(runSignal, escalate, onlyConfigured, ignoredInt, exitThenSignal) }
 
 // signalWhenReady reads lines until one starting with each of ready was
 // seen, then sends sig to the process.
@@ -104,6 +107,54 @@ func TestSecondSignalEscalates(t *testing.T) {
 				t.Errorf("stderr does not report the escalation:\n%s", p.Stderr.String())
 			}
 		})
+	}
+}
+
+// exitThenSignal: Exit(0) with two hooks: the first says whether its
+// context is still live, the second waits for the test (standard input's
+// end). multiexit's Info log goes to standard output, without the time.
+func exitThenSignal(args []string) {
+	log := slog.New(slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Key == slog.TimeKey {
+			return slog.Attr{}
+		}
+		return a
+	}}))
+	if err := multiexit.Install(multiexit.WithLogger(log)); err != nil {
+		panic(err)
+	}
+	multiexit.Register(func(ctx context.Context) error {
+		say("after: context: %v", ctx.Err())
+		return nil
+	})
+	multiexit.Register(func(ctx context.Context) error {
+		say("waiting")
+		io.ReadAll(os.Stdin)
+		return nil
+	})
+	multiexit.Exit(0)
+}
+
+// The first signal after Exit began the shutdown (a batch job that exits
+// as systemd stops it) is not an escalation: the hooks keep their deadline
+// and the process exits with Exit's code. Only a second signal escalates.
+func TestFirstSignalAfterExitIsNoEscalation(t *testing.T) {
+	var stdin io.WriteCloser
+	p := startWith(t, func(cmd *exec.Cmd) {
+		var err error
+		if stdin, err = cmd.StdinPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}, exitThenSignal, nil)
+	p.WaitFor("waiting")
+	p.Signal(syscall.SIGTERM)
+	p.WaitFor(`level=INFO msg="multiexit: signal during the shutdown: not an escalation`)
+	stdin.Close()
+	p.WaitFor("after: ")
+	trace, how := p.end()
+	all := strings.Join(trace, "\n")
+	if how != exitCode(0) || !slices.Contains(trace, "after: context: <nil>") || strings.Contains(all, "level=WARN") || strings.Contains(all, "level=ERROR") {
+		t.Errorf("ended with %s; want exit 0, the hooks in their deadline, no warning; output:\n%s\nstderr:\n%s", how, all, p.Stderr.String())
 	}
 }
 

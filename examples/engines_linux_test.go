@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -356,6 +357,19 @@ func TestSystemd(t *testing.T) {
 			checkWorkerpool(t, lines, "received signal terminated")
 		})
 	}
+	t.Run("cascade KillMode=control-group, a slow leaf", func(t *testing.T) {
+		// systemd sends SIGTERM to every process of the unit at once:
+		// every worker begins its shutdown with its own 20 s deadline, and
+		// worker 3's slow hook would keep it all; main stops worker 1 from
+		// its place (a hook above the Start entry runs first) with a grace
+		// of 5 s, and each level must pass the shorter time on.
+		u, err := s.runUnit(t, []string{"Type=notify", "KillMode=control-group"}, filepath.Join(bin, "cascade"), "-serve", "-slow")
+		if err != nil {
+			t.Fatalf("%v\nthe unit's output:\n%s", err, strings.Join(u.output(), "\n"))
+		}
+		u.stop()
+		checkCascadeAllAtOnce(t, u.output())
+	})
 	t.Run("a hook longer than TimeoutStopSec, inside WithTimeout", func(t *testing.T) {
 		u, err := s.runUnit(t, []string{"Type=notify", "KillMode=mixed", "TimeoutStopSec=2s"},
 			filepath.Join(bin, "hooks"), "-wait", "-slow", "4s")
@@ -371,6 +385,50 @@ func TestSystemd(t *testing.T) {
 			"hook 1: close the database",
 		}, after(u.output(), "ready: pid"))
 	})
+}
+
+// checkCascadeAllAtOnce checks the hooks of cascade -serve -slow stopped
+// all at once: every hook of every level ran, each level's in order, and
+// each level's last after its worker's.
+func checkCascadeAllAtOnce(t *testing.T, out []string) {
+	t.Helper()
+	numbered := regexp.MustCompile(`^ *\d+\. (.*)$`)
+	var hooks []string
+	for _, l := range out {
+		if m := numbered.FindStringSubmatch(l); m != nil {
+			hooks = append(hooks, m[1])
+		}
+	}
+	levels := map[string][]string{
+		"main": {"main: stopping worker 1", "main: worker 1 has stopped (signal: terminated)", "main: goodbye from the cascade"},
+		"1":    {"worker 1: stopping worker 2", "worker 1: worker 2 has stopped (signal: terminated)", "worker 1: goodbye from the cascade"},
+		"2":    {"worker 2: stopping worker 3", "worker 2: worker 3 has stopped (signal: terminated)", "worker 2: goodbye from the cascade"},
+		"3": {"worker 3: slow hook: waits until its context ends", "worker 3: slow hook: its context ended",
+			"worker 3: own hook", "worker 3: goodbye from the cascade"},
+	}
+	for level, want := range levels {
+		var got []string
+		for _, h := range hooks {
+			if slices.Contains(want, h) {
+				got = append(got, h)
+			}
+		}
+		diff(t, "the hooks of level "+level, want, got)
+	}
+	// Leaves first: a level's worker has said goodbye before the level
+	// says it stopped.
+	for _, pair := range [][2]string{
+		{"worker 3: goodbye from the cascade", "worker 2: worker 3 has stopped (signal: terminated)"},
+		{"worker 2: goodbye from the cascade", "worker 1: worker 2 has stopped (signal: terminated)"},
+		{"worker 1: goodbye from the cascade", "main: worker 1 has stopped (signal: terminated)"},
+	} {
+		if i, j := slices.Index(hooks, pair[0]), slices.Index(hooks, pair[1]); i < 0 || j < 0 || i > j {
+			t.Errorf("%q is not before %q:\n%s", pair[0], pair[1], strings.Join(out, "\n"))
+		}
+	}
+	if len(hooks) != 13 {
+		t.Errorf("%d hook lines, want 13:\n%s", len(hooks), strings.Join(out, "\n"))
+	}
 }
 
 // startContainer builds the demo without cgo, makes a rootfs of it and

@@ -30,12 +30,24 @@
 //	11. main: goodbye from the cascade
 //
 // A worker stopped by its parent dies by SIGTERM, after its hooks; main exits 0.
+//
+// With -serve, main waits for SIGTERM or Ctrl-C once the chain is up (and
+// tells systemd it is ready: run it as a Type=notify unit), and dies by it
+// after the hooks. With -slow, worker 3 also has a hook that takes all the
+// time its parent gives it (it waits until its context ends): stopped all
+// at once, as systemd's default KillMode=control-group stops a unit, every
+// worker begins its shutdown with its own 20 s deadline, and each must
+// still fit the shorter time its parent gives it when its parent's stop
+// comes, so that every hook of every level runs:
+//
+//	go run ./examples/cascade -serve -slow    # then Ctrl-C
 package main
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"strconv"
@@ -54,10 +66,16 @@ var goodbye = multiexit.Define("goodbye", func(ctx context.Context, from string)
 	return nil
 })
 
+var (
+	serve = flag.Bool("serve", false, "once the chain is up, wait for SIGTERM or Ctrl-C (and tell systemd READY=1)")
+	slow  = flag.Bool("slow", false, "worker 3 has a hook that waits until its context ends")
+)
+
 func main() {
 	if multiexit.IsChild() {
 		worker() // never returns
 	}
+	flag.Parse()
 	goodbye.Register("the cascade") // inherited by worker 1, and by it to worker 2, …
 
 	// The chain writes to a pipe that main reads: a line at a time, it
@@ -100,6 +118,12 @@ func main() {
 		case <-ctx.Done():
 			return nil
 		}
+		if *serve {
+			say("main: the chain is up; waiting for a signal")
+			multiexit.Ready()
+			<-ctx.Done()
+			return nil
+		}
 		say("main: the chain is up; main returns, the exit hooks run")
 		return nil
 	})
@@ -111,6 +135,14 @@ func worker() {
 			hookf("%s: own hook", me())
 			return nil
 		})
+		if len(os.Args) > 2 && os.Args[2] == "-slow" {
+			multiexit.Register(func(ctx context.Context) error {
+				hookf("%s: slow hook: waits until its context ends", me())
+				<-ctx.Done() // as a hook that drains until told to stop
+				hookf("%s: slow hook: its context ended", me())
+				return nil
+			})
+		}
 	}
 	multiexit.Run(func(ctx context.Context) error {
 		if level() < depth {
@@ -145,7 +177,11 @@ func startNext(stdout *os.File, relayed <-chan struct{}) error {
 		}
 		return nil
 	})
-	cmd := multiexit.Command(strconv.Itoa(next))
+	args := []string{strconv.Itoa(next)}
+	if *slow || len(os.Args) > 2 && os.Args[2] == "-slow" {
+		args = append(args, "-slow")
+	}
+	cmd := multiexit.Command(args...)
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
