@@ -104,7 +104,17 @@ func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
 		log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
 	}
 	root, err := "", errors.New(ContainmentVar+"=subreaper")
-	if limit != LayerSubreaper.String() {
+	switch {
+	case limit == LayerSubreaper.String():
+	case tree.pid1 && limit == "":
+		// The kernel kills every process of the namespace when its
+		// PID 1 dies, the guardian with them: a tree cgroup would
+		// outlive a SIGKILL or a crash of this process. The namespace
+		// is the last line of defence instead, and the children are
+		// started with the same cap (see prepare), so that no
+		// multiexit program below makes one either.
+		err = errors.New("PID 1 of its PID namespace: no tree cgroup (the namespace dies with it); " + ContainmentVar + "=cgroup makes one")
+	default:
 		// A probe that changes nothing: the tree's cgroup is made at
 		// the first Start, so a process that never starts children
 		// (most workers) makes and removes none.
@@ -247,25 +257,41 @@ func closeContainment() {
 }
 
 // makeTreeRoot makes the tree's cgroup, after removing those left by dead
-// trees of this PID namespace, and locks it (see lockCgroup) for the life
+// trees (see cleanStaleCgroups), and locks it (see lockCgroup) for the life
 // of this process and of its guardian, which inherits the lock: so no
 // other program takes the tree for stale while the guardian waits for the
-// workers of this process, SIGKILLed, to finish their hooks.
+// workers of this process, SIGKILLed, to finish their hooks. The directory
+// is mode 0711: other users can reach the entries' cgroups below it (a
+// descendant that dropped its privileges reads its own cgroup's files),
+// but cannot open it, so cannot hold its lock and keep a dead tree from
+// being cleaned up. A program of another PID namespace may take the new
+// directory for stale between its making and its locking: then it is made
+// again.
 func makeTreeRoot() (*os.File, error) {
 	cleanStaleCgroups(filepath.Dir(tree.root))
-	if err := os.Mkdir(tree.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
+	for try := 0; ; try++ {
+		if err := os.Mkdir(tree.root, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if _, err := os.Stat(filepath.Join(tree.root, "cgroup.kill")); err != nil {
+			os.Remove(tree.root)
+			return nil, errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
+		}
+		lock, err := lockCgroup(tree.root)
+		if err == nil && sameFile(lock, tree.root) {
+			return lock, nil
+		}
+		if lock != nil {
+			lock.Close()
+		}
+		if try == 4 {
+			if err == nil {
+				err = fmt.Errorf("%s was removed as it was made", tree.root)
+			}
+			return nil, err
+		}
+		time.Sleep(10 * time.Millisecond) // the other program removes it
 	}
-	if _, err := os.Stat(filepath.Join(tree.root, "cgroup.kill")); err != nil {
-		os.Remove(tree.root)
-		return nil, errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
-	}
-	lock, err := lockCgroup(tree.root)
-	if err != nil {
-		os.Remove(tree.root)
-		return nil, err
-	}
-	return lock, nil
 }
 
 // prepare tags cmd and, in the cgroup layer, starts it straight into the
@@ -282,6 +308,11 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 	// First, so that a bounded read of the environment finds it (see
 	// envOf), whatever the size of the rest.
 	cmd.Env = append([]string{treeVar + "=" + childTag(e.tag)}, environWithout(env, treeVar)...)
+	if tree.pid1 && Containment() != LayerCgroup && !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, ContainmentVar+"=") }) {
+		// As PID 1, nothing below makes a tree cgroup either (see
+		// initContainment), unless the caller's environment says.
+		cmd.Env = append(cmd.Env, ContainmentVar+"="+Containment().String())
+	}
 	a := cmd.SysProcAttr
 	if e.cg == "" || a.UseCgroupFD {
 		return func() {}, nil

@@ -44,10 +44,11 @@ type seenTag struct {
 // scan is what one scan of this process's children found.
 type scan struct {
 	untracked int // children that are not Start's
-	// pending: children on their way out (exiting, not yet zombies), or
-	// that could not be judged: their orphans, if any, reparent to this
-	// process after the scan, so a scan that found nothing of an entry
-	// says so only when none is pending.
+	// pending: children on their way out (exiting, or zombies this scan
+	// reaped), or that could not be judged: their orphans, if any,
+	// reparented to this process after the scan listed its children, so a
+	// scan that found nothing of an entry says so only when none is
+	// pending.
 	pending int
 }
 
@@ -103,9 +104,13 @@ func reapOrphans() scan {
 			// of our tags, copied from a child's).
 			forget(pid)
 		case adopted(pid) || inTree(pid, root):
-			reapZombie(pid)
+			if reapZombie(pid) {
+				s.pending++
+			}
 		case owners:
-			reapUnowned(pid)
+			if reapUnowned(pid) {
+				s.pending++
+			}
 		case pid1:
 			lingerThenReap(pid)
 		}
@@ -261,21 +266,21 @@ func childTag(tag string) string {
 // reapZombie reaps the zombie child pid, which nobody else will wait for
 // (an adopted orphan, or one of the tree cgroup's), unless a Start entry
 // tracks it: through a pidfd, so that nothing else is ever reaped. Under
-// orphans.mu.
-func reapZombie(pid int) {
+// orphans.mu. It reports whether it reaped it.
+func reapZombie(pid int) bool {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
 		forget(pid)
-		return
+		return false
 	}
 	defer unix.Close(fd)
-	reapPinned(fd, pid)
+	return reapPinned(fd, pid)
 }
 
 // reapPinned reaps the process that fd pins, pid, if it is an exited child
-// of this process that no Start entry tracks, and reports whether it is
-// gone (reaped now, or not a child any more). tracked is checked under
-// tree.mu, which Start holds from a child's fork until it is tracked.
+// of this process that no Start entry tracks, and reports whether it did.
+// tracked is checked under tree.mu, which Start holds from a child's fork
+// until it is tracked.
 func reapPinned(fd, pid int) bool {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
@@ -284,27 +289,26 @@ func reapPinned(fd, pid int) bool {
 	}
 	var info unix.Siginfo
 	err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
-	if err != nil || info.Signo != 0 {
+	if err != nil || info.Signo != 0 { // reaped, or not a child any more
 		delete(tree.adopted, pid)
-		return true
 	}
-	return false
+	return err == nil && info.Signo != 0
 }
 
 // reapUnowned reaps the zombie pid, which no pidfd of this process held
 // when it was seen: through a pidfd of its own, opened first and checked
 // again, so that if an os.Process waited for it meanwhile and its PID was
-// reused, nothing else is reaped.
-func reapUnowned(pid int) {
+// reused, nothing else is reaped. It reports whether it reaped it.
+func reapUnowned(pid int) bool {
 	fd, err := unix.PidfdOpen(pid, 0)
 	if err != nil {
-		return
+		return false
 	}
 	defer unix.Close(fd)
 	if pidfdsHeld(fd)[pid] {
-		return
+		return false
 	}
-	reapPinned(fd, pid)
+	return reapPinned(fd, pid)
 }
 
 // pidfdsHeld lists the processes that the pidfds open in this process,

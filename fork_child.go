@@ -468,6 +468,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 		env = os.Environ()
 	}
 	env = scrubEngineEnv(env)
+	sealListenFDs() // and the descriptors the LISTEN_ variables named
 	var childEnds [2]*os.File
 	if starts.workers.take(cmd) {
 		c.worker = true

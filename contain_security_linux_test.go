@@ -1,0 +1,241 @@
+package multiexit_test
+
+// The containment against a less privileged descendant and another local
+// user (README, "Security"): each test has the attacker's move made by a
+// real process, most of them as user nobody.
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/internal/proctest"
+)
+
+func init() { scenario(changingChain, listenFDs) }
+
+// pidChain is a descendant that keeps changing its PID: it says "ready
+// chain PGID", then, every 200 µs, forks its successor and exits. It stays
+// in its process group and keeps its environment (the tree's tag). It
+// holds neither standard output nor standard error: the test's reading of
+// them does not wait for it.
+const pidChain = `$| = 1; print "ready chain ", getpgrp(), "\n"; open STDOUT, ">/dev/null"; open STDERR, ">/dev/null"; while (1) { select(undef, undef, undef, 0.0002); fork and exit }`
+
+// changingChain: main, with hook H1, starts an external child that runs
+// pidChain in the background and sleeps; args[0] "exit": the child exits
+// at once instead.
+func changingChain(args []string) {
+	mustInstall(multiexit.WithGrace(time.Second))
+	multiexit.Register(hook("H1"))
+	script := `perl -e "$0" & exec sleep 1000`
+	if len(args) > 0 && args[0] == "exit" {
+		script = `perl -e "$0" &`
+	}
+	ext := exec.Command("sh", "-c", script, pidChain)
+	ext.Stdout = os.Stdout
+	mustStart(ext)
+	say("ready main")
+	select {}
+}
+
+// Subreaper layer (issue 23.2): a descendant that keeps changing its PID —
+// it forks its successor and exits, every 200 µs, same process group, tag
+// untouched — does not outlive the stop: the sweep repeats until a scan
+// finds nothing of the entry, and waits for the children that are exiting
+// (their successors reparent after the scan that saw them). On the cgroup
+// layer cgroup.kill takes it. Its child either still runs when the stop
+// comes, or has exited (the chain then lives on as the entry's orphans).
+func TestChangingPIDChainDoesNotOutliveTheStop(t *testing.T) {
+	if _, err := exec.LookPath("perl"); err != nil {
+		t.Skip("no perl")
+	}
+	for _, layer := range layers(t) {
+		if layer == "process-group" {
+			continue // once its child has exited, it is out of that layer's reach (see README)
+		}
+		for _, mode := range []string{"child runs", "child exited"} {
+			t.Run(layer+", "+mode, func(t *testing.T) {
+				for range 10 {
+					var args []string
+					if mode == "child exited" {
+						args = []string{"exit"}
+					}
+					p := start(t, changingChain, args, multiexit.ContainmentVar+"="+layer)
+					pgid := proctest.LastPID(p.WaitAll("ready main", "ready chain")["ready chain"])
+					p.Signal(syscall.SIGTERM)
+					trace, how := p.end()
+					left := proctest.Survivors(p.Tag)
+					killGroup(pgid, p.Tag)
+					if len(left) > 0 || how != diedOf(syscall.SIGTERM) || len(trace) != 1 || trace[0] != "H1" {
+						t.Fatalf("ended with %s, trace %q, left %v; stderr:\n%s", how, trace, left, p.Stderr.String())
+					}
+				}
+			})
+		}
+	}
+}
+
+// killGroup kills process group pgid until no process tagged tag is left:
+// a process of a group cannot fork out of a signal sent to the group.
+func killGroup(pgid int, tag string) {
+	for range 100 {
+		if len(proctest.Survivors(tag)) == 0 {
+			return
+		}
+		syscall.Kill(-pgid, syscall.SIGKILL)
+		time.Sleep(10 * time.Millisecond)
+	}
+	fmt.Fprintf(os.Stderr, "killGroup: processes tagged %s are left: %v\n", tag, strings.TrimSpace(fmt.Sprint(proctest.Survivors(tag))))
+}
+
+// asNobody is the prefix of a command run as user nobody, with no groups.
+var asNobody = []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+
+// needNobody skips t unless this process is root and has setpriv.
+func needNobody(t *testing.T) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		t.Skip("needs root, to run a process as user nobody")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("no setpriv (util-linux)")
+	}
+}
+
+// fdProbe says whether descriptor 3 is open in the shell that runs it.
+const fdProbe = `if { true >&3; } 2>/dev/null; then echo "child fd 3 open"; else echo "child fd 3 closed"; fi; echo "child LISTEN_FDS=${LISTEN_FDS-unset}"`
+
+// listenFDs: main was given a listening socket as descriptor 3, with
+// LISTEN_FDS=1 and LISTEN_PID its own PID (socket activation); it starts,
+// as user nobody, a shell that says whether descriptor 3 is open in it,
+// then says whether it is still open in itself, and exits.
+func listenFDs(args []string) {
+	mustInstall()
+	probe := exec.Command(asNobody[0], append(asNobody[1:], "sh", "-c", fdProbe)...)
+	probe.Stdout, probe.Stderr = os.Stdout, os.Stderr
+	if err := mustStart(probe)[0].Wait(); err != nil {
+		say("probe: %v", err)
+	}
+	_, err := unix.FcntlInt(3, unix.F_GETFD, 0)
+	say("main fd 3 open: %v", err == nil)
+	multiexit.Exit(0)
+}
+
+// Socket activation (issue 23.3): the listening sockets passed to this
+// process (descriptors 3.., LISTEN_FDS, LISTEN_PID this process) are not
+// inherited by what Start starts — here a child that dropped its
+// privileges, which could otherwise accept the service's clients. They stay
+// open in the process itself.
+func TestListenFDsAreNotInherited(t *testing.T) {
+	needNobody(t)
+	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "service.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	f, err := l.(*net.UnixListener).File()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := startWith(t, func(cmd *exec.Cmd) {
+		// As systemd does: LISTEN_PID is the service's own PID.
+		cmd.Args = append([]string{"sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"`, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("sh")
+		cmd.ExtraFiles = []*os.File{f}
+	}, listenFDs, nil)
+	p.check([]string{"child fd 3 closed", "child LISTEN_FDS=unset", "main fd 3 open: true"}, exitCode(0))
+}
+
+// Another local user (issue 23.4) cannot hold the lock of a tree's cgroup:
+// a tree whose owner and guardian were SIGKILLed is removed, with its
+// escapees, by the next Start, even with user nobody trying to hold the
+// lock (flock(1) on the directory) before it.
+func TestAnotherUserCannotHoldTheTreeLock(t *testing.T) {
+	needNobody(t)
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2 (the tree's cgroup)")
+	}
+	if _, err := exec.LookPath("flock"); err != nil {
+		t.Skip("no flock (util-linux)")
+	}
+	if rerunInPrivatePIDNamespace(t) {
+		return
+	}
+	p := start(t, escape, nil)
+	p.WaitAll(escapeReady...)
+	pid := p.Cmd.Process.Pid
+	root := treeCgroupOf(t, pid)
+	g := guardianOf(t, pid)
+	syscall.Kill(g, syscall.SIGKILL)
+	proctest.WaitExited(g)
+
+	// It waits for the lock (flock without --nonblock), to take it as
+	// soon as the tree's owner is gone.
+	attacker := exec.Command(asNobody[0], append(asNobody[1:], "flock", root, "-c", "echo locked; exec sleep 1000")...)
+	attacker.Env = append(os.Environ(), proctest.Env(p.Tag))
+	out, err := attacker.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr proctest.Buffer
+	attacker.Stderr = &stderr
+	attacker.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := attacker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		syscall.Kill(-attacker.Process.Pid, syscall.SIGKILL) // flock and what it runs
+		attacker.Wait()
+	}()
+	p.Signal(syscall.SIGKILL)
+	if _, err := p.Cmd.Process.Wait(); err != nil { // reaped: its PID names no process
+		t.Fatal(err)
+	}
+	// A guard, not an assertion: the attacker says "locked" or exits.
+	guard := time.AfterFunc(time.Minute, func() { syscall.Kill(-attacker.Process.Pid, syscall.SIGKILL) })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	guard.Stop()
+	if line == "locked\n" {
+		t.Errorf("user nobody holds the lock of %s", root)
+	} else {
+		attacker.Wait()
+		t.Logf("user nobody could not take the lock: %s", strings.TrimSpace(stderr.String()))
+	}
+	b := start(t, bystander, nil)
+	b.check([]string{"started on cgroup"}, exitCode(0))
+	if _, err := os.Stat(root); !os.IsNotExist(err) {
+		t.Errorf("the next Start left the dead tree %s (%v); its processes: %v", root, err, proctest.Survivors(p.Tag))
+	}
+	// proctest's cleanup proves that its escapees are gone.
+}
+
+// treeCgroupOf finds the tree cgroup of process pid, of this PID
+// namespace.
+func treeCgroupOf(t *testing.T, pid int) string {
+	t.Helper()
+	l, err := os.Readlink("/proc/self/ns/pid") // pid:[4026531836]
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
+	for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		m, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.%s.%d.*", mnt, ns, pid))
+		m2, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.%s.%d.*", mnt, ns, pid))
+		if m = append(m, m2...); len(m) > 0 {
+			return m[0]
+		}
+	}
+	t.Fatalf("the tree cgroup of process %d was not found", pid)
+	return ""
+}
