@@ -238,6 +238,9 @@ func ensureGuardian() error {
 	}
 	tree.guard = g
 	tree.tracked[g.cmd.Process.Pid] = g.cmd // closeContainment waits for it
+	// What an external child and the rest of the tree get if this
+	// process dies: the grace period, as in its own stop.
+	g.tell("grace " + strconv.FormatInt(int64(rt.config().grace), 10))
 	return nil
 }
 
@@ -329,7 +332,7 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 // status exec.Cmd.Wait owns, before the reaper can look at it, and as one
 // of the entry's children, with its start time: after the child is gone,
 // orphans of its own tree still say which entry they belong to (ownerOf).
-func (e *entryContainment) forkTracked(cmd *exec.Cmd) error {
+func (e *entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error {
 	tree.mu.Lock()
 	if err := startCmd(cmd); err != nil {
 		tree.mu.Unlock()
@@ -339,7 +342,11 @@ func (e *entryContainment) forkTracked(cmd *exec.Cmd) error {
 	if tree.tracked != nil {
 		tree.tracked[pid] = cmd
 	}
-	tree.guard.tell("+" + strconv.Itoa(pid))
+	if worker {
+		tree.guard.tell("+" + strconv.Itoa(pid) + " w")
+	} else {
+		tree.guard.tell("+" + strconv.Itoa(pid))
+	}
 	tree.mu.Unlock()
 	if e.kids == nil {
 		return nil

@@ -25,7 +25,7 @@ func (*entryContainment) whenEmpty(f func()) { f() }
 
 func (*entryContainment) release() {}
 
-func (*entryContainment) forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
+func (*entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error { return startCmd(cmd) }
 
 func untrack(*exec.Cmd) {}
 

@@ -19,10 +19,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/internal/cgroupfs"
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-func init() { scenario(changingChain, listenFDs) }
+func init() { scenario(changingChain, listenFDs, stubbornTree, pid1Killed) }
 
 // pidChain is a descendant that keeps changing its PID: it says "ready
 // chain PGID", then, every 200 µs, forks its successor and exits. It stays
@@ -238,4 +239,92 @@ func treeCgroupOf(t *testing.T, pid int) string {
 	}
 	t.Fatalf("the tree cgroup of process %d was not found", pid)
 	return ""
+}
+
+// stubbornTree: main, with a grace period of 200 ms and a deadline of an
+// hour, starts an external child that ignores SIGTERM and has an escapee
+// (setsid) that ignores it too; each says its PID.
+func stubbornTree(args []string) {
+	mustInstall(multiexit.WithGrace(200*time.Millisecond), multiexit.WithTimeout(time.Hour))
+	ext := exec.Command("sh", "-c", `trap "" TERM; setsid sh -c 'trap "" TERM; echo ready esc $$; exec sleep 1000 >/dev/null' & echo ready ext $$; exec sleep 1000 >/dev/null`)
+	ext.Stdout = os.Stdout
+	mustStart(ext)
+	say("ready main %d", os.Getpid())
+	select {}
+}
+
+// After the parent's SIGKILL (issue 22.4), the guardian gives an external
+// child and the rest of the tree the grace period (WithGrace, the CLI's
+// -grace), then SIGKILL — not the shutdown deadline, which is what a
+// worker gets to run its hooks. Here the deadline is an hour: a guardian
+// that waited for it would keep the SIGTERM-ignoring tree for an hour.
+func TestGuardianGivesTheGracePeriodAfterSIGKILL(t *testing.T) {
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2 (the guardian's layer)")
+	}
+	p := start(t, stubbornTree, nil)
+	fds := p.Watch("ready main", "ready ext", "ready esc")
+	p.Signal(syscall.SIGKILL)
+	for _, who := range []string{"ready ext", "ready esc"} {
+		// A guard, far above the grace period and far below the deadline.
+		if !proctest.Exited(fds[who], time.Minute) {
+			t.Errorf("%s: still running a minute after the parent's SIGKILL (grace 200ms, deadline 1h)", who)
+		}
+	}
+}
+
+// pid1Killed: as PID 1 of its PID namespace, main starts a child and a
+// worker, which starts one of its own, says "ready main" and waits for its
+// SIGKILL.
+func pid1Killed(args []string) {
+	mustInstall()
+	if multiexit.IsChild() {
+		mustStart(exec.Command("sleep", "1000"))
+		say("ready w")
+		select {}
+	}
+	mustStart(exec.Command("sleep", "1000"), multiexit.Command("w"))
+	say("ready main")
+	select {}
+}
+
+// As PID 1 of a PID namespace (a container's init), a SIGKILL of the
+// process leaves no cgroup directory (issue 22.5): the namespace dies with
+// it, the guardian too, so neither it nor its workers make a tree cgroup.
+func TestPID1SIGKILLedLeavesNoCgroup(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2: without it no cgroup is made anyway")
+	}
+	p := startWith(t, func(cmd *exec.Cmd) {
+		cmd.Args = append([]string{"unshare", "--pid", "--fork", "--mount-proc", cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("unshare")
+	}, pid1Killed, nil)
+	p.WaitAll("ready main", "ready w")
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Cmd.Process.Pid, p.Cmd.Process.Pid))
+	var init int
+	fmt.Sscan(string(b), &init)
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
+	if init == 0 || err != nil {
+		t.Fatalf("the namespace's PID 1 (%q): %v", b, err)
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	syscall.Kill(init, syscall.SIGKILL)
+	p.end()
+	for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+		left, _ := filepath.Glob(fmt.Sprintf("%s/*multiexit.%s.*", mnt, ns))
+		left2, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.%s.*", mnt, ns))
+		if left = append(left, left2...); len(left) > 0 {
+			t.Errorf("left: %v", left)
+			for _, d := range left {
+				os.WriteFile(d+"/cgroup.kill", []byte("1"), 0)
+				cgroupfs.RemoveTree(d)
+			}
+		}
+	}
 }

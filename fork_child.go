@@ -508,7 +508,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	release, err := ec.prepare(cmd)
 	if err == nil {
 		c.started = time.Now()
-		err = ec.forkTracked(cmd)
+		err = ec.forkTracked(cmd, c.worker)
 		release()
 	}
 	if c.worker {
