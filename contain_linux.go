@@ -163,6 +163,10 @@ type entryContainment struct {
 	// kids: the start times (see startTicks) of the children it
 	// started, by PID, under tree.mu; indexed in tree.started
 	kids map[int]uint64
+	// kept: pidfds of what its children left in their process groups
+	// when they exited before its stop (process-group layer: see
+	// keepGroup), under tree.mu
+	kept []int
 }
 
 func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
@@ -387,6 +391,7 @@ func untrack(cmd *exec.Cmd) {
 // everything of the entry shares one grace period; the sweep kills what is
 // left at its end.
 func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
+	e.signalKept(unix.SIGTERM, unix.SIGCONT)
 	if e.tag == "" || Containment() == LayerProcessGroup {
 		return
 	}
@@ -452,6 +457,7 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 // while it runs (the children of a killed escapee) get SIGKILL at once
 // once end has passed: nothing of the entry gets a second grace period.
 func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any)) {
+	e.stopKept(end)
 	if e.cg != "" {
 		if reapOrphans().untracked == 0 && unpopulated(e.cg) { // adopt the live ones first
 			// The common case: the children took their descendants

@@ -25,6 +25,8 @@ func (*entryContainment) whenEmpty(f func()) { f() }
 
 func (*entryContainment) release() {}
 
+func (*entryContainment) keepGroup(int) {}
+
 func (*entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error { return startCmd(cmd) }
 
 func untrack(*exec.Cmd) {}

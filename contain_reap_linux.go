@@ -490,14 +490,21 @@ func (e *entryContainment) quiet() (end func()) {
 // whenEmpty calls f once nothing of the entry is alive: now, or as the
 // reaper sees its last descendant go.
 func (e *entryContainment) whenEmpty(f func()) {
-	if e.tag == "" {
+	if e.tag == "" && !e.keptAlive() {
 		f()
 		return
 	}
 	tree.mu.Lock()
+	if tree.waiting == nil { // Install was not called
+		tree.waiting = map[*entryContainment]func(){}
+	}
 	tree.waiting[e] = f
 	tree.mu.Unlock()
-	e.checkEmpty(reapOrphans()) // it may be empty already
+	var s scan
+	if e.tag != "" {
+		s = reapOrphans()
+	}
+	e.checkEmpty(s) // it may be empty already
 }
 
 // checkEmpty calls the entry's whenEmpty function if it is empty after
@@ -516,10 +523,11 @@ func (e *entryContainment) checkEmpty(s scan) {
 }
 
 // emptyAfter reports whether nothing of the entry is alive after the scan
-// s: no process in its cgroup, no orphan with its tag, and no child of this
-// process pending (whose orphans could be the entry's).
+// s: nothing its children left in their groups (see keepGroup), no process
+// in its cgroup, no orphan with its tag, and no child of this process
+// pending (whose orphans could be the entry's).
 func (e *entryContainment) emptyAfter(s scan) bool {
-	if e.cg != "" && populated(e.cg) {
+	if e.keptAlive() || e.cg != "" && populated(e.cg) {
 		return false
 	}
 	return e.tag == "" || (s.pending == 0 && len(adoptedNow(e.tag)) == 0)

@@ -23,7 +23,7 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-func init() { scenario(changingChain, listenFDs, stubbornTree, pid1Killed) }
+func init() { scenario(changingChain, listenFDs, stubbornTree, pid1Killed, leftInGroup) }
 
 // pidChain is a descendant that keeps changing its PID: it says "ready
 // chain PGID", then, every 200 µs, forks its successor and exits. It stays
@@ -325,6 +325,43 @@ func TestPID1SIGKILLedLeavesNoCgroup(t *testing.T) {
 				os.WriteFile(d+"/cgroup.kill", []byte("1"), 0)
 				cgroupfs.RemoveTree(d)
 			}
+		}
+	}
+}
+
+// leftInGroup: main, with hook H1, starts an external child that leaves a
+// process in its process group (args[0] "ignores": one that ignores
+// SIGTERM) and exits; once it has, main says "ready main".
+func leftInGroup(args []string) {
+	mustInstall(multiexit.WithGrace(500 * time.Millisecond))
+	multiexit.Register(hook("H1"))
+	trap := ""
+	if len(args) > 0 && args[0] == "ignores" {
+		trap = `trap "" TERM; `
+	}
+	ext := exec.Command("sh", "-c", `(`+trap+`exec sleep 1000 >/dev/null) & echo ready left $!`)
+	ext.Stdout = os.Stdout
+	mustStart(ext)[0].Wait()
+	say("ready main %d", os.Getpid())
+	select {}
+}
+
+// What a child left in its process group when it exited before its entry
+// was stopped is stopped with the entry (issue 17.8), on every layer: on
+// the process-group layer through pidfds taken while the child was an
+// unreaped zombie (its group ID could be reused once it is reaped).
+func TestWhatAnExitedChildLeftInItsGroupIsStopped(t *testing.T) {
+	for _, layer := range layers(t) {
+		for _, kind := range []string{"stops", "ignores"} {
+			t.Run(layer+", member "+kind+" SIGTERM", func(t *testing.T) {
+				p := start(t, leftInGroup, []string{kind}, multiexit.ContainmentVar+"="+layer)
+				fds := p.Watch("ready left", "ready main")
+				p.Signal(syscall.SIGTERM)
+				p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+				if !proctest.Exited(fds["ready left"], 0) {
+					t.Errorf("what the child left in its group still runs after the stop")
+				}
+			})
 		}
 	}
 }

@@ -282,6 +282,8 @@ func (c *Child) reap() {
 		c.isExited = true
 		if c.stopping {
 			c.kill()
+		} else if c.leader && c.group != nil {
+			c.group.ec.keepGroup(c.PID()) // what it left in its group, pinned while it is a zombie
 		}
 		c.mu.Unlock()
 		close(c.exited)
