@@ -23,7 +23,9 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-func init() { scenario(changingChain, listenFDs, stubbornTree, pid1Killed, leftInGroup) }
+func init() {
+	scenario(changingChain, listenFDs, stubbornTree, pid1Killed, leftInGroup, twoLevels)
+}
 
 // pidChain is a descendant that keeps changing its PID: it says "ready
 // chain PGID", then, every 200 µs, forks its successor and exits. It stays
@@ -362,6 +364,108 @@ func TestWhatAnExitedChildLeftInItsGroupIsStopped(t *testing.T) {
 					t.Errorf("what the child left in its group still runs after the stop")
 				}
 			})
+		}
+	}
+}
+
+// twoLevels: main, with hook H1, starts worker w1, which starts worker w2,
+// which starts an external child with an escapee (setsid); each says its
+// PID.
+func twoLevels(args []string) {
+	mustInstall(multiexit.WithGrace(500 * time.Millisecond))
+	switch role() {
+	case "main":
+		multiexit.Register(hook("H1"))
+		mustStart(multiexit.Command("w1"))
+	case "w1":
+		mustStart(multiexit.Command("w2"))
+	case "w2":
+		ext := exec.Command("sh", "-c", `setsid sh -c 'echo ready esc $$; exec sleep 1000 >/dev/null 2>&1 </dev/null' & exec sleep 1000 >/dev/null`)
+		ext.Stdout = os.Stdout
+		mustStart(ext)
+	}
+	sayReady(role())
+	select {}
+}
+
+// The escapee of two SIGKILLed levels (issue 17.8): w2, then w1, are
+// SIGKILLed; the escapee reparents to w1, then to main, tagged by w2's tree,
+// whose tag names w1's, whose tag names main's entry: it stops with that
+// entry.
+func TestEscapeeOfTwoKilledLevelsStopsWithItsEntry(t *testing.T) {
+	for _, layer := range layers(t) {
+		if layer == "process-group" {
+			continue // escapees are out of its reach (see TestEscapeesAreContained)
+		}
+		t.Run(layer, func(t *testing.T) {
+			p := start(t, twoLevels, nil, multiexit.ContainmentVar+"="+layer)
+			fds := p.Watch("ready main", "ready w1", "ready w2", "ready esc")
+			for _, w := range []string{"ready w2", "ready w1"} {
+				if err := unix.PidfdSendSignal(fds[w], unix.SIGKILL, nil, 0); err != nil {
+					t.Fatal(err)
+				}
+				proctest.Exited(fds[w], -1)
+			}
+			p.Signal(syscall.SIGTERM)
+			p.check([]string{"H1"}, diedOf(syscall.SIGTERM))
+			if !proctest.Exited(fds["ready esc"], 0) {
+				t.Errorf("the escapee of the two SIGKILLed workers outlived main")
+			}
+		})
+	}
+}
+
+// A tree cgroup left by a PID namespace that died (a container whose init
+// was SIGKILLed took the tree's owner and its guardian with it; the name
+// carries that namespace's inode) is removed, with what is left in it, by
+// the next Start of another namespace (issue 17.8).
+func TestDeadNamespacesTreeIsRemoved(t *testing.T) {
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Skip("no unshare")
+	}
+	if os.Getuid() != 0 {
+		t.Skip("needs root for a PID namespace")
+	}
+	if !cgroupWritable() {
+		t.Skip("needs a writable cgroup v2 (the tree's cgroup)")
+	}
+	p := startWith(t, func(cmd *exec.Cmd) {
+		// The namespace's init is a shell: main is not PID 1, so it
+		// makes a tree cgroup, with a guardian.
+		cmd.Args = append([]string{"unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", `"$0" "$@" & wait`, cmd.Path}, cmd.Args[1:]...)
+		cmd.Path, _ = exec.LookPath("unshare")
+	}, escape, nil)
+	p.WaitAll(escapeReady...)
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", p.Cmd.Process.Pid, p.Cmd.Process.Pid))
+	var init int
+	fmt.Sscan(string(b), &init)
+	ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/pid", init))
+	if init == 0 || err != nil {
+		t.Fatalf("the namespace's init (%q): %v", b, err)
+	}
+	ns = strings.TrimSuffix(strings.TrimPrefix(ns, "pid:["), "]")
+	trees := func() []string {
+		var all []string
+		for _, mnt := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {
+			m, _ := filepath.Glob(fmt.Sprintf("%s/multiexit.%s.*", mnt, ns))
+			m2, _ := filepath.Glob(fmt.Sprintf("%s/*/multiexit.%s.*", mnt, ns))
+			all = append(append(all, m...), m2...)
+		}
+		return all
+	}
+	syscall.Kill(init, syscall.SIGKILL) // the namespace dies, the guardian with it
+	p.end()
+	left := trees()
+	if len(left) == 0 {
+		t.Fatal("the dead namespace left no tree cgroup: nothing to test")
+	}
+	by := start(t, bystander, nil)
+	by.check([]string{"started on cgroup"}, exitCode(0))
+	if left := trees(); len(left) > 0 {
+		t.Errorf("the next Start left the dead namespace's tree %v", left)
+		for _, d := range left {
+			os.WriteFile(d+"/cgroup.kill", []byte("1"), 0)
+			cgroupfs.RemoveTree(d)
 		}
 	}
 }
