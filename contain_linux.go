@@ -497,15 +497,19 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 	// themselves out of it.
 	termed := e.termed
 	warned := false
-	for d := 100 * time.Microsecond; ; {
-		// Until a scan finds nothing of the entry: a descendant that
-		// keeps forking a successor and exiting is reparented here
-		// after the scan that saw its parent (pending).
+	for d, empty := 100*time.Microsecond, 0; ; {
+		// Until two scans in a row find nothing of the entry: a
+		// descendant that keeps forking a successor and exiting is
+		// reparented here after the scan that saw its parent (pending).
 		left, s := adoptedWith(e.tag)
 		if len(left) == 0 {
 			if s.pending == 0 {
-				return
+				if empty++; empty == 2 {
+					return
+				}
+				continue
 			}
+			empty = 0
 			if time.Now().After(end.Add(5 * time.Second)) {
 				log("multiexit: children of this process are still exiting; what they leave may not be stopped", "pending", s.pending)
 				return
@@ -514,6 +518,7 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 			d = min(2*d, 20*time.Millisecond)
 			continue
 		}
+		empty = 0
 		late := !time.Now().Before(end)
 		if e.cg != "" && !warned {
 			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", left)

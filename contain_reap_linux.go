@@ -50,6 +50,21 @@ type scan struct {
 	// scan that found nothing of an entry says so only when none is
 	// pending.
 	pending int
+	reaped  int // of which zombies this scan reaped
+}
+
+// settledScan scans until a scan reaps nothing (at most eight times): the
+// orphans of what the earlier scans reaped are then listed. No SIGCHLD
+// would say that they are there.
+func settledScan() scan {
+	s := reapOrphans()
+	for range 7 {
+		if s.reaped == 0 {
+			break
+		}
+		s = reapOrphans()
+	}
+	return s
 }
 
 // reapOrphans scans this process's children: it adopts the live orphans
@@ -106,10 +121,12 @@ func reapOrphans() scan {
 		case adopted(pid) || inTree(pid, root):
 			if reapZombie(pid) {
 				s.pending++
+				s.reaped++
 			}
 		case owners:
 			if reapUnowned(pid) {
 				s.pending++
+				s.reaped++
 			}
 		case pid1:
 			lingerThenReap(pid)
@@ -453,7 +470,7 @@ func reaper() {
 			continue
 		}
 		t0 := time.Now()
-		s := reapOrphans()
+		s := settledScan()
 		for _, e := range waiting {
 			e.checkEmpty(s)
 		}
@@ -502,7 +519,7 @@ func (e *entryContainment) whenEmpty(f func()) {
 	tree.mu.Unlock()
 	var s scan
 	if e.tag != "" {
-		s = reapOrphans()
+		s = settledScan()
 	}
 	e.checkEmpty(s) // it may be empty already
 }
@@ -511,6 +528,11 @@ func (e *entryContainment) whenEmpty(f func()) {
 // the scan s.
 func (e *entryContainment) checkEmpty(s scan) {
 	if !e.emptyAfter(s) {
+		return
+	}
+	if e.tag != "" && !e.emptyAfter(settledScan()) {
+		// A second look before the entry is let go: one listing of
+		// this process's children is not trusted alone.
 		return
 	}
 	tree.mu.Lock()
