@@ -21,9 +21,11 @@ import (
 // SIGKILLed. It is this binary re-executed (/proc/self/exe), outside the
 // tree's cgroup, with a pipe from this process on descriptor 3 and the tree
 // cgroup's lock (see lockCgroup) on descriptor 4. Told the PIDs of the
-// direct children, it waits for the pipe to close (this process died or
-// finished), gives the direct children — which see the death too and run
-// their hooks — up to the shutdown deadline to exit, then kills the tree's
+// direct children (and which are workers) and the grace period, it waits
+// for the pipe to close (this process died or finished), gives the workers
+// — which see the death too and run their hooks — up to the shutdown
+// deadline to exit, and the rest of the tree the grace period after a
+// SIGTERM (an external child's is its Pdeathsig), then kills the tree's
 // cgroup and removes it. It holds the lock all along, so that another
 // program's Start does not take the tree of this process, SIGKILLed, for
 // stale and kill it before the deadline.
