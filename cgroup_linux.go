@@ -77,26 +77,33 @@ func pidNamespace() string {
 	return strings.TrimSuffix(strings.TrimPrefix(l, "pid:["), "]")
 }
 
-// cleanStaleCgroups kills and removes the trees, made in this PID
-// namespace, of processes that are gone, and whose guardians are gone too:
-// a tree whose lock (see lockCgroup) is held is skipped, since its
-// guardian is still giving the workers of a SIGKILLed parent their
-// deadline (or another Start is cleaning it up).
+// cleanStaleCgroups kills and removes the stale trees in parent: those of
+// processes of this PID namespace that are gone, and whose guardians are
+// gone too, and those of other PID namespaces (a container's multiexit,
+// SIGKILLed as its PID 1, took its namespace and its guardian with it)
+// that nobody holds. A tree whose lock (see lockCgroup) is held is
+// skipped: its owner lives, or its guardian is still giving the workers of
+// a SIGKILLed owner their deadline (or another Start is cleaning it up).
 func cleanStaleCgroups(parent string) {
 	ns := pidNamespace()
-	dirs, _ := filepath.Glob(filepath.Join(parent, "multiexit."+ns+".*.*"))
+	dirs, _ := filepath.Glob(filepath.Join(parent, "multiexit.*.*.*"))
 	for _, d := range dirs {
 		f := strings.SplitN(filepath.Base(d), ".", 4)
-		if len(f) != 4 || f[1] != ns {
+		if len(f) != 4 {
 			continue
 		}
-		pid, err := strconv.Atoi(f[2])
-		if err != nil || pid == os.Getpid() || startTime(pid) == f[3] {
-			continue // its owner is alive (or it is ours)
+		if f[1] == ns {
+			pid, err := strconv.Atoi(f[2])
+			if err != nil || pid == os.Getpid() || startTime(pid) == f[3] {
+				continue // its owner is alive (or it is ours)
+			}
 		}
+		// Of another PID namespace, its owner's PID means nothing here:
+		// only the lock tells (its owner takes it right after making the
+		// directory, and checks that it still has it: see makeTreeRoot).
 		lock, err := lockCgroup(d)
 		if err != nil {
-			continue // its guardian lives (or it is gone already)
+			continue // its owner or guardian lives (or it is gone already)
 		}
 		killCgroup(d, time.Second)
 		lock.Close()
@@ -109,7 +116,9 @@ func cleanStaleCgroups(parent string) {
 // description, not to a process: the tree's owner takes it when it makes
 // the cgroup and its guardian inherits the descriptor, so the lock is held
 // while either lives, with no gap between them, and is released when the
-// last of them has closed it (or died).
+// last of them has closed it (or died). Only the tree's owner (its user)
+// can take it: the directory is made mode 0711 (see makeTreeRoot), and a
+// directory opened without read permission (O_PATH) takes no flock.
 func lockCgroup(dir string) (*os.File, error) {
 	f, err := os.OpenFile(dir, os.O_RDONLY|unix.O_DIRECTORY, 0) // and O_CLOEXEC
 	if err != nil {
@@ -120,6 +129,13 @@ func lockCgroup(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return f, nil
+}
+
+// sameFile reports whether f is still the file at path.
+func sameFile(f *os.File, path string) bool {
+	a, err1 := f.Stat()
+	b, err2 := os.Stat(path)
+	return err1 == nil && err2 == nil && os.SameFile(a, b)
 }
 
 // killCgroup kills everything in dir and below, waits (up to wait) for it to

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -105,7 +104,17 @@ func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
 		log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
 	}
 	root, err := "", errors.New(ContainmentVar+"=subreaper")
-	if limit != LayerSubreaper.String() {
+	switch {
+	case limit == LayerSubreaper.String():
+	case tree.pid1 && limit == "":
+		// The kernel kills every process of the namespace when its
+		// PID 1 dies, the guardian with them: a tree cgroup would
+		// outlive a SIGKILL or a crash of this process. The namespace
+		// is the last line of defence instead, and the children are
+		// started with the same cap (see prepare), so that no
+		// multiexit program below makes one either.
+		err = errors.New("PID 1 of its PID namespace: no tree cgroup (the namespace dies with it); " + ContainmentVar + "=cgroup makes one")
+	default:
 		// A probe that changes nothing: the tree's cgroup is made at
 		// the first Start, so a process that never starts children
 		// (most workers) makes and removes none.
@@ -154,6 +163,10 @@ type entryContainment struct {
 	// kids: the start times (see startTicks) of the children it
 	// started, by PID, under tree.mu; indexed in tree.started
 	kids map[int]uint64
+	// kept: pidfds of what its children left in their process groups
+	// when they exited before its stop (process-group layer: see
+	// keepGroup), under tree.mu
+	kept []int
 }
 
 func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
@@ -226,6 +239,9 @@ func ensureGuardian() error {
 	}
 	tree.guard = g
 	tree.tracked[g.cmd.Process.Pid] = g.cmd // closeContainment waits for it
+	// What an external child and the rest of the tree get if this
+	// process dies: the grace period, as in its own stop.
+	g.tell("grace " + strconv.FormatInt(int64(rt.config().grace), 10))
 	return nil
 }
 
@@ -245,25 +261,41 @@ func closeContainment() {
 }
 
 // makeTreeRoot makes the tree's cgroup, after removing those left by dead
-// trees of this PID namespace, and locks it (see lockCgroup) for the life
+// trees (see cleanStaleCgroups), and locks it (see lockCgroup) for the life
 // of this process and of its guardian, which inherits the lock: so no
 // other program takes the tree for stale while the guardian waits for the
-// workers of this process, SIGKILLed, to finish their hooks.
+// workers of this process, SIGKILLed, to finish their hooks. The directory
+// is mode 0711: other users can reach the entries' cgroups below it (a
+// descendant that dropped its privileges reads its own cgroup's files),
+// but cannot open it, so cannot hold its lock and keep a dead tree from
+// being cleaned up. A program of another PID namespace may take the new
+// directory for stale between its making and its locking: then it is made
+// again.
 func makeTreeRoot() (*os.File, error) {
 	cleanStaleCgroups(filepath.Dir(tree.root))
-	if err := os.Mkdir(tree.root, 0o755); err != nil && !errors.Is(err, os.ErrExist) {
-		return nil, err
+	for try := 0; ; try++ {
+		if err := os.Mkdir(tree.root, 0o711); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, err
+		}
+		if _, err := os.Stat(filepath.Join(tree.root, "cgroup.kill")); err != nil {
+			os.Remove(tree.root)
+			return nil, errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
+		}
+		lock, err := lockCgroup(tree.root)
+		if err == nil && sameFile(lock, tree.root) {
+			return lock, nil
+		}
+		if lock != nil {
+			lock.Close()
+		}
+		if try == 4 {
+			if err == nil {
+				err = fmt.Errorf("%s was removed as it was made", tree.root)
+			}
+			return nil, err
+		}
+		time.Sleep(10 * time.Millisecond) // the other program removes it
 	}
-	if _, err := os.Stat(filepath.Join(tree.root, "cgroup.kill")); err != nil {
-		os.Remove(tree.root)
-		return nil, errors.New("cgroup.kill is not supported (Linux 5.14 or later needed)")
-	}
-	lock, err := lockCgroup(tree.root)
-	if err != nil {
-		os.Remove(tree.root)
-		return nil, err
-	}
-	return lock, nil
 }
 
 // prepare tags cmd and, in the cgroup layer, starts it straight into the
@@ -277,7 +309,14 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 	if env == nil {
 		env = os.Environ()
 	}
-	cmd.Env = append(environWithout(env, treeVar), treeVar+"="+e.tag)
+	// First, so that a bounded read of the environment finds it (see
+	// envOf), whatever the size of the rest.
+	cmd.Env = append([]string{treeVar + "=" + childTag(e.tag)}, environWithout(env, treeVar)...)
+	if tree.pid1 && Containment() != LayerCgroup && !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, ContainmentVar+"=") }) {
+		// As PID 1, nothing below makes a tree cgroup either (see
+		// initContainment), unless the caller's environment says.
+		cmd.Env = append(cmd.Env, ContainmentVar+"="+Containment().String())
+	}
 	a := cmd.SysProcAttr
 	if e.cg == "" || a.UseCgroupFD {
 		return func() {}, nil
@@ -294,27 +333,37 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 // status exec.Cmd.Wait owns, before the reaper can look at it, and as one
 // of the entry's children, with its start time: after the child is gone,
 // orphans of its own tree still say which entry they belong to (ownerOf).
-func (e *entryContainment) forkTracked(cmd *exec.Cmd) error {
+func (e *entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error {
 	tree.mu.Lock()
-	defer tree.mu.Unlock()
 	if err := startCmd(cmd); err != nil {
+		tree.mu.Unlock()
 		return err
 	}
 	pid := cmd.Process.Pid
 	if tree.tracked != nil {
 		tree.tracked[pid] = cmd
 	}
-	if e.kids != nil {
-		// It is tracked: alive or an unreaped zombie, so this is its
-		// start time.
-		if born, ok := startTicks(pid); ok {
-			if _, again := e.kids[pid]; !again {
-				tree.started[pid] = append(tree.started[pid], e)
-			}
-			e.kids[pid] = born
-		}
+	if worker {
+		tree.guard.tell("+" + strconv.Itoa(pid) + " w")
+	} else {
+		tree.guard.tell("+" + strconv.Itoa(pid))
 	}
-	tree.guard.tell("+" + strconv.Itoa(cmd.Process.Pid))
+	tree.mu.Unlock()
+	if e.kids == nil {
+		return nil
+	}
+	// It is tracked: alive or an unreaped zombie, so this is its start
+	// time (read without tree.mu: no read of /proc under it).
+	born, ok := startTicks(pid)
+	if !ok {
+		return nil
+	}
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if _, again := e.kids[pid]; !again {
+		tree.started[pid] = append(tree.started[pid], e)
+	}
+	e.kids[pid] = born
 	return nil
 }
 
@@ -339,6 +388,7 @@ func untrack(cmd *exec.Cmd) {
 // everything of the entry shares one grace period; the sweep kills what is
 // left at its end.
 func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
+	e.signalKept(unix.SIGTERM, unix.SIGCONT)
 	if e.tag == "" || Containment() == LayerProcessGroup {
 		return
 	}
@@ -388,7 +438,8 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 			}
 		}
 	}
-	for _, pid := range adoptedWith(e.tag) {
+	left, _ := adoptedWith(e.tag)
+	for _, pid := range left {
 		if !skip(pid) && !e.termed[pid] {
 			e.termed[pid] = true
 			signalAdopted(pid, unix.SIGTERM, unix.SIGCONT)
@@ -403,8 +454,9 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 // while it runs (the children of a killed escapee) get SIGKILL at once
 // once end has passed: nothing of the entry gets a second grace period.
 func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any)) {
+	e.stopKept(end)
 	if e.cg != "" {
-		if reapOrphans() == 0 && unpopulated(e.cg) { // adopt the live ones first
+		if reapOrphans().untracked == 0 && unpopulated(e.cg) { // adopt the live ones first
 			// The common case: the children took their descendants
 			// with them. No orphan is this process's child, so none
 			// is adopted, and nothing is in the cgroup to kill.
@@ -442,11 +494,28 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 	// themselves out of it.
 	termed := e.termed
 	warned := false
-	for {
-		left := adoptedWith(e.tag)
+	for d, empty := 100*time.Microsecond, 0; ; {
+		// Until two scans in a row find nothing of the entry: a
+		// descendant that keeps forking a successor and exiting is
+		// reparented here after the scan that saw its parent (pending).
+		left, s := adoptedWith(e.tag)
 		if len(left) == 0 {
-			return
+			if s.pending == 0 {
+				if empty++; empty == 2 {
+					return
+				}
+				continue
+			}
+			empty = 0
+			if time.Now().After(end.Add(5 * time.Second)) {
+				log("multiexit: children of this process are still exiting; what they leave may not be stopped", "pending", s.pending)
+				return
+			}
+			time.Sleep(d)
+			d = min(2*d, 20*time.Millisecond)
+			continue
 		}
+		empty = 0
 		late := !time.Now().Before(end)
 		if e.cg != "" && !warned {
 			log("multiexit: descendants left the entry's cgroup; stopping them by PID", "cgroup", e.cg, "pids", left)
@@ -473,70 +542,6 @@ func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any
 			return
 		}
 	}
-}
-
-// whenEmpty calls f once nothing of the entry is alive: now, or as the
-// reaper sees its last descendant go.
-func (e *entryContainment) whenEmpty(f func()) {
-	if e.tag == "" || e.empty() {
-		f()
-		return
-	}
-	tree.mu.Lock()
-	tree.waiting[e] = f
-	tree.mu.Unlock()
-	e.checkEmpty() // it may have emptied meanwhile
-}
-
-// checkEmpty calls the entry's whenEmpty function if it is empty now.
-func (e *entryContainment) checkEmpty() {
-	if !e.empty() {
-		return
-	}
-	tree.mu.Lock()
-	f, ok := tree.waiting[e]
-	delete(tree.waiting, e)
-	tree.mu.Unlock()
-	if ok {
-		f()
-	}
-}
-
-// empty reports whether nothing of the entry is alive: no process in its
-// cgroup, no orphan with its tag.
-func (e *entryContainment) empty() bool {
-	if e.cg != "" && populated(e.cg) {
-		return false
-	}
-	return e.tag == "" || len(adoptedWith(e.tag)) == 0
-}
-
-// adoptedWith scans this process's children and returns the live ones
-// that belong to the entry tagged tag (see ownerOf): orphans of that entry.
-func adoptedWith(tag string) []int {
-	reapOrphans()
-	tree.mu.Lock()
-	defer tree.mu.Unlock()
-	var pids []int
-	for pid, t := range tree.adopted {
-		if t == tag {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// signalAdopted signals an adopted orphan and its descendants (see
-// signalTree). It holds the lock the reaper needs, so the orphan — this
-// process's child — cannot be reaped, and its PID reused, between the
-// check and the signal.
-func signalAdopted(pid int, sigs ...unix.Signal) {
-	tree.mu.Lock()
-	defer tree.mu.Unlock()
-	if _, ok := tree.adopted[pid]; !ok {
-		return
-	}
-	signalTree(pid, 0, func(sig unix.Signal) { unix.Kill(pid, sig) }, sigs)
 }
 
 // termOutside sends SIGTERM and SIGCONT to the descendants of parent (a
@@ -616,265 +621,4 @@ func pinDescendants(parent, depth int, fds []int) []int {
 		fds = pinDescendants(c.pid, depth+1, append(fds, c.fd))
 	}
 	return fds
-}
-
-// waitAnyGone waits until one of the adopted pids has exited (and reaps
-// it), or until.
-func waitAnyGone(pids []int, until time.Time) bool {
-	for d := 100 * time.Microsecond; ; d = min(2*d, 20*time.Millisecond) {
-		for _, pid := range pids {
-			if reapPID(pid) {
-				return true
-			}
-		}
-		if time.Now().After(until) {
-			return false
-		}
-		time.Sleep(min(d, max(time.Until(until), 0)+time.Millisecond))
-	}
-}
-
-// reapPID reaps an adopted child if it has exited, and reports whether it
-// is gone. Under tree.mu, and only while it is adopted: the reaper may have
-// reaped it, and its PID may belong to another child of this process now.
-func reapPID(pid int) bool {
-	tree.mu.Lock()
-	defer tree.mu.Unlock()
-	if _, ok := tree.adopted[pid]; !ok {
-		return true
-	}
-	var ws unix.WaitStatus
-	wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-	if err != nil || wpid == pid { // reaped, or not ours any more
-		delete(tree.adopted, pid)
-		return true
-	}
-	return false
-}
-
-// reaper reaps orphans as they die (a subreaper inherits them), and
-// releases the entries that emptied.
-func reaper() {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, unix.SIGCHLD)
-	for range ch {
-		tree.mu.Lock()
-		quiet := tree.quiet > 0
-		tree.missed = tree.missed || quiet
-		var waiting []*entryContainment
-		for e := range tree.waiting {
-			waiting = append(waiting, e)
-		}
-		tree.mu.Unlock()
-		if quiet {
-			continue
-		}
-		reapOrphans()
-		for _, e := range waiting {
-			e.checkEmpty()
-		}
-	}
-}
-
-// quiet keeps the reaper from scanning this process's children on every
-// SIGCHLD while the entry's children are stopped in the shutdown: a stop
-// of N children would scan N times. The returned function ends it, and
-// reaps what the reaper skipped once no entry is being stopped. (Outside
-// the shutdown the reaper keeps scanning: an orphan it did not see alive
-// cannot be told from its zombie, whose environment is gone.)
-func (e *entryContainment) quiet() (end func()) {
-	tree.mu.Lock()
-	tree.quiet++
-	tree.mu.Unlock()
-	return func() {
-		tree.mu.Lock()
-		tree.quiet--
-		missed := tree.quiet == 0 && tree.missed
-		if missed {
-			tree.missed = false
-		}
-		tree.mu.Unlock()
-		if missed {
-			reapOrphans()
-		}
-	}
-}
-
-// reapOrphans adopts the live orphans that carry one of our tags and reaps
-// the dead children that nobody else will wait for: orphans of the tree,
-// and (where the kernel gives Go pidfds) every zombie child that no
-// os.Process holds, such as the orphaned background jobs of the commands
-// this process runs. It never takes a status that exec.Cmd.Wait owns:
-// those children are tracked (Start's) or held by a pidfd of their
-// os.Process until they are waited for. It reports how many children it
-// found that are not Start's.
-func reapOrphans() (untracked int) {
-	tree.mu.Lock()
-	defer tree.mu.Unlock()
-	tree.missed = false // this scan sees whatever a skipped SIGCHLD told
-	var held map[int]bool
-	for _, pid := range children() {
-		if tree.tracked[pid] != nil {
-			continue
-		}
-		untracked++
-		state, ok := procState(pid)
-		if !ok {
-			continue
-		}
-		_, adopted := tree.adopted[pid]
-		if state != 'Z' {
-			if !adopted {
-				if owner := ownerOf(envOf(pid, treeVar), pid); owner != "" {
-					tree.adopted[pid] = owner
-				}
-			}
-			continue
-		}
-		if held == nil && tree.owners {
-			held = pidfdsHeld(-1)
-		}
-		switch {
-		case held[pid]:
-			// An os.Process will wait for it (its Env may carry one
-			// of our tags, copied from a child's).
-			delete(tree.adopted, pid)
-		case adopted || inTree(pid, tree.root):
-			var ws unix.WaitStatus
-			unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-			delete(tree.adopted, pid)
-		case tree.owners:
-			if held == nil {
-				held = pidfdsHeld(-1)
-			}
-			if !held[pid] {
-				reapUnowned(pid)
-			}
-		case tree.pid1 && !tree.lingering[pid]:
-			// As PID 1 every zombie is ours to reap, but one may be a
-			// child that code of this process is about to Wait for:
-			// without pidfds to tell, reap it only if it is still a
-			// zombie a second later.
-			tree.lingering[pid] = true
-			time.AfterFunc(time.Second, func() { reapLingering(pid) })
-		}
-	}
-	return untracked
-}
-
-// ownerOf returns the tag of the entry that the live orphan pid, this
-// process's child tagged tag, belongs to, or "" if it belongs to none.
-// Called with tree.mu held.
-//
-// A tag of this process's (its prefix) names the entry. A tag "<P>.<n>"
-// where P is a child that one of our entries started — a worker with
-// entries of its own, which died without stopping them — belongs to that
-// entry: the orphan is of a tree below it, and stops with it. P may be
-// dead and reaped, its PID reused meanwhile by a child of another entry:
-// the entry's record of P (kept until it is released) holds P's start
-// time, and of the children recorded with PID P the orphan belongs to the
-// latest started before it was (a descendant is started after its
-// ancestor). Such an orphan may be a worker of that tree, stopping on its
-// own since its parent died: it ignores the entry's SIGTERM (a repeated
-// one), but its descendants get theirs with it, and all of it is killed
-// at the end of the entry's grace period, the budget it had below the
-// entry anyway. A tag that names none of our entries' children is another
-// tree's (a program this process ran without Start, or one above it): such
-// an orphan is left alone, as init would, and reaped when it dies.
-func ownerOf(tag string, pid int) string {
-	if strings.HasPrefix(tag, tree.prefix) {
-		return tag
-	}
-	p, _, ok := strings.Cut(tag, ".")
-	kid, err := strconv.Atoi(p)
-	if !ok || err != nil || len(tree.started[kid]) == 0 {
-		return ""
-	}
-	born, ok := startTicks(pid)
-	if !ok {
-		return ""
-	}
-	var owner *entryContainment
-	for _, e := range tree.started[kid] {
-		if t := e.kids[kid]; t <= born && (owner == nil || t >= owner.kids[kid]) {
-			owner = e
-		}
-	}
-	if owner == nil {
-		return ""
-	}
-	return owner.tag
-}
-
-// reapUnowned reaps the zombie pid, which no pidfd of this process held
-// when it was seen: through a pidfd of its own, opened first and checked
-// again, so that if an os.Process waited for it meanwhile and its PID was
-// reused, nothing else is reaped.
-func reapUnowned(pid int) {
-	fd, err := unix.PidfdOpen(pid, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	if pidfdsHeld(fd)[pid] {
-		return
-	}
-	var info unix.Siginfo
-	unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
-}
-
-// pidfdsHeld lists the processes that the pidfds open in this process,
-// but for the descriptor except, refer to.
-func pidfdsHeld(except int) map[int]bool {
-	held := map[int]bool{}
-	ents, _ := os.ReadDir("/proc/self/fd")
-	for _, e := range ents {
-		if e.Name() == strconv.Itoa(except) {
-			continue
-		}
-		l, err := os.Readlink("/proc/self/fd/" + e.Name())
-		if err != nil || l != "anon_inode:[pidfd]" {
-			continue
-		}
-		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(string(info), "\n") {
-			if v, ok := strings.CutPrefix(line, "Pid:"); ok {
-				if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
-					held[pid] = true
-				}
-			}
-		}
-	}
-	return held
-}
-
-func reapLingering(pid int) {
-	tree.mu.Lock()
-	defer tree.mu.Unlock()
-	delete(tree.lingering, pid)
-	if state, ok := procState(pid); ok && state == 'Z' && tree.tracked[pid] == nil {
-		var ws unix.WaitStatus
-		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-	}
-}
-
-// children lists this process's children (of every thread).
-func children() []int { return childrenOf(os.Getpid()) }
-
-// childrenOf lists pid's children (of every thread).
-func childrenOf(pid int) []int {
-	var pids []int
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, _ := os.ReadDir(dir)
-	for _, t := range tasks {
-		for _, f := range strings.Fields(string(readProc(dir + "/" + t.Name() + "/children"))) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
 }

@@ -25,7 +25,9 @@ func (*entryContainment) whenEmpty(f func()) { f() }
 
 func (*entryContainment) release() {}
 
-func (*entryContainment) forkTracked(cmd *exec.Cmd) error { return startCmd(cmd) }
+func (*entryContainment) keepGroup(int) {}
+
+func (*entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error { return startCmd(cmd) }
 
 func untrack(*exec.Cmd) {}
 

@@ -338,6 +338,8 @@ func (c *Child) reap() {
 		c.isExited = true
 		if c.stopping {
 			c.kill()
+		} else if c.leader && c.group != nil {
+			c.group.ec.keepGroup(c.PID()) // what it left in its group, pinned while it is a zombie
 		}
 		c.mu.Unlock()
 		close(c.exited)
@@ -545,6 +547,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 		env = os.Environ()
 	}
 	env = scrubEngineEnv(env)
+	sealListenFDs() // and the descriptors the LISTEN_ variables named
 	var childEnds [2]*os.File
 	if starts.workers.take(cmd) {
 		c.worker = true
@@ -583,7 +586,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	release, err := ec.prepare(cmd)
 	if err == nil {
 		c.started = time.Now()
-		err = ec.forkTracked(cmd)
+		err = ec.forkTracked(cmd, c.worker)
 		release()
 	}
 	if c.worker {

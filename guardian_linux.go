@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,9 +21,11 @@ import (
 // SIGKILLed. It is this binary re-executed (/proc/self/exe), outside the
 // tree's cgroup, with a pipe from this process on descriptor 3 and the tree
 // cgroup's lock (see lockCgroup) on descriptor 4. Told the PIDs of the
-// direct children, it waits for the pipe to close (this process died or
-// finished), gives the direct children — which see the death too and run
-// their hooks — up to the shutdown deadline to exit, then kills the tree's
+// direct children (and which are workers) and the grace period, it waits
+// for the pipe to close (this process died or finished), gives the workers
+// — which see the death too and run their hooks — up to the shutdown
+// deadline to exit, and the rest of the tree the grace period after a
+// SIGTERM (an external child's is its Pdeathsig), then kills the tree's
 // cgroup and removes it. It holds the lock all along, so that another
 // program's Start does not take the tree of this process, SIGKILLed, for
 // stale and kill it before the deadline.
@@ -78,7 +81,8 @@ func startGuardian(root string, lock *os.File, timeout time.Duration, env []stri
 }
 
 // tell sends the guardian one line: "+PID" or "-PID", a direct child
-// started or gone. A nil guardian is told nothing.
+// started or gone ("+PID w": a worker), or "grace N", the grace period
+// in nanoseconds. A nil guardian is told nothing.
 func (g *guardianLink) tell(line string) {
 	if g != nil {
 		unix.Write(g.w, []byte(line+"\n"))
@@ -192,22 +196,62 @@ func parseGuardian(v string) (*guardian, error) {
 
 func (g *guardian) guard() int {
 	signal.Ignore(unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
-	live := map[int]bool{}
+	live, workers := map[int]bool{}, map[int]bool{}
+	grace := g.timeout // a parent that did not say: the deadline for all
 	sc := bufio.NewScanner(g.pipe)
 	for sc.Scan() {
 		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "grace "); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil && n >= 0 {
+				grace = min(time.Duration(n), g.timeout)
+			}
+			continue
+		}
 		if len(line) < 2 || (line[0] != '+' && line[0] != '-') {
 			continue
 		}
-		if pid, err := strconv.Atoi(line[1:]); err == nil {
+		rest, worker := strings.CutSuffix(line[1:], " w")
+		if pid, err := strconv.Atoi(rest); err == nil {
 			live[pid] = line[0] == '+'
+			workers[pid] = worker
 		}
 	}
-	// The parent is gone. Its direct children see that too and run their
-	// hooks; give them the deadline.
-	end := time.Now().Add(g.timeout)
+	// The parent is gone. Its direct children see that too: a worker
+	// runs its hooks, within the deadline; an external child got its
+	// Pdeathsig (SIGTERM unless its caller chose another). The rest of
+	// the tree but the workers' own (their descendants are theirs to
+	// stop) gets SIGTERM now: all of that has the grace period, then
+	// SIGKILL, as in the parent's own stop. The workers have the
+	// deadline, and then the cgroup is killed.
+	start := time.Now()
+	graceEnd, end := start.Add(grace), start.Add(g.timeout)
+	var ext, loose []int // pidfds
 	for pid, alive := range live {
-		if alive {
+		if alive && !workers[pid] {
+			if fd, ok := pinInCgroup(pid, g.root); ok {
+				ext = append(ext, fd)
+			}
+		}
+	}
+	isWorker := func(pid int) bool { return live[pid] && workers[pid] }
+	for _, pid := range cgroupProcs(g.root) {
+		if live[pid] || underWorker(pid, isWorker) {
+			continue
+		}
+		if fd, ok := pinInCgroup(pid, g.root); ok {
+			unix.PidfdSendSignal(fd, unix.SIGTERM, nil, 0)
+			unix.PidfdSendSignal(fd, unix.SIGCONT, nil, 0)
+			loose = append(loose, fd)
+		}
+	}
+	all := append(ext, loose...)
+	waitAllGone(all, graceEnd)
+	for _, fd := range all {
+		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
+		unix.Close(fd)
+	}
+	for pid, alive := range live {
+		if alive && workers[pid] {
 			waitGone(pid, time.Until(end))
 		}
 	}
@@ -219,11 +263,66 @@ func (g *guardian) guard() int {
 	}
 	err := killCgroup(g.root, 5*time.Second)
 	g.lock.Close() // the tree is gone, or left for the next Start to remove
+	// Trees that other dead programs left beside it (of a PID namespace
+	// that died, say): as the next Start would.
+	cleanStaleCgroups(filepath.Dir(g.root))
 	if err != nil {
 		fmt.Fprintf(log, "multiexit guardian: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// pinInCgroup opens a pidfd of pid if pid is a process of cgroup cg (or
+// below): the pidfd then names that process, whatever happens to its PID.
+func pinInCgroup(pid int, cg string) (int, bool) {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return 0, false
+	}
+	if !inCgroup(pid, cg) {
+		unix.Close(fd)
+		return 0, false
+	}
+	return fd, true
+}
+
+// underWorker reports whether one of pid's ancestors (at most 64 levels
+// up) is a worker: its descendants are its own to stop.
+func underWorker(pid int, isWorker func(int) bool) bool {
+	for range 64 {
+		pid = ppidOf(pid)
+		if pid <= 1 {
+			return false
+		}
+		if isWorker(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+// waitAllGone waits until every process of fds (pidfds) has exited, or
+// until.
+func waitAllGone(fds []int, until time.Time) {
+	pfds := make([]unix.PollFd, 0, len(fds))
+	for _, fd := range fds {
+		pfds = append(pfds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	for len(pfds) > 0 {
+		d := time.Until(until)
+		if d <= 0 {
+			return
+		}
+		n, err := unix.Poll(pfds, int(d.Milliseconds())+1)
+		if err != nil && err != unix.EINTR {
+			return
+		}
+		if n <= 0 {
+			continue
+		}
+		pfds = slices.DeleteFunc(pfds, func(p unix.PollFd) bool { return p.Revents != 0 })
+	}
 }
 
 // waitGone waits for a process that is not our child to exit, through a

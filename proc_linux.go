@@ -88,13 +88,76 @@ func startTicks(pid int) (uint64, bool) {
 	return t, err == nil
 }
 
+// procStatus is what one read of /proc/PID/stat tells of a process.
+type procStatus struct {
+	state byte   // 'Z' for a zombie
+	ppid  int    // its parent
+	flags uint64 // the kernel's PF_* flags
+	start uint64 // its start time (see startTicks)
+}
+
+// pfExiting is the kernel's PF_EXITING: the process is exiting (its
+// children are being handed to their new parent), not yet a zombie.
+const pfExiting = 0x4
+
+// exiting reports whether the process is on its way out: a zombie, or
+// about to be one.
+func (s procStatus) exiting() bool { return s.state == 'Z' || s.flags&pfExiting != 0 }
+
+// statusOf reads pid's status in one read of /proc/PID/stat; false if it
+// cannot be read.
+func statusOf(pid int) (procStatus, bool) {
+	f := statFields(pid)
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procStatus{}, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	flags, err2 := strconv.ParseUint(f[6], 10, 64)
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return procStatus{}, false
+	}
+	return procStatus{state: f[0][0], ppid: ppid, flags: flags, start: start}, true
+}
+
+// envScanLimit bounds how much of a process's environment envOf reads: a
+// descendant cannot make each look cost more than this, whatever the size
+// of its environment. Start puts the tree's tag first in its children's
+// environments.
+const envScanLimit = 64 << 10
+
 // envOf is the value of name in pid's environment as it was when pid
-// executed its program ("" if unset or unreadable).
-func envOf(pid int, name string) string {
-	for _, kv := range bytes.Split(readProc("/proc/"+strconv.Itoa(pid)+"/environ"), []byte{0}) {
+// executed its program, looked for in its first envScanLimit bytes ("" if
+// unset there), or why the environment cannot be read.
+func envOf(pid int, name string) (string, error) {
+	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/environ", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", err
+	}
+	defer unix.Close(fd)
+	b := make([]byte, envScanLimit)
+	n := 0
+	for n < len(b) {
+		m, err := unix.Read(fd, b[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	env := b[:n]
+	if n == len(b) { // cut short: the last variable may be cut
+		env = env[:bytes.LastIndexByte(env, 0)+1]
+	}
+	for _, kv := range bytes.Split(env, []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte(name+"=")); ok {
-			return string(v)
+			return string(v), nil
 		}
 	}
-	return ""
+	return "", nil
 }

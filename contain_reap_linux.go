@@ -1,0 +1,574 @@
+package multiexit
+
+// The reaper: the children of this process that no exec.Cmd owns (orphans
+// of the tree, which reparent to it as a subreaper, and zombies nobody will
+// wait for), how each is judged once, and how an entry knows it is empty.
+//
+// What a descendant can make it cost, whatever it does (see the README's
+// "Security"): each scan reads one /proc/PID/stat per child; the
+// environment of a child is read once per process (PID and start time),
+// at most envScanLimit bytes of it; and the reaper spends at most about a
+// tenth of its time scanning, however many SIGCHLDs arrive. tree.mu, which
+// Start needs, is never held across a read of /proc.
+
+import (
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// orphans serialises what reaps or signals by PID the children of this
+// process that no exec.Cmd owns: one holder at a time, so that such a
+// child, seen alive or a zombie, keeps its PID until the holder is done
+// with it (nothing else reaps it). It is held across reads of /proc. Lock
+// order: orphans.mu, then tree.mu.
+var orphans struct {
+	mu sync.Mutex
+	// tags: what the environment of each live untracked child said (the
+	// tree's tag, or ""), read once per process: by PID, with the
+	// process's start time. A process that changes its environment later,
+	// or executes another program, keeps the verdict of its first look.
+	tags map[int]seenTag
+}
+
+type seenTag struct {
+	start uint64
+	tag   string
+}
+
+// scan is what one scan of this process's children found.
+type scan struct {
+	untracked int // children that are not Start's
+	// pending: children on their way out (exiting, or zombies this scan
+	// reaped), or that could not be judged: their orphans, if any,
+	// reparented to this process after the scan listed its children, so a
+	// scan that found nothing of an entry says so only when none is
+	// pending.
+	pending int
+	reaped  int // of which zombies this scan reaped
+}
+
+// settledScan scans until a scan reaps nothing (at most eight times): the
+// orphans of what the earlier scans reaped are then listed. No SIGCHLD
+// would say that they are there.
+func settledScan() scan {
+	s := reapOrphans()
+	for range 7 {
+		if s.reaped == 0 {
+			break
+		}
+		s = reapOrphans()
+	}
+	return s
+}
+
+// reapOrphans scans this process's children: it adopts the live orphans
+// that carry one of our tags and reaps the dead children that nobody else
+// will wait for: orphans of the tree, and (where the kernel gives Go
+// pidfds) every zombie child that no os.Process holds, such as the
+// orphaned background jobs of the commands this process runs. It never
+// takes a status that exec.Cmd.Wait owns: those children are tracked
+// (Start's) or held by a pidfd of their os.Process until they are waited
+// for.
+func reapOrphans() scan {
+	orphans.mu.Lock()
+	defer orphans.mu.Unlock()
+	tree.mu.Lock()
+	tree.missed = false // this scan sees whatever a skipped SIGCHLD told
+	root, owners, pid1 := tree.root, tree.owners, tree.pid1
+	tree.mu.Unlock()
+	var s scan
+	var held map[int]bool
+	live := map[int]bool{}
+	for _, pid := range children() {
+		if tracked(pid) {
+			continue
+		}
+		s.untracked++
+		st, ok := statusOf(pid)
+		if !ok {
+			continue // gone
+		}
+		if st.state != 'Z' {
+			live[pid] = true
+			if st.exiting() {
+				s.pending++
+				continue
+			}
+			tag, ok := tagOf(pid, st.start)
+			if !ok {
+				s.pending++
+				continue
+			}
+			if tag != "" {
+				adopt(pid, tag, st.start)
+			}
+			continue
+		}
+		if held == nil && owners {
+			held = pidfdsHeld(-1)
+		}
+		switch {
+		case held[pid]:
+			// An os.Process will wait for it (its Env may carry one
+			// of our tags, copied from a child's).
+			forget(pid)
+		case adopted(pid) || inTree(pid, root):
+			if reapZombie(pid) {
+				s.pending++
+				s.reaped++
+			}
+		case owners:
+			if reapUnowned(pid) {
+				s.pending++
+				s.reaped++
+			}
+		case pid1:
+			lingerThenReap(pid)
+		}
+	}
+	for pid := range orphans.tags {
+		if !live[pid] {
+			delete(orphans.tags, pid)
+		}
+	}
+	return s
+}
+
+// tagOf is the tree's tag in the environment of pid, a live child of this
+// process started at start ("" for none): remembered, or read (a bounded
+// prefix: see envOf) from a process pinned by a pidfd, so that what is
+// read is that process's. false: it exited or began to meanwhile.
+func tagOf(pid int, start uint64) (string, bool) {
+	if s, ok := orphans.tags[pid]; ok && s.start == start {
+		return s.tag, true
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return "", false
+	}
+	defer unix.Close(fd)
+	st, ok := statusOf(pid)
+	if !ok || st.start != start || st.exiting() {
+		return "", false
+	}
+	tag, err := envOf(pid, treeVar)
+	switch {
+	case err == unix.EACCES || err == unix.EPERM:
+		// Another user's, to a parent that is not root: its
+		// environment cannot tell.
+		tag = ""
+	case err != nil:
+		return "", false
+	}
+	if unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+		return "", false
+	}
+	if tag == "" {
+		// An exiting process shows an empty environment.
+		if st, ok := statusOf(pid); !ok || st.exiting() {
+			return "", false
+		}
+	}
+	if orphans.tags == nil {
+		orphans.tags = map[int]seenTag{}
+	}
+	orphans.tags[pid] = seenTag{start, tag}
+	return tag, true
+}
+
+// tracked reports whether pid is a child that exec.Cmd.Wait owns.
+func tracked(pid int) bool {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	return tree.tracked[pid] != nil
+}
+
+// adopted reports whether pid is an adopted orphan.
+func adopted(pid int) bool {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	_, ok := tree.adopted[pid]
+	return ok
+}
+
+// forget drops pid from the adopted orphans.
+func forget(pid int) {
+	tree.mu.Lock()
+	delete(tree.adopted, pid)
+	tree.mu.Unlock()
+}
+
+// adopt records the live orphan pid, started at born and tagged tag, as
+// the entry's it belongs to (see ownerOf), if any. Under orphans.mu: pid
+// cannot be reaped meanwhile.
+func adopt(pid int, tag string, born uint64) {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if _, ok := tree.adopted[pid]; ok || tree.tracked[pid] != nil {
+		return
+	}
+	if owner := ownerOf(tag, born); owner != "" {
+		tree.adopted[pid] = owner
+	}
+}
+
+// ownerOf returns the tag of the entry that a live orphan of this process,
+// started at born and tagged tag, belongs to, or "" if it belongs to none.
+// Called with tree.mu held.
+//
+// A tag is a list, nearest first, of "<P>.<n>": the entry n of process P
+// that started the process carrying it (or its ancestor), then the tag
+// that P itself carried, and so on up (at most maxTagDepth). The first of
+// them that names one of our entries decides. One of this process's (its
+// prefix) names the entry. "<P>.<n>" where P is a child that one of our
+// entries started — a worker with entries of its own, which died without
+// stopping them — belongs to that entry: the orphan is of a tree below it,
+// and stops with it. P may be dead and reaped, its PID reused meanwhile by
+// a child of another entry: the entry's record of P (kept until it is
+// released) holds P's start time, and of the children recorded with PID P
+// the orphan belongs to the latest started before it was (a descendant is
+// started after its ancestor). So an orphan of two or more SIGKILLed
+// levels (a worker's worker's escapee) still names, further up its list,
+// the entry of this process that started its tree. Such an orphan may be
+// a worker of that tree, stopping on its own since its parent died: it
+// ignores the entry's SIGTERM (a repeated one), but its descendants get
+// theirs with it, and all of it is killed at the end of the entry's grace
+// period, the budget it had below the entry anyway. A tag that names none
+// of our entries' children is another tree's (a program this process ran
+// without Start, or one above it): such an orphan is left alone, as init
+// would, and reaped when it dies.
+func ownerOf(tag string, born uint64) string {
+	for t := range strings.SplitSeq(tag, ",") {
+		if strings.HasPrefix(t, tree.prefix) {
+			return t
+		}
+		p, _, ok := strings.Cut(t, ".")
+		kid, err := strconv.Atoi(p)
+		if !ok || err != nil || len(tree.started[kid]) == 0 {
+			continue
+		}
+		var owner *entryContainment
+		for _, e := range tree.started[kid] {
+			if t := e.kids[kid]; t <= born && (owner == nil || t >= owner.kids[kid]) {
+				owner = e
+			}
+		}
+		if owner != nil {
+			return owner.tag
+		}
+	}
+	return ""
+}
+
+// maxTagDepth bounds the list a tag carries (see ownerOf).
+const maxTagDepth = 16
+
+// childTag is the tag of the children of entry tag: it, then the tag this
+// process carries, bounded to maxTagDepth entries.
+func childTag(tag string) string {
+	up := os.Getenv(treeVar)
+	if up == "" {
+		return tag
+	}
+	list := append([]string{tag}, strings.Split(up, ",")...)
+	return strings.Join(list[:min(len(list), maxTagDepth)], ",")
+}
+
+// reapZombie reaps the zombie child pid, which nobody else will wait for
+// (an adopted orphan, or one of the tree cgroup's), unless a Start entry
+// tracks it: through a pidfd, so that nothing else is ever reaped. Under
+// orphans.mu. It reports whether it reaped it.
+func reapZombie(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		forget(pid)
+		return false
+	}
+	defer unix.Close(fd)
+	return reapPinned(fd, pid)
+}
+
+// reapPinned reaps the process that fd pins, pid, if it is an exited child
+// of this process that no Start entry tracks, and reports whether it did.
+// tracked is checked under tree.mu, which Start holds from a child's fork
+// until it is tracked.
+func reapPinned(fd, pid int) bool {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if tree.tracked[pid] != nil {
+		return false
+	}
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_PIDFD, fd, &info, unix.WEXITED|unix.WNOHANG, nil)
+	if err != nil || info.Signo != 0 { // reaped, or not a child any more
+		delete(tree.adopted, pid)
+	}
+	return err == nil && info.Signo != 0
+}
+
+// reapUnowned reaps the zombie pid, which no pidfd of this process held
+// when it was seen: through a pidfd of its own, opened first and checked
+// again, so that if an os.Process waited for it meanwhile and its PID was
+// reused, nothing else is reaped. It reports whether it reaped it.
+func reapUnowned(pid int) bool {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		return false
+	}
+	defer unix.Close(fd)
+	if pidfdsHeld(fd)[pid] {
+		return false
+	}
+	return reapPinned(fd, pid)
+}
+
+// pidfdsHeld lists the processes that the pidfds open in this process,
+// but for the descriptor except, refer to.
+func pidfdsHeld(except int) map[int]bool {
+	held := map[int]bool{}
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		if e.Name() == strconv.Itoa(except) {
+			continue
+		}
+		l, err := os.Readlink("/proc/self/fd/" + e.Name())
+		if err != nil || l != "anon_inode:[pidfd]" {
+			continue
+		}
+		info, err := os.ReadFile("/proc/self/fdinfo/" + e.Name())
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(info), "\n") {
+			if v, ok := strings.CutPrefix(line, "Pid:"); ok {
+				if pid, err := strconv.Atoi(strings.TrimSpace(v)); err == nil {
+					held[pid] = true
+				}
+			}
+		}
+	}
+	return held
+}
+
+// lingerThenReap: as PID 1 every zombie is ours to reap, but one may be a
+// child that code of this process is about to Wait for: without pidfds to
+// tell, reap it only if it is still a zombie a second later.
+func lingerThenReap(pid int) {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if tree.lingering[pid] {
+		return
+	}
+	tree.lingering[pid] = true
+	time.AfterFunc(time.Second, func() { reapLingering(pid) })
+}
+
+func reapLingering(pid int) {
+	orphans.mu.Lock()
+	defer orphans.mu.Unlock()
+	st, ok := statusOf(pid)
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	delete(tree.lingering, pid)
+	if ok && st.state == 'Z' && tree.tracked[pid] == nil {
+		var ws unix.WaitStatus
+		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	}
+}
+
+// adoptedWith scans this process's children and returns the live ones
+// that belong to the entry tagged tag (see ownerOf): orphans of that entry;
+// and the scan.
+func adoptedWith(tag string) ([]int, scan) {
+	s := reapOrphans()
+	return adoptedNow(tag), s
+}
+
+// adoptedNow is adoptedWith without a scan: what the last one found.
+func adoptedNow(tag string) []int {
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	var pids []int
+	for pid, t := range tree.adopted {
+		if t == tag {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// signalAdopted signals an adopted orphan and its descendants (see
+// signalTree). It holds orphans.mu, which reaping needs, so the orphan —
+// this process's child — cannot be reaped, and its PID reused, between the
+// check and the signal.
+func signalAdopted(pid int, sigs ...unix.Signal) {
+	orphans.mu.Lock()
+	defer orphans.mu.Unlock()
+	if !adopted(pid) {
+		return
+	}
+	signalTree(pid, 0, func(sig unix.Signal) { unix.Kill(pid, sig) }, sigs)
+}
+
+// waitAnyGone waits until one of the adopted pids has exited (and reaps
+// it), or until.
+func waitAnyGone(pids []int, until time.Time) bool {
+	for d := 100 * time.Microsecond; ; d = min(2*d, 20*time.Millisecond) {
+		for _, pid := range pids {
+			if reapPID(pid) {
+				return true
+			}
+		}
+		if time.Now().After(until) {
+			return false
+		}
+		time.Sleep(min(d, max(time.Until(until), 0)+time.Millisecond))
+	}
+}
+
+// reapPID reaps an adopted child if it has exited, and reports whether it
+// is gone. Under orphans.mu, and only while it is adopted: a scan may have
+// reaped it, and its PID may belong to another child of this process now.
+func reapPID(pid int) bool {
+	orphans.mu.Lock()
+	defer orphans.mu.Unlock()
+	if !adopted(pid) {
+		return true
+	}
+	var ws unix.WaitStatus
+	wpid, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+	if err != nil || wpid == pid { // reaped, or not ours any more
+		forget(pid)
+		return true
+	}
+	return false
+}
+
+// reaper reaps orphans as they die (a subreaper inherits them), and
+// releases the entries that emptied. After a scan it rests nine times as
+// long as the scan took (at most 100 ms): a storm of SIGCHLDs costs it at
+// most about a tenth of a CPU, and a zombie waits that much longer.
+func reaper() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, unix.SIGCHLD)
+	for range ch {
+		tree.mu.Lock()
+		quiet := tree.quiet > 0
+		tree.missed = tree.missed || quiet
+		var waiting []*entryContainment
+		for e := range tree.waiting {
+			waiting = append(waiting, e)
+		}
+		tree.mu.Unlock()
+		if quiet {
+			continue
+		}
+		t0 := time.Now()
+		s := settledScan()
+		for _, e := range waiting {
+			e.checkEmpty(s)
+		}
+		if d := time.Since(t0); d > time.Millisecond {
+			time.Sleep(min(9*d, 100*time.Millisecond))
+		}
+	}
+}
+
+// quiet keeps the reaper from scanning this process's children on every
+// SIGCHLD while the entry's children are stopped in the shutdown: a stop
+// of N children would scan N times. The returned function ends it, and
+// reaps what the reaper skipped once no entry is being stopped. (Outside
+// the shutdown the reaper keeps scanning: an orphan it did not see alive
+// cannot be told from its zombie, whose environment is gone.)
+func (e *entryContainment) quiet() (end func()) {
+	tree.mu.Lock()
+	tree.quiet++
+	tree.mu.Unlock()
+	return func() {
+		tree.mu.Lock()
+		tree.quiet--
+		missed := tree.quiet == 0 && tree.missed
+		if missed {
+			tree.missed = false
+		}
+		tree.mu.Unlock()
+		if missed {
+			reapOrphans()
+		}
+	}
+}
+
+// whenEmpty calls f once nothing of the entry is alive: now, or as the
+// reaper sees its last descendant go.
+func (e *entryContainment) whenEmpty(f func()) {
+	if e.tag == "" && !e.keptAlive() {
+		f()
+		return
+	}
+	tree.mu.Lock()
+	if tree.waiting == nil { // Install was not called
+		tree.waiting = map[*entryContainment]func(){}
+	}
+	tree.waiting[e] = f
+	tree.mu.Unlock()
+	var s scan
+	if e.tag != "" {
+		s = settledScan()
+	}
+	e.checkEmpty(s) // it may be empty already
+}
+
+// checkEmpty calls the entry's whenEmpty function if it is empty after
+// the scan s.
+func (e *entryContainment) checkEmpty(s scan) {
+	if !e.emptyAfter(s) {
+		return
+	}
+	if e.tag != "" && !e.emptyAfter(settledScan()) {
+		// A second look before the entry is let go: one listing of
+		// this process's children is not trusted alone.
+		return
+	}
+	tree.mu.Lock()
+	f, ok := tree.waiting[e]
+	delete(tree.waiting, e)
+	tree.mu.Unlock()
+	if ok {
+		f()
+	}
+}
+
+// emptyAfter reports whether nothing of the entry is alive after the scan
+// s: nothing its children left in their groups (see keepGroup), no process
+// in its cgroup, no orphan with its tag, and no child of this process
+// pending (whose orphans could be the entry's).
+func (e *entryContainment) emptyAfter(s scan) bool {
+	if e.keptAlive() || e.cg != "" && populated(e.cg) {
+		return false
+	}
+	return e.tag == "" || (s.pending == 0 && len(adoptedNow(e.tag)) == 0)
+}
+
+// children lists this process's children (of every thread).
+func children() []int { return childrenOf(os.Getpid()) }
+
+// childrenOf lists pid's children (of every thread).
+func childrenOf(pid int) []int {
+	var pids []int
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, _ := os.ReadDir(dir)
+	for _, t := range tasks {
+		for _, f := range strings.Fields(string(readProc(dir + "/" + t.Name() + "/children"))) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
+}
