@@ -51,6 +51,12 @@ type scan struct {
 	// pending.
 	pending int
 	reaped  int // of which zombies this scan reaped
+	// owned: the live orphans this scan found adopted, by the tag of
+	// the entry they belong to (see ownerOf). Read from the scan itself,
+	// not from the adopted set later: another goroutine's scan may reap
+	// one of them in between, before it adopts its successor (a
+	// descendant that forks and exits), and the entry would look empty.
+	owned map[string][]int
 }
 
 // settledScan scans until a scan reaps nothing (at most eight times): the
@@ -106,7 +112,12 @@ func reapOrphans() scan {
 				continue
 			}
 			if tag != "" {
-				adopt(pid, tag, st.start)
+				if owner := adopt(pid, tag, st.start); owner != "" {
+					if s.owned == nil {
+						s.owned = map[string][]int{}
+					}
+					s.owned[owner] = append(s.owned[owner], pid)
+				}
 			}
 			continue
 		}
@@ -205,17 +216,23 @@ func forget(pid int) {
 }
 
 // adopt records the live orphan pid, started at born and tagged tag, as
-// the entry's it belongs to (see ownerOf), if any. Under orphans.mu: pid
-// cannot be reaped meanwhile.
-func adopt(pid int, tag string, born uint64) {
+// the entry's it belongs to (see ownerOf), if any, and returns that
+// entry's tag ("" for none). Under orphans.mu: pid cannot be reaped
+// meanwhile.
+func adopt(pid int, tag string, born uint64) string {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
-	if _, ok := tree.adopted[pid]; ok || tree.tracked[pid] != nil {
-		return
+	if tree.tracked[pid] != nil {
+		return ""
 	}
-	if owner := ownerOf(tag, born); owner != "" {
+	if owner, ok := tree.adopted[pid]; ok {
+		return owner
+	}
+	owner := ownerOf(tag, born)
+	if owner != "" {
 		tree.adopted[pid] = owner
 	}
+	return owner
 }
 
 // ownerOf returns the tag of the entry that a live orphan of this process,
@@ -387,20 +404,7 @@ func reapLingering(pid int) {
 // and the scan.
 func adoptedWith(tag string) ([]int, scan) {
 	s := reapOrphans()
-	return adoptedNow(tag), s
-}
-
-// adoptedNow is adoptedWith without a scan: what the last one found.
-func adoptedNow(tag string) []int {
-	tree.mu.Lock()
-	defer tree.mu.Unlock()
-	var pids []int
-	for pid, t := range tree.adopted {
-		if t == tag {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
+	return s.owned[tag], s
 }
 
 // signalAdopted signals an adopted orphan and its descendants (see
@@ -552,7 +556,7 @@ func (e *entryContainment) emptyAfter(s scan) bool {
 	if e.keptAlive() || e.cg != "" && populated(e.cg) {
 		return false
 	}
-	return e.tag == "" || (s.pending == 0 && len(adoptedNow(e.tag)) == 0)
+	return e.tag == "" || (s.pending == 0 && len(s.owned[e.tag]) == 0)
 }
 
 // children lists this process's children (of every thread).
