@@ -4,6 +4,7 @@ package multiexit
 
 import (
 	"bytes"
+	"errors"
 	"strconv"
 	"strings"
 
@@ -126,13 +127,35 @@ func statusOf(pid int) (procStatus, bool) {
 // environments.
 const envScanLimit = 64 << 10
 
+// errExecuting: the process is between the two halves of an execve, its
+// new program's memory mapped but its environment not yet placed there.
+var errExecuting = errors.New("process is executing a program")
+
 // envOf is the value of name in pid's environment as it was when pid
 // executed its program, looked for in its first envScanLimit bytes ("" if
 // unset there), or why the environment cannot be read.
+//
+// An execve in progress shows an empty environment (the kernel has not set
+// the new memory's env_end yet): so an empty one is trusted only once
+// /proc/PID/stat shows env_end set, and read again then; errExecuting if
+// it is not set yet.
 func envOf(pid int, name string) (string, error) {
+	v, n, err := readEnv(pid, name)
+	if err != nil || n > 0 {
+		return v, err
+	}
+	if f := statFields(pid); len(f) < 49 || f[48] == "0" { // field 51, env_end
+		return "", errExecuting
+	}
+	v, _, err = readEnv(pid, name)
+	return v, err
+}
+
+// readEnv is envOf's one read: the value, and how many bytes were read.
+func readEnv(pid int, name string) (string, int, error) {
 	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/environ", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	defer unix.Close(fd)
 	b := make([]byte, envScanLimit)
@@ -143,7 +166,7 @@ func envOf(pid int, name string) (string, error) {
 			continue
 		}
 		if err != nil {
-			return "", err
+			return "", 0, err
 		}
 		if m == 0 {
 			break
@@ -156,8 +179,8 @@ func envOf(pid int, name string) (string, error) {
 	}
 	for _, kv := range bytes.Split(env, []byte{0}) {
 		if v, ok := bytes.CutPrefix(kv, []byte(name+"=")); ok {
-			return string(v), nil
+			return string(v), n, nil
 		}
 	}
-	return "", nil
+	return "", n, nil
 }
