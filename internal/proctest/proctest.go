@@ -59,15 +59,31 @@ func (p Survivor) String() string { return fmt.Sprintf("pid %d (%s, state %s)", 
 // Survivors lists the processes, other than this one, whose environment
 // carries tag. A zombie's environment cannot be read: a zombie of the tree
 // is a child of a live tagged process (listed) or of init (which reaps it).
-// On systems without /proc it returns nil.
+// A process that was listed but vanished before its environment was read
+// may have left a successor born after the listing (a descendant that
+// forks and exits): then /proc is listed again, up to ten times, so that
+// such a chain is not missed. On systems without /proc it returns nil.
 func Survivors(tag string) []Survivor {
 	if runtime.GOOS != "linux" {
 		return nil
 	}
+	var out []Survivor
+	for range 10 {
+		var vanished bool
+		out, vanished = survivors(tag)
+		if !vanished || len(out) > 0 {
+			break
+		}
+	}
+	return out
+}
+
+// survivors is one look of Survivors, and whether a listed process
+// vanished before its environment was read.
+func survivors(tag string) (out []Survivor, vanished bool) {
 	want := []byte(TagVar + "=" + tag + "\x00")
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	self := os.Getpid()
-	var out []Survivor
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(filepath.Base(d))
 		if err != nil || pid == self {
@@ -75,18 +91,28 @@ func Survivors(tag string) []Survivor {
 		}
 		stat, err := os.ReadFile(d + "/stat")
 		if err != nil {
+			vanished = true
 			continue
 		}
 		s := parseStat(pid, stat)
 		env, err := os.ReadFile(d + "/environ")
 		if err != nil {
+			vanished = true
 			continue
+		}
+		if len(env) == 0 {
+			// An exiting process shows an empty environment: once
+			// exited, its children (born after the listing) are
+			// reparented.
+			if b, err := os.ReadFile(d + "/stat"); err != nil || parseStat(pid, b).state == "Z" {
+				vanished = true
+			}
 		}
 		if bytes.HasPrefix(env, want) || bytes.Contains(env, append([]byte{0}, want...)) {
 			out = append(out, Survivor{pid, s.state, s.cmd})
 		}
 	}
-	return out
+	return out, vanished
 }
 
 type statInfo struct {
