@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -92,28 +91,6 @@ func parse(args []string, out io.Writer) (options, error) {
 	return o, nil
 }
 
-// durationFlag is a Go duration ("1m30s") or a number of seconds ("90",
-// "0.5"), as GNU timeout takes it. It may not be negative.
-type durationFlag time.Duration
-
-func (d *durationFlag) String() string { return time.Duration(*d).String() }
-
-func (d *durationFlag) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil {
-			return fmt.Errorf("not a duration (say 90s, 1m30s, or 90): %q", s)
-		}
-		v = time.Duration(f * float64(time.Second))
-	}
-	if v < 0 {
-		return fmt.Errorf("negative duration %q", s)
-	}
-	*d = durationFlag(v)
-	return nil
-}
-
 // remapFlag collects the exit codes of -e.
 type remapFlag map[int]bool
 
@@ -184,8 +161,8 @@ func run(o options) {
 		kids, err = multiexit.Start(cmd)
 	}
 	if err != nil {
-		code := startStatus(err)
-		fmt.Fprintf(stderr, "multiexit: %s: %v\n", o.args[0], startReason(err))
+		code, reason := startFailure(o.args[0], err)
+		fmt.Fprintf(stderr, "multiexit: %s: %v\n", quoteName(o.args[0]), reason)
 		multiexit.Exit(code)
 	}
 	child := kids[0]
@@ -266,37 +243,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// startStatus is the status for a COMMAND that could not be started: 127
-// not found, 126 found but not executable, 125 anything else.
-func startStatus(err error) int {
-	if errors.Is(err, exec.ErrNotFound) {
-		return statusNotFound
-	}
-	var pe *fs.PathError
-	if !errors.As(err, &pe) || !strings.HasSuffix(pe.Op, "exec") {
-		return statusFailed // not the exec: multiexit's own failure
-	}
-	switch {
-	case errors.Is(pe.Err, syscall.ENOENT), errors.Is(pe.Err, syscall.ENOTDIR):
-		return statusNotFound
-	case errors.Is(pe.Err, syscall.EACCES), errors.Is(pe.Err, syscall.ENOEXEC), errors.Is(pe.Err, syscall.EISDIR),
-		errors.Is(pe.Err, syscall.EPERM), errors.Is(pe.Err, syscall.ETXTBSY):
-		return statusNotExec
-	}
-	return statusFailed
-}
-
-// startReason is the part of a Start error that says why.
-func startReason(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && strings.HasSuffix(pe.Op, "exec") {
-		return pe.Err
-	}
-	var ee *exec.Error
-	if errors.As(err, &ee) {
-		return ee.Err
-	}
-	return err
 }
