@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,15 +30,8 @@ const (
 	statusNotFound   = 127 // COMMAND was not found
 	defaultGrace     = 5 * time.Second
 	shutdownReserve  = 5 * time.Second // the deadline beyond two grace periods
-	forwardedBufSize = 16
+	forwardedBufSize = 64
 )
-
-// forwarded are the signals passed on to COMMAND. SIGTERM and SIGINT then
-// also bound COMMAND's life by the grace period (see the package doc).
-var forwarded = []os.Signal{
-	syscall.SIGTERM, syscall.SIGINT,
-	syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
-}
 
 type options struct {
 	timeout time.Duration
@@ -53,10 +45,13 @@ type options struct {
 // stderr is where multiexit itself reports: a duplicate of descriptor 2,
 // so that with COMMAND's output piped to a reader that is gone
 // (multiexit -- cmd 2>&1 | head -1) a line of multiexit's does not kill it
-// by SIGPIPE before it stopped COMMAND's tree (see internal/errout).
-var stderr io.Writer = errout.Dup()
+// by SIGPIPE before it stopped COMMAND's tree (see internal/errout), nor
+// raise a SIGPIPE that multiexit would forward (see quietStderr).
+var stderr = quietStderr(errout.Dup())
 
 func main() {
+	runShim()
+	caller := callerSignals() // before anything changes them
 	o, err := parse(os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -65,7 +60,7 @@ func main() {
 		fmt.Fprintf(stderr, "multiexit: %v\nTry 'multiexit -h' for more information.\n", err)
 		os.Exit(statusFailed)
 	}
-	run(o)
+	run(o, caller)
 }
 
 // parse reads the flags; usage goes to out.
@@ -105,18 +100,14 @@ func (r remapFlag) Set(s string) error {
 	return nil
 }
 
-// run runs COMMAND under multiexit and never returns.
-func run(o options) {
+// run runs COMMAND under multiexit and never returns; caller is the
+// signal configuration multiexit was started with.
+func run(o options, caller callerConfig) {
 	// Catch the forwarded signals first, so that none sent while COMMAND
-	// starts is lost. SIGHUP and SIGINT that multiexit was started with
-	// ignored (nohup, a shell's background job) stay ignored, and COMMAND
-	// inherits that.
+	// starts is lost. Those multiexit was started with ignored (nohup, a
+	// shell's background job, trap '' PIPE) stay ignored, for COMMAND too.
 	sigs := make(chan os.Signal, forwardedBufSize)
-	for _, s := range forwarded {
-		if !signal.Ignored(s) {
-			signal.Notify(sigs, s)
-		}
-	}
+	catchSignals(sigs, caller)
 	log := logger(o.verbose)
 	grace := max(o.grace, time.Nanosecond) // -grace 0: SIGKILL at once
 	// multiexit catches the signals itself: the library catches none, and
@@ -150,7 +141,7 @@ func run(o options) {
 		// Under a terminal COMMAND gets its foreground, as a shell gives
 		// a job: it can read the terminal, and Ctrl-C and Ctrl-\ go to
 		// its process group straight from the terminal.
-		return multiexit.Foreground(cmd)
+		return multiexit.Foreground(passOn(cmd, caller))
 	}
 	cmd := command(o.args[0], o.args[1:]...)
 	kids, err := multiexit.Start(cmd)
@@ -166,7 +157,8 @@ func run(o options) {
 		multiexit.Exit(code)
 	}
 	child := kids[0]
-	log.Info("multiexit: started", "pid", child.PID(), "cmd", o.args, "containment", multiexit.Containment().String())
+	log.Info("multiexit: started", "pid", child.PID(), "cmd", o.args, "containment", multiexit.Containment().String(),
+		"ignored", caller.ignored.String(), "blocked", caller.blocked.String(), "exact", caller.exact, "shim", cmd.Path == "/proc/self/exe")
 
 	exited := make(chan struct{})
 	go func() {
@@ -194,7 +186,12 @@ func run(o options) {
 			log.Info("multiexit: -timeout fired; stopping the tree", "timeout", o.timeout)
 			multiexit.Exit(statusTimeout)
 		case s := <-sigs:
-			err := send(s)
+			var err error
+			if isJobControl(s) {
+				err = jobControl(s, send)
+			} else {
+				err = send(s)
+			}
 			log.Info("multiexit: forwarded a signal", "signal", s.String(), "pid", child.PID(), "group", o.group, "err", errString(err))
 			if (s == syscall.SIGTERM || s == syscall.SIGINT) && bound == nil {
 				// COMMAND has the grace period to exit; then its group is
