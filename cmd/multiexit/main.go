@@ -13,7 +13,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -125,7 +125,8 @@ func run(o options, caller callerConfig) {
 		multiexit.Exit(statusFailed)
 	}
 
-	notifyEnv, err := relayNotify(log)
+	var commandPID atomic.Int64 // COMMAND's, once it runs: the relay's check needs it
+	notifyEnv, err := relayNotify(log, func() int { return int(commandPID.Load()) })
 	if err != nil {
 		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
 	}
@@ -136,7 +137,7 @@ func run(o options, caller callerConfig) {
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		if notifyEnv != "" {
-			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") }), notifyEnv)
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), notMeantForCommand), notifyEnv)
 		}
 		// Under a terminal COMMAND gets its foreground, as a shell gives
 		// a job: it can read the terminal, and Ctrl-C and Ctrl-\ go to
@@ -157,6 +158,7 @@ func run(o options, caller callerConfig) {
 		multiexit.Exit(code)
 	}
 	child := kids[0]
+	commandPID.Store(int64(child.PID()))
 	log.Info("multiexit: started", "pid", child.PID(), "cmd", o.args, "containment", multiexit.Containment().String(),
 		"ignored", caller.ignored.String(), "blocked", caller.blocked.String(), "exact", caller.exact, "shim", cmd.Path == "/proc/self/exe")
 
