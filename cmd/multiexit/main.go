@@ -130,8 +130,10 @@ func run(o options, caller callerConfig) {
 	if err != nil {
 		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
 	}
+	dir := leaveWorkingDir(log)
 	command := func(name string, args ...string) *exec.Cmd {
 		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
 		if errors.Is(cmd.Err, exec.ErrDot) {
 			cmd.Err = nil // found through a relative PATH entry: run it, as env and a shell do
 		}
@@ -210,6 +212,24 @@ func run(o options, caller callerConfig) {
 			bound = nil
 		}
 	}
+}
+
+// leaveWorkingDir moves multiexit to "/", as dumb-init and catatonit do,
+// so that a tree that runs for days does not keep its directory busy
+// through multiexit or its guardian (an unmount, a removed directory), and
+// returns the directory COMMAND starts in: the one multiexit was started
+// in. It does nothing if that cannot be known.
+func leaveWorkingDir(log *slog.Logger) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		log.Warn("multiexit: working directory unknown; staying in it", "err", err)
+		return ""
+	}
+	if err := os.Chdir("/"); err != nil {
+		log.Warn("multiexit: cannot leave the working directory", "dir", wd, "err", err)
+		return ""
+	}
+	return wd
 }
 
 // logger is the library's logger: with -v every event at Info, else only

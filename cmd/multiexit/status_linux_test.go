@@ -107,7 +107,7 @@ func TestHelp(t *testing.T) {
 	p.Rest()
 	p.check("exit 0")
 	out := strings.Join(p.Seen, "\n")
-	for _, want := range []string{"SYNOPSIS", "EXIT STATUS", "SIGNALS", "EXAMPLES", "-timeout", "-grace", "ENTRYPOINT", "Type=notify"} {
+	for _, want := range []string{"SYNOPSIS", "EXIT STATUS", "SIGNALS", "EXAMPLES", "-timeout", "-grace", "ENTRYPOINT", "Type=notify", "DIFFERENCES", "WATCHDOG"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-h does not say %q", want)
 		}
