@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/multiexit/multiexit/internal/proctest"
+	"golang.org/x/sys/unix"
 )
 
 // dumbInitSignals are dumb-init's NORMAL_SIGNALS: 1 to 31 but SIGKILL,
@@ -156,6 +157,14 @@ func TestDumbInitJobControlSignals(t *testing.T) {
 			p.Signal(sig)
 			if got := p.WaitFor("got "); got != fmt.Sprintf("got %d", sig) {
 				t.Errorf("after %s COMMAND says %q", signalName(sig), got)
+			}
+			if !tl.isMultiexit() {
+				// dumb-init stops itself after forwarding: a SIGCONT sent
+				// before would be lost (its test waits with WUNTRACED).
+				var info unix.Siginfo
+				if err := unix.Waitid(unix.P_PID, p.Cmd.Process.Pid, &info, unix.WSTOPPED|unix.WNOWAIT, nil); err != nil {
+					t.Fatal(err)
+				}
 			}
 			p.Signal(syscall.SIGCONT)
 			if got := p.WaitFor("got "); got != fmt.Sprintf("got %d", syscall.SIGCONT) {
