@@ -103,7 +103,8 @@ func onCgroupLayer(t *testing.T, kids []int) bool {
 
 // tini's signals test (inner as a normal process, outer as a container's
 // PID 1): COMMAND, with SIGTERM, SIGUSR1 and SIGUSR2 at their defaults,
-// runs a child (os.system); the signal sent to the tool kills COMMAND.
+// runs a child (os.system); the signal sent to the tool, once that child
+// runs (tini's test waits for it too), kills COMMAND.
 //
 // As PID 1 both tools exit 128+signal. As a normal process multiexit dies
 // by the signal itself, on purpose, as GNU timeout does: a shell shows
@@ -117,8 +118,7 @@ func TestTiniSignals(t *testing.T) {
 		return []string{py, "-c", `import os, signal
 for s in (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2):
     signal.signal(s, signal.SIG_DFL)
-print("ready", flush=True)
-os.system("sleep 1000")`}
+os.system("echo ready; exec sleep 1000")`}
 	}
 	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGUSR1, syscall.SIGUSR2} {
 		for _, pid1 := range []bool{false, true} {
