@@ -8,14 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
-	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,15 +30,8 @@ const (
 	statusNotFound   = 127 // COMMAND was not found
 	defaultGrace     = 5 * time.Second
 	shutdownReserve  = 5 * time.Second // the deadline beyond two grace periods
-	forwardedBufSize = 16
+	forwardedBufSize = 64
 )
-
-// forwarded are the signals passed on to COMMAND. SIGTERM and SIGINT then
-// also bound COMMAND's life by the grace period (see the package doc).
-var forwarded = []os.Signal{
-	syscall.SIGTERM, syscall.SIGINT,
-	syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH,
-}
 
 type options struct {
 	timeout time.Duration
@@ -54,10 +45,13 @@ type options struct {
 // stderr is where multiexit itself reports: a duplicate of descriptor 2,
 // so that with COMMAND's output piped to a reader that is gone
 // (multiexit -- cmd 2>&1 | head -1) a line of multiexit's does not kill it
-// by SIGPIPE before it stopped COMMAND's tree (see internal/errout).
-var stderr io.Writer = errout.Dup()
+// by SIGPIPE before it stopped COMMAND's tree (see internal/errout), nor
+// raise a SIGPIPE that multiexit would forward (see quietStderr).
+var stderr = quietStderr(errout.Dup())
 
 func main() {
+	runShim()
+	caller := callerSignals() // before anything changes them
 	o, err := parse(os.Args[1:], os.Stdout)
 	switch {
 	case errors.Is(err, flag.ErrHelp):
@@ -66,7 +60,7 @@ func main() {
 		fmt.Fprintf(stderr, "multiexit: %v\nTry 'multiexit -h' for more information.\n", err)
 		os.Exit(statusFailed)
 	}
-	run(o)
+	run(o, caller)
 }
 
 // parse reads the flags; usage goes to out.
@@ -92,28 +86,6 @@ func parse(args []string, out io.Writer) (options, error) {
 	return o, nil
 }
 
-// durationFlag is a Go duration ("1m30s") or a number of seconds ("90",
-// "0.5"), as GNU timeout takes it. It may not be negative.
-type durationFlag time.Duration
-
-func (d *durationFlag) String() string { return time.Duration(*d).String() }
-
-func (d *durationFlag) Set(s string) error {
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		f, ferr := strconv.ParseFloat(s, 64)
-		if ferr != nil {
-			return fmt.Errorf("not a duration (say 90s, 1m30s, or 90): %q", s)
-		}
-		v = time.Duration(f * float64(time.Second))
-	}
-	if v < 0 {
-		return fmt.Errorf("negative duration %q", s)
-	}
-	*d = durationFlag(v)
-	return nil
-}
-
 // remapFlag collects the exit codes of -e.
 type remapFlag map[int]bool
 
@@ -128,28 +100,14 @@ func (r remapFlag) Set(s string) error {
 	return nil
 }
 
-// run runs COMMAND under multiexit and never returns.
-func run(o options) {
+// run runs COMMAND under multiexit and never returns; caller is the
+// signal configuration multiexit was started with.
+func run(o options, caller callerConfig) {
 	// Catch the forwarded signals first, so that none sent while COMMAND
-	// starts is lost. SIGHUP and SIGINT that multiexit was started with
-	// ignored (nohup, a shell's background job) stay ignored, and COMMAND
-	// inherits that.
+	// starts is lost. Those multiexit was started with ignored (nohup, a
+	// shell's background job, trap '' PIPE) stay ignored, for COMMAND too.
 	sigs := make(chan os.Signal, forwardedBufSize)
-	for _, s := range forwarded {
-		if !signal.Ignored(s) {
-			signal.Notify(sigs, s)
-		}
-	}
-	// A stop signal sent to multiexit stops COMMAND's group, as the
-	// terminal's Ctrl-Z would: under a terminal the library then stops
-	// multiexit with it (see multiexit.Foreground), so the shell shows the
-	// job stopped.
-	stops := make(chan os.Signal, forwardedBufSize)
-	for _, s := range []os.Signal{syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU} {
-		if !signal.Ignored(s) {
-			signal.Notify(stops, s)
-		}
-	}
+	catchSignals(sigs, caller)
 	log := logger(o.verbose)
 	grace := max(o.grace, time.Nanosecond) // -grace 0: SIGKILL at once
 	// multiexit catches the signals itself: the library catches none, and
@@ -167,23 +125,26 @@ func run(o options) {
 		multiexit.Exit(statusFailed)
 	}
 
-	notifyEnv, err := relayNotify(log)
+	var commandPID atomic.Int64 // COMMAND's, once it runs: the relay's check needs it
+	notifyEnv, err := relayNotify(log, func() int { return int(commandPID.Load()) })
 	if err != nil {
 		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
 	}
+	dir := leaveWorkingDir(log)
 	command := func(name string, args ...string) *exec.Cmd {
 		cmd := exec.Command(name, args...)
+		cmd.Dir = dir
 		if errors.Is(cmd.Err, exec.ErrDot) {
 			cmd.Err = nil // found through a relative PATH entry: run it, as env and a shell do
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 		if notifyEnv != "" {
-			cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "NOTIFY_SOCKET=") }), notifyEnv)
+			cmd.Env = append(slices.DeleteFunc(os.Environ(), notMeantForCommand), notifyEnv)
 		}
 		// Under a terminal COMMAND gets its foreground, as a shell gives
 		// a job: it can read the terminal, and Ctrl-C and Ctrl-\ go to
 		// its process group straight from the terminal.
-		return multiexit.Foreground(cmd)
+		return multiexit.Foreground(passOn(cmd, caller))
 	}
 	cmd := command(o.args[0], o.args[1:]...)
 	kids, err := multiexit.Start(cmd)
@@ -194,12 +155,14 @@ func run(o options) {
 		kids, err = multiexit.Start(cmd)
 	}
 	if err != nil {
-		code := startStatus(err)
-		fmt.Fprintf(stderr, "multiexit: %s: %v\n", o.args[0], startReason(err))
+		code, reason := startFailure(o.args[0], err)
+		fmt.Fprintf(stderr, "multiexit: %s: %v\n", quoteName(o.args[0]), reason)
 		multiexit.Exit(code)
 	}
 	child := kids[0]
-	log.Info("multiexit: started", "pid", child.PID(), "cmd", o.args, "containment", multiexit.Containment().String())
+	commandPID.Store(int64(child.PID()))
+	log.Info("multiexit: started", "pid", child.PID(), "cmd", o.args, "containment", multiexit.Containment().String(),
+		"ignored", caller.ignored.String(), "blocked", caller.blocked.String(), "exact", caller.exact, "shim", cmd.Path == "/proc/self/exe")
 
 	exited := make(chan struct{})
 	go func() {
@@ -227,7 +190,12 @@ func run(o options) {
 			log.Info("multiexit: -timeout fired; stopping the tree", "timeout", o.timeout)
 			multiexit.Exit(statusTimeout)
 		case s := <-sigs:
-			err := send(s)
+			var err error
+			if isJobControl(s) {
+				err = jobControl(s, child.SignalGroup)
+			} else {
+				err = send(s)
+			}
 			log.Info("multiexit: forwarded a signal", "signal", s.String(), "pid", child.PID(), "group", o.group, "err", errString(err))
 			if (s == syscall.SIGTERM || s == syscall.SIGINT) && bound == nil {
 				// COMMAND has the grace period to exit; then its group is
@@ -237,14 +205,6 @@ func run(o options) {
 				notifyStopping(grace + 2*grace + shutdownReserve)
 				bound = time.After(grace)
 			}
-		case s := <-stops:
-			err := child.SignalGroup(s)
-			log.Info("multiexit: stopped COMMAND's group", "signal", s.String(), "pid", child.PID(), "err", errString(err))
-			if err != nil {
-				// Nothing left to stop: multiexit stops alone, as it would
-				// without catching s (here by SIGSTOP, which no one catches).
-				syscall.Kill(os.Getpid(), syscall.SIGSTOP)
-			}
 		case <-bound:
 			log.Warn("multiexit: COMMAND did not exit within the grace period after the signal; killing its process group",
 				"pid", child.PID(), "grace", grace)
@@ -252,6 +212,24 @@ func run(o options) {
 			bound = nil
 		}
 	}
+}
+
+// leaveWorkingDir moves multiexit to "/", as dumb-init and catatonit do,
+// so that a tree that runs for days does not keep its directory busy
+// through multiexit or its guardian (an unmount, a removed directory), and
+// returns the directory COMMAND starts in: the one multiexit was started
+// in. It does nothing if that cannot be known.
+func leaveWorkingDir(log *slog.Logger) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		log.Warn("multiexit: working directory unknown; staying in it", "err", err)
+		return ""
+	}
+	if err := os.Chdir("/"); err != nil {
+		log.Warn("multiexit: cannot leave the working directory", "dir", wd, "err", err)
+		return ""
+	}
+	return wd
 }
 
 // logger is the library's logger: with -v every event at Info, else only
@@ -284,37 +262,4 @@ func errString(err error) string {
 		return ""
 	}
 	return err.Error()
-}
-
-// startStatus is the status for a COMMAND that could not be started: 127
-// not found, 126 found but not executable, 125 anything else.
-func startStatus(err error) int {
-	if errors.Is(err, exec.ErrNotFound) {
-		return statusNotFound
-	}
-	var pe *fs.PathError
-	if !errors.As(err, &pe) || !strings.HasSuffix(pe.Op, "exec") {
-		return statusFailed // not the exec: multiexit's own failure
-	}
-	switch {
-	case errors.Is(pe.Err, syscall.ENOENT), errors.Is(pe.Err, syscall.ENOTDIR):
-		return statusNotFound
-	case errors.Is(pe.Err, syscall.EACCES), errors.Is(pe.Err, syscall.ENOEXEC), errors.Is(pe.Err, syscall.EISDIR),
-		errors.Is(pe.Err, syscall.EPERM), errors.Is(pe.Err, syscall.ETXTBSY):
-		return statusNotExec
-	}
-	return statusFailed
-}
-
-// startReason is the part of a Start error that says why.
-func startReason(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) && strings.HasSuffix(pe.Op, "exec") {
-		return pe.Err
-	}
-	var ee *exec.Error
-	if errors.As(err, &ee) {
-		return ee.Err
-	}
-	return err
 }

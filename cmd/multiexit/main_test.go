@@ -7,6 +7,7 @@
 package main_test
 
 import (
+	"debug/buildinfo"
 	"io"
 	"os"
 	"os/exec"
@@ -20,13 +21,52 @@ import (
 // bin is the built tool.
 var bin string
 
-// TestMain builds the tool once per test process.
+// TestMain builds the tool once per test process, or takes the one that
+// MULTIEXIT_TEST_BIN names (to run these tests against another build: an
+// older commit's, one built without cgo). Started with MX_TEST_ROLE set,
+// the test binary plays that role instead (see roles).
 func TestMain(m *testing.M) {
-	dir, remove := proctest.Build(".")
-	bin = filepath.Join(dir, "multiexit")
+	if role, ok := os.LookupEnv("MX_TEST_ROLE"); ok {
+		os.Exit(roles[role]())
+	}
+	remove := func() {}
+	if bin = os.Getenv("MULTIEXIT_TEST_BIN"); bin == "" {
+		var dir string
+		dir, remove = proctest.Build(".")
+		bin = filepath.Join(dir, "multiexit")
+	}
 	code := m.Run()
 	remove()
 	os.Exit(code)
+}
+
+// roles are the programs the test binary plays (MX_TEST_ROLE), each
+// returning its exit status.
+var roles = map[string]func() int{}
+
+// withCgo reports whether the tool was built with cgo: only then does it
+// see the signal configuration it was started with whole, and forward
+// SIGURG, SIGPROF and signal 34 (see callersig_cgo.go).
+func withCgo(t testing.TB) bool {
+	t.Helper()
+	info, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range info.Settings {
+		if s.Key == "CGO_ENABLED" {
+			return s.Value == "1"
+		}
+	}
+	return false
+}
+
+// needCgo skips t unless the tool was built with cgo.
+func needCgo(t testing.TB) {
+	t.Helper()
+	if !withCgo(t) {
+		t.Skip("multiexit was built without cgo: it cannot see the signals its caller ignored or blocked (callersig_nocgo.go); build it with a C compiler")
+	}
 }
 
 // limit bounds a run that should take well under a second: past it, the

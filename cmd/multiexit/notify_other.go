@@ -8,6 +8,9 @@ import (
 )
 
 // relayNotify: systemd runs on Linux only.
-func relayNotify(*slog.Logger) (string, error) { return "", nil }
+func relayNotify(*slog.Logger, func() int) (string, error) { return "", nil }
 
 func notifyStopping(time.Duration) {}
+
+// notMeantForCommand: no relay here, nothing to drop.
+func notMeantForCommand(string) bool { return false }

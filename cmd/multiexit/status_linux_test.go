@@ -78,6 +78,8 @@ func TestOwnStatuses(t *testing.T) {
 		{"bad -e", []string{"-e", "256", "--", "true"}, "exit 125", "256"},
 		{"not executable", []string{"--", notExec}, "exit 126", "permission denied"},
 		{"a directory", []string{"--", dir}, "exit 126", "permission denied"},
+		{"a directory in PATH", []string{"--", "."}, "exit 126", "multiexit: .: permission denied"},
+		{"an empty name", []string{"--", ""}, "exit 127", "multiexit: '': no such file or directory"},
 		{"not found in PATH", []string{"--", "multiexit-no-such-command"}, "exit 127", "not found"},
 		{"no such file", []string{"--", filepath.Join(dir, "none")}, "exit 127", "no such file"},
 		{"a script without #!", []string{"--", noShebang, "6"}, "exit 6", ""},
@@ -105,7 +107,7 @@ func TestHelp(t *testing.T) {
 	p.Rest()
 	p.check("exit 0")
 	out := strings.Join(p.Seen, "\n")
-	for _, want := range []string{"SYNOPSIS", "EXIT STATUS", "SIGNALS", "EXAMPLES", "-timeout", "-grace", "ENTRYPOINT", "Type=notify"} {
+	for _, want := range []string{"SYNOPSIS", "EXIT STATUS", "SIGNALS", "EXAMPLES", "-timeout", "-grace", "ENTRYPOINT", "Type=notify", "DIFFERENCES", "WATCHDOG"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("-h does not say %q", want)
 		}
