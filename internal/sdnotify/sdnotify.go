@@ -27,6 +27,7 @@ package sdnotify
 import (
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -106,15 +107,24 @@ func Status(s string) error {
 // meant for this process (see IsVar; a child that sent WATCHDOG=1 would
 // speak for this process), each only where its value is the one in this
 // process's environment. A caller that set its own value for a child (a
-// relay's notify socket, say) keeps it. env is not modified; a nil env
-// stands for this process's environment, as in exec.Cmd.Env, and stays nil
-// when there is nothing to remove. Without these variables env is returned
-// as it is.
+// relay's notify socket, say) keeps it.
+//
+// WATCHDOG_USEC goes with WATCHDOG_PID: where this process has a
+// WATCHDOG_PID and env does not carry it, the caller took it out to hand
+// the watchdog to the child (as RelayEnv does), and WATCHDOG_USEC stays;
+// otherwise it is removed like the others.
+//
+// env is not modified; a nil env stands for this process's environment, as
+// in exec.Cmd.Env, and stays nil when there is nothing to remove. Without
+// these variables env is returned as it is.
 func ScrubEnv(env []string) []string {
 	var own [len(vars)]string // "NAME=value" of each variable this process has
-	n := 0
+	n, watchdog := 0, -1
 	for _, name := range vars {
 		if v, ok := os.LookupEnv(name); ok {
+			if name == WatchdogUSec {
+				watchdog = n
+			}
 			own[n] = name + "=" + v
 			n++
 		}
@@ -124,6 +134,9 @@ func ScrubEnv(env []string) []string {
 	}
 	if env == nil {
 		env = os.Environ()
+	}
+	if pid, ok := os.LookupEnv(WatchdogPID); ok && watchdog >= 0 && !slices.Contains(env, WatchdogPID+"="+pid) {
+		own[watchdog], n = own[n-1], n-1 // handed over: it stays
 	}
 	drop := func(kv string) bool {
 		for _, o := range own[:n] {

@@ -104,6 +104,38 @@ func TestScrubEnv(t *testing.T) {
 	})
 }
 
+// A caller that took this process's WATCHDOG_PID out of a child's
+// environment hands it the watchdog (as RelayEnv does): WATCHDOG_USEC
+// stays. With WATCHDOG_PID, or when this process has none, it goes.
+func TestScrubEnvWatchdogHandedOver(t *testing.T) {
+	pid := "WATCHDOG_PID=" + strconv.Itoa(os.Getpid())
+	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
+	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
+	t.Setenv("WATCHDOG_USEC", "30000000")
+	for _, tc := range []struct {
+		name    string
+		in, out []string
+	}{
+		{"inherited as a pair", []string{"A=1", pid, "WATCHDOG_USEC=30000000", "NOTIFY_SOCKET=/run/systemd/notify"}, []string{"A=1"}},
+		{"handed over by a relay", sdnotify.RelayEnv([]string{"A=1", pid, "WATCHDOG_USEC=30000000", "NOTIFY_SOCKET=/run/systemd/notify"}, "@relay"),
+			[]string{"A=1", "WATCHDOG_USEC=30000000", "NOTIFY_SOCKET=@relay"}},
+		{"another process's WATCHDOG_PID", []string{"WATCHDOG_PID=1", "WATCHDOG_USEC=30000000"}, []string{"WATCHDOG_PID=1", "WATCHDOG_USEC=30000000"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if d := cmp.Diff(tc.out, sdnotify.ScrubEnv(tc.in)); d != "" {
+				t.Errorf("ScrubEnv (-want +got):\n%s", d)
+			}
+		})
+	}
+	t.Run("no WATCHDOG_PID here", func(t *testing.T) {
+		unsetenv(t, "WATCHDOG_PID")
+		got := sdnotify.ScrubEnv([]string{"A=1", "WATCHDOG_USEC=30000000"})
+		if d := cmp.Diff([]string{"A=1"}, got); d != "" {
+			t.Errorf("ScrubEnv (-want +got):\n%s", d)
+		}
+	})
+}
+
 // Without the variables, ScrubEnv returns its input: nothing to copy.
 func TestScrubEnvNothingToDo(t *testing.T) {
 	for _, name := range []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"} {
