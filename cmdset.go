@@ -4,11 +4,15 @@ package multiexit
 // their environment.
 
 import (
+	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"weak"
+
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 // cmdSet is a set of commands by identity, with weak pointers: Command
@@ -54,4 +58,16 @@ func environWithout(env []string, name string) []string {
 		}
 	}
 	return out
+}
+
+// guardianEnv is the environment of the tree's guardian: this process's,
+// without anything meant for this process alone: multiexit's own variables
+// (MULTIEXIT, the tree's tag, the layer's cap: the guardian reads only its
+// own) and the service manager's (NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*),
+// whatever their values: the guardian speaks to no one and serves nothing.
+func guardianEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return strings.HasPrefix(name, "MULTIEXIT") || sdnotify.IsVar(name)
+	})
 }

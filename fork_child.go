@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 // AckTimeout bounds how long Start waits for a worker to call Install.
@@ -546,7 +548,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	if env == nil {
 		env = os.Environ()
 	}
-	env = scrubEngineEnv(env)
+	env = sdnotify.ScrubEnv(env)
 	sealListenFDs() // and the descriptors the LISTEN_ variables named
 	var childEnds [2]*os.File
 	if starts.workers.take(cmd) {
@@ -737,8 +739,8 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 	kids := g.children
 	g.mu.Unlock()
 	cfg := rt.config()
-	if notifying() {
-		notifyStatus("stopping " + g.String())
+	if sdnotify.Enabled() {
+		sdnotify.Status("stopping " + g.String())
 	}
 	if rt.begun() {
 		// The process exits after the hooks: orphans the reaper would

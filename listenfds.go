@@ -4,6 +4,8 @@ import (
 	"os"
 	"strconv"
 	"sync"
+
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 // What socket activation passed to this process stays with it. systemd
@@ -11,7 +13,7 @@ import (
 // protocol) hands a service its listening sockets as descriptors 3 to
 // 3+LISTEN_FDS-1, named by LISTEN_FDS and LISTEN_PID (this process's PID),
 // and leaves them inheritable. Start's children do not inherit the
-// variables (scrubEngineEnv); sealListenFDs makes sure they do not inherit
+// variables (sdnotify.ScrubEnv); sealListenFDs makes sure they do not inherit
 // the descriptors either: otherwise a child, even one that dropped its
 // privileges, could accept the service's clients. This is the one place
 // that decides it: handing the listeners to workers on purpose begins
@@ -28,10 +30,10 @@ var listenFDsOnce sync.Once
 // them with go-systemd's activation.Files has them marked already.
 func sealListenFDs() {
 	listenFDsOnce.Do(func() {
-		if pid, err := strconv.Atoi(os.Getenv(envListenPID)); err != nil || pid != os.Getpid() {
+		if pid, err := strconv.Atoi(os.Getenv(sdnotify.ListenPID)); err != nil || pid != os.Getpid() {
 			return
 		}
-		n, err := strconv.Atoi(os.Getenv(envListenFDs))
+		n, err := strconv.Atoi(os.Getenv(sdnotify.ListenFDs))
 		if err != nil || n <= 0 {
 			return
 		}

@@ -4,7 +4,6 @@ package multiexit
 
 import (
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/multiexit/multiexit/internal/proctest"
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 // notifyLimit guards the reads of the fake notify socket against a hang.
@@ -52,7 +52,6 @@ func TestNotifyStopping(t *testing.T) {
 	ns := proctest.ListenNotify(t)
 	t.Setenv("NOTIFY_SOCKET", ns.Path)
 	notifyStopping(20 * time.Second)
-	notifyStatus("stopping 3 children")
 	lines := strings.Split(ns.Next(t, notifyLimit), "\n")
 	want := []string{
 		"STOPPING=1",
@@ -61,9 +60,6 @@ func TestNotifyStopping(t *testing.T) {
 	}
 	if d := cmp.Diff(want, lines); d != "" {
 		t.Errorf("notifyStopping (-want +got):\n%s", d)
-	}
-	if got := ns.Next(t, notifyLimit); got != "STATUS=stopping 3 children" {
-		t.Errorf("notifyStatus sent %q", got)
 	}
 }
 
@@ -75,107 +71,21 @@ func TestNotifyWithoutSocket(t *testing.T) {
 	if err := Ready(); err != nil {
 		t.Errorf("Ready without NOTIFY_SOCKET: %v", err)
 	}
-	if notifying() {
-		t.Error("notifying() without NOTIFY_SOCKET")
+	if sdnotify.Enabled() {
+		t.Error("sdnotify.Enabled() without NOTIFY_SOCKET")
 	}
 	allocs := testing.AllocsPerRun(100, func() {
 		notifyStopping(20 * time.Second)
-		notifyStatus("stopping")
+		sdnotify.Status("running the exit hooks")
 	})
 	if allocs != 0 {
-		t.Errorf("notifyStopping and notifyStatus without NOTIFY_SOCKET: %v allocations, want 0", allocs)
+		t.Errorf("notifyStopping and sdnotify.Status without NOTIFY_SOCKET: %v allocations, want 0", allocs)
 	}
 	// A message sent now comes first if nothing was sent before.
 	t.Setenv("NOTIFY_SOCKET", ns.Path)
-	notifyStatus("marker")
+	sdnotify.Status("marker")
 	if got := ns.Next(t, notifyLimit); got != "STATUS=marker" {
 		t.Errorf("something was sent without NOTIFY_SOCKET: first message %q", got)
-	}
-}
-
-// A real client, systemd-notify, sends BARRIER=1 with a descriptor and
-// waits until it is closed: the fake socket must close it.
-func TestNotifySocketBarrier(t *testing.T) {
-	exe, err := exec.LookPath("systemd-notify")
-	if err != nil {
-		t.Skip("systemd-notify is not installed")
-	}
-	ns := proctest.ListenNotify(t)
-	cmd := exec.Command(exe, "--ready", "STATUS=up")
-	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+ns.Path, proctest.Env(proctest.Tag(t)))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("systemd-notify: %v\n%s", err, out)
-	}
-	got := ns.Until(t, "READY=1", notifyLimit)
-	if !slices.ContainsFunc(got, func(m string) bool { return strings.Contains(m, "STATUS=up") }) {
-		t.Errorf("messages: %q", got)
-	}
-}
-
-func TestScrubEngineEnv(t *testing.T) {
-	t.Setenv("NOTIFY_SOCKET", "/run/systemd/notify")
-	t.Setenv("LISTEN_FDS", "2")
-	t.Setenv("LISTEN_PID", strconv.Itoa(os.Getpid()))
-	t.Setenv("LISTEN_FDNAMES", "http:https")
-	t.Setenv("WATCHDOG_PID", strconv.Itoa(os.Getpid()))
-	t.Setenv("WATCHDOG_USEC", "30000000")
-	own := []string{
-		"NOTIFY_SOCKET=/run/systemd/notify",
-		"LISTEN_FDS=2",
-		"LISTEN_PID=" + strconv.Itoa(os.Getpid()),
-		"LISTEN_FDNAMES=http:https",
-		"WATCHDOG_PID=" + strconv.Itoa(os.Getpid()),
-		"WATCHDOG_USEC=30000000",
-	}
-	for _, tc := range []struct {
-		name    string
-		in, out []string
-	}{
-		{"only ours", own, []string{}},
-		{"kept around", append([]string{"A=1"}, append(slices.Clone(own[:2]), append([]string{"B=2"}, own[2:]...)...)...), []string{"A=1", "B=2"}},
-		{"the caller's own values stay", []string{"NOTIFY_SOCKET=/tmp/proxy", "LISTEN_FDS=1", "LISTEN_PID=1234", "LISTEN_FDNAMES=x", "PATH=/bin"},
-			[]string{"NOTIFY_SOCKET=/tmp/proxy", "LISTEN_FDS=1", "LISTEN_PID=1234", "LISTEN_FDNAMES=x", "PATH=/bin"}},
-		{"a prefix is not the name", []string{"NOTIFY_SOCKETX=/run/systemd/notify", "XLISTEN_FDS=2"}, []string{"NOTIFY_SOCKETX=/run/systemd/notify", "XLISTEN_FDS=2"}},
-		{"empty", []string{}, []string{}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			in := slices.Clone(tc.in)
-			got := scrubEngineEnv(in)
-			if d := cmp.Diff(tc.out, got); d != "" {
-				t.Errorf("scrubEngineEnv (-want +got):\n%s", d)
-			}
-			if d := cmp.Diff(tc.in, in); d != "" {
-				t.Errorf("scrubEngineEnv changed its input (-before +after):\n%s", d)
-			}
-		})
-	}
-	t.Run("nil is this process's environment", func(t *testing.T) {
-		got := scrubEngineEnv(nil)
-		for _, kv := range got {
-			if slices.Contains(own, kv) {
-				t.Errorf("%s kept", kv)
-			}
-		}
-		if !slices.Contains(got, "PATH="+os.Getenv("PATH")) {
-			t.Errorf("PATH lost: %q", got)
-		}
-		if os.Getenv("NOTIFY_SOCKET") == "" || os.Getenv("LISTEN_FDS") == "" {
-			t.Error("scrubEngineEnv changed this process's environment")
-		}
-	})
-}
-
-// Without the variables, scrubEngineEnv returns its input: nothing to copy.
-func TestScrubEngineEnvNothingToDo(t *testing.T) {
-	for _, name := range []string{"NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_PID", "WATCHDOG_USEC"} {
-		unsetenv(t, name)
-	}
-	env := []string{"A=1", "NOTIFY_SOCKET=/tmp/proxy"}
-	if got := scrubEngineEnv(env); &got[0] != &env[0] || len(got) != 2 {
-		t.Errorf("scrubEngineEnv made a copy or dropped: %q", got)
-	}
-	if got := scrubEngineEnv(nil); got != nil {
-		t.Errorf("scrubEngineEnv(nil) = %q, want nil", got)
 	}
 }
 
@@ -189,7 +99,7 @@ func TestGuardianEnv(t *testing.T) {
 	env := guardianEnv()
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(engineVars[:], name) || strings.HasPrefix(name, "MULTIEXIT") {
+		if sdnotify.IsVar(name) || strings.HasPrefix(name, "MULTIEXIT") {
 			t.Errorf("the guardian gets %s", kv)
 		}
 	}

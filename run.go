@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
+
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 var errInstalled = errors.New("multiexit: Install called twice")
@@ -219,4 +221,23 @@ func ShutdownActor() (execute func() error, interrupt func(error)) {
 		}, func(error) {
 			once.Do(func() { close(stop) })
 		}
+}
+
+// Ready tells the service manager that this program is ready: under
+// systemd (NOTIFY_SOCKET is set, as for a Type=notify unit) it sends
+// READY=1, in one call, and systemctl start returns. Call it once the
+// program serves, for example after Start returned (every worker has
+// acknowledged Install). Without NOTIFY_SOCKET it does nothing and returns
+// nil, so a program can call it unconditionally; it works without Install,
+// on every platform.
+//
+// multiexit itself tells systemd when the shutdown begins (STOPPING=1), and
+// extends systemd's stop timeout (TimeoutStopSec) to the shutdown deadline
+// (WithTimeout), so that systemd does not kill a shutdown that is still
+// inside it. Workers and other children do not inherit NOTIFY_SOCKET, the
+// socket-activation variables (LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES) nor
+// the watchdog's (WATCHDOG_PID, WATCHDOG_USEC) this process was given:
+// only this process speaks to systemd.
+func Ready() error {
+	return sdnotify.Ready()
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/oklog/run"
+
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 // The shutdown: one object per process (rt) that owns the phase, the
@@ -255,6 +257,21 @@ func (s *shutdown) begin(code int, sig os.Signal, cause error, by trigger) bool 
 	return true
 }
 
+// stopMargin is added to the shutdown deadline in EXTEND_TIMEOUT_USEC: the
+// exit itself, and the short windows of hooks that run after the deadline,
+// take a moment more.
+const stopMargin = time.Second
+
+// notifyStopping tells the service manager that the shutdown has begun,
+// and asks it to wait for the shutdown deadline plus a margin before it
+// kills (EXTEND_TIMEOUT_USEC). Without NOTIFY_SOCKET it does nothing, and
+// costs one environment lookup: it runs in every worker's shutdown.
+func notifyStopping(deadline time.Duration) {
+	if sdnotify.Enabled() {
+		sdnotify.Stopping(deadline+stopMargin, "multiexit: shutting down (deadline "+deadline.String()+")")
+	}
+}
+
 // cancelRun ends the drain: it cancels Run's context. Called with s.mu held.
 func (s *shutdown) cancelRun() {
 	select {
@@ -391,7 +408,7 @@ func (s *shutdown) finish() {
 	if by != byMainReturned && by != byExit && mainDone != nil {
 		s.waitMain(sc, mainDone, cfg.log)
 	}
-	notifyStatus("running the exit hooks")
+	sdnotify.Status("running the exit hooks")
 	d := &drainer{s: s.stack, ctx: sc, window: lateWindow, log: cfg.log, trace: cfg.trace,
 		exit: func() { s.end(start) }, clock: clk, begun: clk.now(), gone: s.gone}
 	s.mu.Lock()

@@ -847,7 +847,7 @@ func TestShutdownMainDoesNotReturn(t *testing.T) {
 // parent's, where the allocator's first use of a size class costs more
 // than the hooks.
 func TestWorkerBeginAllocatesNothing(t *testing.T) {
-	t.Setenv(envNotifySocket, "") // no service manager to tell
+	t.Setenv("NOTIFY_SOCKET", "") // no service manager to tell
 	const runs = 100
 	ss := beginnable(runs + 1) // AllocsPerRun calls once more to warm up
 	defer stopAll(ss)

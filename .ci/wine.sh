@@ -29,6 +29,8 @@ TESTS=(
 	# workers, shared hooks, job-object containment
 	TestWindowsCascade TestWindowsWorkerEnvironment TestWindowsJobKillsTreeWhenParentIsKilled
 	TestWindowsJobKillsTreeWhenParentExits TestWindowsExternalChild
+	# internal/sdnotify: unsupported, and says so
+	TestWindows TestScrubEnv TestRelayEnv
 )
 
 log() { printf 'wine.sh: %s\n' "$*" >&2; }
@@ -83,6 +85,7 @@ log "building the ProcessPrng shim and the Windows test binary"
 x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -shared -s -Wl,--no-insert-timestamp \
 	-o "$work/bcryptprimitives.dll" .ci/bcryptprimitives.c -ladvapi32
 GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/multiexit_test.exe" .
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/sdnotify_test.exe" ./internal/sdnotify
 
 log "making the wine prefix"
 "$WINE" wineboot --init </dev/null >/dev/null 2>&1
@@ -96,6 +99,10 @@ set +e
 (cd "$work" && timeout --kill-after=30 900 "$WINE" ./multiexit_test.exe -test.v -test.count=1 -test.timeout=8m </dev/null 2>&1) |
 	tee "$work/out.txt"
 rc=${PIPESTATUS[0]}
+# The notify protocol's package: on Windows it only says it is unsupported.
+(cd "$work" && timeout --kill-after=30 300 "$WINE" ./sdnotify_test.exe -test.v -test.count=1 -test.timeout=2m </dev/null 2>&1) |
+	tee -a "$work/out.txt"
+((PIPESTATUS[0] == 0)) || rc=1
 set -e
 out="$work/out.txt"
 

@@ -11,13 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/multiexit/multiexit/internal/errout"
+	"github.com/multiexit/multiexit/internal/sdnotify"
 
 	"github.com/multiexit/multiexit"
 )
@@ -126,7 +126,7 @@ func run(o options, caller callerConfig) {
 	}
 
 	var commandPID atomic.Int64 // COMMAND's, once it runs: the relay's check needs it
-	notifyEnv, err := relayNotify(log, func() int { return int(commandPID.Load()) })
+	notifySocket, err := relayNotify(log, func() int { return int(commandPID.Load()) })
 	if err != nil {
 		log.Warn("multiexit: cannot relay COMMAND's notifications to systemd", "err", err)
 	}
@@ -138,8 +138,8 @@ func run(o options, caller callerConfig) {
 			cmd.Err = nil // found through a relative PATH entry: run it, as env and a shell do
 		}
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
-		if notifyEnv != "" {
-			cmd.Env = append(slices.DeleteFunc(os.Environ(), notMeantForCommand), notifyEnv)
+		if notifySocket != "" {
+			cmd.Env = sdnotify.RelayEnv(os.Environ(), notifySocket)
 		}
 		// Under a terminal COMMAND gets its foreground, as a shell gives
 		// a job: it can read the terminal, and Ctrl-C and Ctrl-\ go to

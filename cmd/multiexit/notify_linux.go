@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
 // notifyStopping tells systemd, when multiexit got SIGTERM or SIGINT, that
@@ -18,29 +20,16 @@ import (
 // that systemd does not kill a stop still inside it. Without NOTIFY_SOCKET
 // it does nothing.
 func notifyStopping(d time.Duration) {
-	target := os.Getenv("NOTIFY_SOCKET")
-	if target == "" {
-		return
-	}
-	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return
-	}
-	defer unix.Close(fd)
-	if target[0] == '@' {
-		target = "\x00" + target[1:]
-	}
-	msg := fmt.Sprintf("STOPPING=1\nEXTEND_TIMEOUT_USEC=%d\nSTATUS=multiexit: stopping COMMAND and its tree", d.Microseconds())
-	unix.Sendto(fd, []byte(msg), unix.MSG_NOSIGNAL, &unix.SockaddrUnix{Name: target})
+	sdnotify.Stopping(d, "multiexit: stopping COMMAND and its tree")
 }
 
 // relayNotify gives COMMAND a notify socket of its own when multiexit runs
 // under systemd (NOTIFY_SOCKET is set): multiexit is the unit's main
 // process, and systemd (NotifyAccess=main, the default) listens to it
-// alone. It returns the NOTIFY_SOCKET entry for COMMAND's environment and
-// relays what COMMAND's tree sends (READY=1, STATUS=, WATCHDOG=1,
-// RELOADING=1, STOPPING=1, ERRNO=, EXTEND_TIMEOUT_USEC=, …) to systemd,
-// from multiexit. MAINPID= is dropped (multiexit stays the main process),
+// alone. It returns the address of the relay's socket, for COMMAND's
+// NOTIFY_SOCKET (see sdnotify.RelayEnv), and relays what COMMAND's tree
+// sends (READY=1, STATUS=, WATCHDOG=1, RELOADING=1, STOPPING=1, ERRNO=,
+// EXTEND_TIMEOUT_USEC=, …) to systemd, from multiexit. MAINPID= is dropped (multiexit stays the main process),
 // and so are the lines that pass descriptors (FDSTORE=, BARRIER=), which
 // the relay does not carry. Without NOTIFY_SOCKET it does nothing and
 // returns "".
@@ -55,8 +44,8 @@ func notifyStopping(d time.Duration) {
 // The sockets are golang.org/x/sys/unix's, not package net's: net's code
 // and initialisation cost every run of multiexit about a millisecond, and
 // a relay of datagrams needs none of it.
-func relayNotify(log *slog.Logger, commandPID func() int) (env string, err error) {
-	target := os.Getenv("NOTIFY_SOCKET")
+func relayNotify(log *slog.Logger, commandPID func() int) (socket string, err error) {
+	target := os.Getenv(sdnotify.Socket)
 	if target == "" {
 		return "", nil
 	}
@@ -74,32 +63,22 @@ func relayNotify(log *slog.Logger, commandPID func() int) (env string, err error
 		unix.Close(in)
 		return "", os.NewSyscallError("bind "+name, err)
 	}
-	out, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	out, err := sdnotify.Open(target)
 	if err != nil {
 		unix.Close(in)
-		return "", os.NewSyscallError("socket", err)
+		return "", err
 	}
-	r := &relay{in: in, out: out, to: &unix.SockaddrUnix{Name: target}, log: log, tree: &tree{self: os.Getpid(), command: commandPID}}
+	r := &relay{in: in, out: out, log: log, tree: &tree{self: os.Getpid(), command: commandPID}}
 	go r.run()
-	return "NOTIFY_SOCKET=" + name, nil
-}
-
-// notMeantForCommand reports whether the environment entry kv is not
-// passed on to COMMAND when its notifications are relayed: systemd's
-// NOTIFY_SOCKET (COMMAND gets the relay's), and WATCHDOG_PID, which names
-// multiexit; without it COMMAND's sd_watchdog_enabled(3) (or go-systemd's
-// SdWatchdogEnabled) takes WATCHDOG_USEC as its own, and its WATCHDOG=1
-// reaches systemd through the relay.
-func notMeantForCommand(kv string) bool {
-	return strings.HasPrefix(kv, "NOTIFY_SOCKET=") || strings.HasPrefix(kv, "WATCHDOG_PID=")
+	return name, nil
 }
 
 // relay passes the datagrams of COMMAND's tree on to systemd.
 type relay struct {
-	in, out int
-	to      *unix.SockaddrUnix
-	log     *slog.Logger
-	tree    *tree
+	in   int
+	out  *sdnotify.Sender
+	log  *slog.Logger
+	tree *tree
 }
 
 // run relays until the socket fails; it blocks an OS thread of its own.
@@ -130,8 +109,8 @@ func (r *relay) run() {
 		if len(msg) == 0 {
 			continue
 		}
-		if err := unix.Sendto(r.out, msg, unix.MSG_NOSIGNAL, r.to); err != nil {
-			r.log.Warn("multiexit: cannot relay a notification to systemd", "socket", r.to.Name, "err", err)
+		if err := r.out.Send(msg); err != nil {
+			r.log.Warn("multiexit: cannot relay a notification to systemd", "socket", r.out.Addr(), "err", err)
 			continue
 		}
 		r.log.Info("multiexit: relayed COMMAND's notification to systemd", "pid", cred.Pid, "state", string(msg))

@@ -11,6 +11,3 @@ import (
 func relayNotify(*slog.Logger, func() int) (string, error) { return "", nil }
 
 func notifyStopping(time.Duration) {}
-
-// notMeantForCommand: no relay here, nothing to drop.
-func notMeantForCommand(string) bool { return false }

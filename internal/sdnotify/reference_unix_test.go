@@ -1,6 +1,6 @@
 //go:build unix
 
-package multiexit
+package sdnotify_test
 
 import (
 	"net"
@@ -12,14 +12,15 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/multiexit/multiexit/internal/proctest"
+	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
-// TestSdNotifyMatchesGoSystemd holds the hand-written sender (see sdNotify)
+// TestSendMatchesGoSystemd holds the hand-written sender (Send, and a Sender)
 // against github.com/coreos/go-systemd/v22/daemon, the reference
 // implementation of the protocol: for every message, through a socket path
 // and (on Linux) an abstract socket, the socket receives the same datagram
 // from both.
-func TestSdNotifyMatchesGoSystemd(t *testing.T) {
+func TestSendMatchesGoSystemd(t *testing.T) {
 	states := []string{
 		daemon.SdNotifyReady,
 		daemon.SdNotifyStopping + "\nEXTEND_TIMEOUT_USEC=6000000\nSTATUS=multiexit: shutting down",
@@ -54,30 +55,41 @@ func TestSdNotifyMatchesGoSystemd(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			addr, next := listen(t)
 			t.Setenv("NOTIFY_SOCKET", addr)
+			sender, err := sdnotify.Open(addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sender.Close()
 			for _, state := range states {
-				if err := sdNotify(state); err != nil {
-					t.Fatalf("sdNotify(%.20q): %v", state, err)
-				}
-				ours := next()
 				if sent, err := daemon.SdNotify(false, state); !sent || err != nil {
 					t.Fatalf("daemon.SdNotify(%.20q) = %v, %v", state, sent, err)
 				}
-				if ref := next(); ours != ref {
-					t.Errorf("sdNotify and go-systemd sent different datagrams for %.20q (-go-systemd +ours):\n%s", state, cmp.Diff(ref, ours))
+				ref := next()
+				if err := sdnotify.Send(state); err != nil {
+					t.Fatalf("sdnotify.Send(%.20q): %v", state, err)
+				}
+				if ours := next(); ours != ref {
+					t.Errorf("sdnotify.Send and go-systemd sent different datagrams for %.20q (-go-systemd +ours):\n%s", state, cmp.Diff(ref, ours))
+				}
+				if err := sender.Send([]byte(state)); err != nil {
+					t.Fatalf("Sender.Send(%.20q): %v", state, err)
+				}
+				if ours := next(); ours != ref {
+					t.Errorf("a Sender and go-systemd sent different datagrams for %.20q (-go-systemd +ours):\n%s", state, cmp.Diff(ref, ours))
 				}
 			}
 		})
 	}
 	t.Run("unset", func(t *testing.T) {
 		unsetenv(t, "NOTIFY_SOCKET")
-		if err := sdNotify(daemon.SdNotifyReady); err != nil {
-			t.Errorf("without NOTIFY_SOCKET sdNotify = %v, want nil", err)
+		if err := sdnotify.Send(daemon.SdNotifyReady); err != nil {
+			t.Errorf("without NOTIFY_SOCKET Send = %v, want nil", err)
 		}
 	})
 	t.Run("no listener", func(t *testing.T) {
 		t.Setenv("NOTIFY_SOCKET", filepath.Join(t.TempDir(), "none"))
-		if err := sdNotify(daemon.SdNotifyReady); err == nil {
-			t.Error("sdNotify to a socket nobody listens on returned nil")
+		if err := sdnotify.Send(daemon.SdNotifyReady); err == nil {
+			t.Error("sdnotify.Send to a socket nobody listens on returned nil")
 		}
 	})
 }
