@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
+
+	"github.com/multiexit/multiexit/internal/listenfd"
 )
 
 var errInstalled = errors.New("multiexit: Install called twice")
@@ -43,6 +45,11 @@ func Install(opts ...Option) error {
 	w, err := decodeWorker()
 	if err != nil {
 		return err
+	}
+	// The listeners the parent handed down (see Listen) get this
+	// process's PID in LISTEN_PID, for multiexit/listen and libsystemd.
+	if err := listenfd.Receive(); err != nil {
+		cfg.log.Warn("multiexit: Install: the listeners passed to this process are not for it", "err", err)
 	}
 	if !rt.claim(cfg) {
 		return errInstalled
