@@ -48,7 +48,8 @@ func (h sayLog) WithGroup(string) slog.Handler      { return h }
 //	crash-once   incarnation 0 exits 1 (without its hooks, as a crash);
 //	             the next ones serve until stopped
 //	crash        every incarnation exits 1 at once
-//	exit0        exits 0; args[1] "always" supervises with Policy.Always
+//	exit0        exits 0; args[1] "always" supervises with Policy.Always,
+//	             and only incarnation 0 exits
 //	retire       calls Retire(0) under Policy.Always
 //	race         at SIGUSR1, sends SIGTERM to main and exits 1 at once
 //
@@ -71,8 +72,8 @@ func supervisedPool(args []string) {
 		switch {
 		case mode == "crash-once" && multiexit.Incarnation() == 0, mode == "crash":
 			os.Exit(1)
-		case mode == "exit0":
-			os.Exit(0)
+		case mode == "exit0" && (len(args) < 2 || multiexit.Incarnation() == 0):
+			os.Exit(0) // under "always", only the first
 		case mode == "retire":
 			multiexit.Retire(0)
 		case mode == "race":
@@ -99,7 +100,7 @@ func supervisedPool(args []string) {
 	p.OnRestart = func(e multiexit.RestartEvent) {
 		say("restarted %d %d -> %d", e.Attempt, e.OldPID, e.Child.PID())
 	}
-	kids := mustStart(multiexit.Supervise(multiexit.Command(mode), p))
+	kids := mustStart(multiexit.Supervise(multiexit.Command(args...), p))
 	if opt == "in-shutdown" {
 		multiexit.Register(func(ctx context.Context) error {
 			syscall.Kill(kids[0].PID(), syscall.SIGUSR1)
@@ -233,16 +234,15 @@ func TestSupervisedDeliberateExit(t *testing.T) {
 	}{
 		{[]string{"exit0"}, false, "main S(s)|H1"},
 		{[]string{"retire"}, false, "w0 own|retire S(s)|main S(s)|H1"}, // Retire is Exit: the worker's hooks run
-		{[]string{"exit0", "always"}, true, "main S(s)|H1"},
+		{[]string{"exit0", "always"}, true, "w1 own|exit0 S(s)|main S(s)|H1"},
 	} {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			p := start(t, supervisedPool, c.args)
-			p.WaitFor("ready main")
 			if c.restarted {
-				p.WaitFor("restarted 1 ")
-				p.WaitFor("restarted 2 ")
+				p.WaitAll("ready main", "restarted 1 ", "ready w ") // the first "ready w"
+				p.WaitFor("ready w ")                                // incarnation 1's
 			} else {
-				if got := p.WaitFor("waited "); got != "waited <nil> restarts 0" {
+				if got := p.WaitAll("ready main", "waited ")["waited "]; got != "waited <nil> restarts 0" {
 					t.Errorf("said %q", got)
 				}
 			}
@@ -250,11 +250,6 @@ func TestSupervisedDeliberateExit(t *testing.T) {
 			trace, how := p.end()
 			hooks, said := events(trace)
 			got := strings.Join(hooks, "|")
-			if c.restarted {
-				// The process running at the SIGTERM (it may be between
-				// its start and its exit 0) may run its hooks first.
-				got = got[strings.Index(got, "main S(s)"):]
-			}
 			if how != diedOf(syscall.SIGTERM) || got != c.hooks || !c.restarted && len(said["restarted"]) != 0 {
 				t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
 			}

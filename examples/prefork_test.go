@@ -11,6 +11,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // get fetches url on a new connection and returns the status and body.
@@ -81,6 +82,15 @@ func TestPrefork(t *testing.T) {
 		t.Errorf("%d of 200 requests failed while workers crashed, e.g. %s", len(failures), failures[0])
 	}
 
+	// Every crash is restarted before the stop (a crash seen after the
+	// shutdown began would not be): wait for the parent to log each.
+	restarts := func() int { return strings.Count(p.Stderr.String(), "supervised child exited; restarting it") }
+	for i := 0; restarts() < crashed; i++ {
+		if i == 3000 {
+			t.Fatalf("%d restarts logged for %d crashes after 30 s; stderr:\n%s", restarts(), crashed, p.Stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond) // polls the log
+	}
 	p.Signal(syscall.SIGTERM)
 	lines, how := p.end()
 	p.Ended(how, "signal terminated")
@@ -93,8 +103,8 @@ func TestPrefork(t *testing.T) {
 	if hooks != 4 {
 		t.Errorf("%d workers ran their hooks, want 4 (crashed ones run none); output:\n%s", hooks, strings.Join(lines, "\n"))
 	}
-	if restarts := strings.Count(p.Stderr.String(), "supervised child exited; restarting it"); restarts != crashed {
-		t.Errorf("%d restarts logged for %d crashes; stderr:\n%s", restarts, crashed, p.Stderr.String())
+	if n := restarts(); n != crashed {
+		t.Errorf("%d restarts logged for %d crashes; stderr:\n%s", n, crashed, p.Stderr.String())
 	}
 	if len(pids) < 2 {
 		t.Errorf("answers came from %d worker(s): %v", len(pids), pids)
