@@ -39,6 +39,14 @@ func (w *cmdSet) forget(p weak.Pointer[exec.Cmd]) {
 	w.mu.Unlock()
 }
 
+// has reports whether cmd is in the set.
+func (w *cmdSet) has(cmd *exec.Cmd) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.m[weak.Make(cmd)]
+	return ok
+}
+
 // take reports whether cmd came from Command, and forgets it.
 func (w *cmdSet) take(cmd *exec.Cmd) bool {
 	p := weak.Make(cmd)

@@ -68,6 +68,12 @@ type Child struct {
 	leader  bool      // leads its own process group: stop signals the group
 	started time.Time // when Start started it
 	job     *ttyJob   // its place in the terminal's job control (Foreground), or nil
+	// sup: the supervision of a child of Supervise. The *Child that Start
+	// returned for it has only cmd and sup, and stands for the current
+	// process, a *Child of its own with the same sup.
+	sup      *supervisor
+	retiring atomic.Bool  // the worker called Retire
+	readyAt  atomic.Int64 // when a worker acknowledged Install (UnixNano)
 
 	ackR, deathW *os.File      // the parent's ends of a worker's control channel
 	caught       chan struct{} // closed when a worker caught SIGTERM (package initialisation)
@@ -95,7 +101,27 @@ type Child struct {
 }
 
 // PID is the child's process ID.
-func (c *Child) PID() int { return c.cmd.Process.Pid }
+func (c *Child) PID() int {
+	if c.isFace() {
+		return c.sup.current().PID()
+	}
+	return c.cmd.Process.Pid
+}
+
+// isFace reports whether c is the handle of a supervised child, which
+// stands for its current process.
+func (c *Child) isFace() bool { return c.sup != nil && c.sup.face == c }
+
+// Restarts is how many times a supervised child was restarted (see
+// Supervise): 0 for any other.
+func (c *Child) Restarts() int {
+	if c.sup == nil {
+		return 0
+	}
+	c.sup.mu.Lock()
+	defer c.sup.mu.Unlock()
+	return c.sup.restarts
+}
 
 // Wait waits for the child to exit and returns what exec.Cmd.Wait returned;
 // once it has returned, the command's ProcessState is the child's. It
@@ -103,6 +129,9 @@ func (c *Child) PID() int { return c.cmd.Process.Pid }
 // exec.Cmd.Wait does: read them to their end first. Any number of
 // goroutines may call it.
 func (c *Child) Wait() error {
+	if c.isFace() {
+		return c.sup.wait()
+	}
 	c.observed.Store(true)
 	c.letReap()
 	<-c.done
@@ -121,6 +150,9 @@ func (c *Child) letReap() { c.reapOnce.Do(func() { close(c.reapable) }) }
 // runs its hooks), at most until AckTimeout after its start. Stop is
 // idempotent.
 func (c *Child) Stop() error {
+	if c.isFace() {
+		return c.sup.stop()
+	}
 	stopChildren(context.Background(), []*Child{c}, rt.config().grace, nil)
 	return c.Wait()
 }
@@ -370,7 +402,7 @@ func (c *Child) reap() {
 	c.mu.Lock()
 	stopping := c.stopping
 	c.mu.Unlock()
-	if !stopping && c.group != nil {
+	if !stopping && c.group != nil && c.sup == nil {
 		// It ended by itself: a crash, a panic, or its work was done.
 		level := slog.LevelWarn
 		if c.err == nil || c.observed.Load() {
@@ -383,8 +415,27 @@ func (c *Child) reap() {
 		c.deathW.Close()
 	}
 	// Before done: Stop and Wait return once the entry has retired.
-	c.group.childGone(stopping)
+	if c.sup != nil {
+		c.sup.exited(c, stopping) // it may be followed by a new process
+	} else {
+		c.group.childGone(stopping)
+	}
 	close(c.done)
+}
+
+// ran is how long the process ran, for a supervisor, once it exited:
+// from its acknowledgement of Install (a worker; 0 if it never did) or its
+// start (an external command) until now.
+func (c *Child) ran() time.Duration {
+	from := c.started
+	if c.worker {
+		at := c.readyAt.Load()
+		if at == 0 {
+			return 0
+		}
+		from = time.Unix(0, at)
+	}
+	return max(time.Since(from), 0)
 }
 
 // readAck reads what the worker says on the acknowledgement end until its
@@ -401,9 +452,12 @@ func (c *Child) readAck() {
 			caught = true
 			close(c.caught)
 		}
-		if n == 1 && b[0] == ackInstalled {
+		if n == 1 && b[0] == ackInstalled && !closed(c.ready) {
+			c.readyAt.Store(time.Now().UnixNano())
 			close(c.ready)
-			break
+		}
+		if n == 1 && b[0] == ackRetire {
+			c.retiring.Store(true)
 		}
 		if err != nil {
 			break
@@ -413,10 +467,16 @@ func (c *Child) readAck() {
 }
 
 func (c *Child) String() string {
+	if c.isFace() {
+		return c.sup.current().String()
+	}
 	return fmt.Sprintf("pid %d (%s)", c.PID(), strings.Join(c.cmd.Args, " "))
 }
 
 var errShuttingDown = errors.New("multiexit: Start: the shutdown has begun")
+
+// errNotStarted ends a listeners' hand-off whose command was not started.
+var errNotStarted = errors.New("multiexit: Start: the command was not started")
 
 // Start starts cmds as children of this process and pushes one entry onto
 // the exit stack: when it runs, it stops them all concurrently (see Stop).
@@ -487,8 +547,15 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		return nil, err
 	}
 	defer g.seal()
+	// started are the first processes; out what Start returns: for a
+	// supervised child, the handle that stands for its current process.
+	var started, out []*Child
 	for _, cmd := range cmds {
-		c, err := startChild(cmd, hooksJSON, cfg, ec, g)
+		var sup *supervisor
+		if p, ok := supervised.take(cmd); ok {
+			sup = newSupervisor(cmd, p, hooksJSON, cfg, g)
+		}
+		c, err := startChild(cmd, hooksJSON, cfg, ec, g, sup)
 		if err != nil {
 			return fail(err)
 		}
@@ -497,10 +564,19 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 			ec.sweep(end, cfg.log.Warn)
 			return nil, errShuttingDown
 		}
+		started = append(started, c)
+		if sup != nil {
+			sup.cur = c
+			if c.piped {
+				return fail(fmt.Errorf("multiexit: Start %s: a supervised command's output cannot be read through StdoutPipe or StderrPipe (a restart could not open them again); set Stdout and Stderr instead", cmd.Path))
+			}
+			c = sup.face
+		}
+		out = append(out, c)
 	}
 	t := time.NewTimer(starts.ackTimeout)
 	defer t.Stop()
-	for _, c := range g.children {
+	for _, c := range started {
 		if !c.worker {
 			continue
 		}
@@ -529,7 +605,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 			return fail(fmt.Errorf("multiexit: Start: worker %v closed its control channel without acknowledging Install within %v; it was killed, with what it started", c, starts.ackTimeout))
 		}
 	}
-	return append([]*Child(nil), g.children...), nil
+	return out, nil
 }
 
 func exitStatus(err error) string {
@@ -539,19 +615,33 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment, g *childGroup) (*Child, error) {
+func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment, g *childGroup, sup *supervisor) (*Child, error) {
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
-	c := &Child{cmd: cmd, group: g, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), reapable: make(chan struct{})}
+	c := &Child{cmd: cmd, group: g, sup: sup, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), reapable: make(chan struct{})}
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
 	}
-	env = sdnotify.ScrubEnv(env)
+	env = sup.incarnationEnv(sdnotify.ScrubEnv(env))
 	sealListenFDs() // and the descriptors the LISTEN_ variables named
+	worker := starts.workers.take(cmd)
+	// The listeners come first: descriptors from 3 (see Listen).
+	cmd.Env = env
+	handoff, err := passListeners(cmd, worker)
+	if err != nil {
+		return nil, fmt.Errorf("multiexit: Start %s: listeners: %w", cmd.Path, err)
+	}
+	env = cmd.Env
+	handed := false
+	defer func() {
+		if !handed {
+			handoff.Started(errNotStarted)
+		}
+	}()
 	var childEnds [2]*os.File
-	if starts.workers.take(cmd) {
+	if worker {
 		c.worker = true
 		deathR, deathW, err := deathPipe()
 		if err != nil {
@@ -590,6 +680,13 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 		c.started = time.Now()
 		err = ec.forkTracked(cmd, c.worker)
 		release()
+		handed = true
+		if herr := handoff.Started(err); err == nil && herr != nil {
+			// The exec shim could not execute the command: it exits 127.
+			cmd.Wait()
+			untrack(cmd)
+			err = herr
+		}
 	}
 	if c.worker {
 		closeAll(childEnds[0], childEnds[1])

@@ -277,6 +277,8 @@ var asWorker struct {
 	// reg is the registry init verified, so that a refused Install can
 	// undo what init did.
 	reg *registry
+	// ack is the acknowledgement end once Install used it (see Retire).
+	ack atomic.Pointer[os.File]
 }
 
 // IsChild reports whether this process was started as a worker (by Command
@@ -597,11 +599,14 @@ func (w *workerControl) parentDied() {
 const (
 	ackCaught    = 'i' // package initialisation caught SIGTERM
 	ackInstalled = 'a' // Install ran: the worker's hooks are in place
+	ackRetire    = 'r' // Retire: the worker ends for good (see Supervise)
 )
 
+// acknowledge tells the parent that Install ran. The end stays open (it is
+// close-on-exec) for Retire's word, and closes when the worker exits.
 func (w *workerControl) acknowledge() {
 	if w.ack != nil {
 		w.ack.Write([]byte{ackInstalled})
-		w.ack.Close()
+		asWorker.ack.Store(w.ack)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/multiexit/multiexit/internal/listenfd"
 	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
@@ -45,6 +46,11 @@ func Install(opts ...Option) error {
 	w, err := decodeWorker()
 	if err != nil {
 		return err
+	}
+	// The listeners the parent handed down (see Listen) get this
+	// process's PID in LISTEN_PID, for multiexit/listen and libsystemd.
+	if err := listenfd.Receive(); err != nil {
+		cfg.log.Warn("multiexit: Install: the listeners passed to this process are not for it", "err", err)
 	}
 	if !rt.claim(cfg) {
 		return errInstalled

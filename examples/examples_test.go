@@ -27,7 +27,7 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-var examples = []string{"hooks", "workerpool", "cascade", "tidy", "timeout", "drain"}
+var examples = []string{"hooks", "workerpool", "cascade", "tidy", "timeout", "drain", "prefork"}
 
 // bin is the directory that holds the built examples.
 var bin string

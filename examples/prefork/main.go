@@ -1,0 +1,216 @@
+// Command prefork is a pre-forking HTTP server on multiexit: the parent
+// opens the listening socket (or adopts the one systemd passed it) and
+// starts N supervised workers, this binary re-executed, which serve HTTP on
+// that one shared socket. A worker that crashes is started again in its
+// place; a crash loop stops the whole tree in order and exits 1.
+//
+//	go run ./examples/prefork                       # 127.0.0.1:8080, 4 workers
+//	go run ./examples/prefork -addr 127.0.0.1:0 -workers 8
+//	go run ./examples/prefork -crash-on-start        # exits 1: the restart limit
+//
+// Once every worker has acknowledged it prints "listening on HOST:PORT"
+// (the real port for ":0"). Its endpoints:
+//
+//	GET /           200 "pid=<worker pid> generation=<g>"
+//	GET /slow?ms=N  200 after N milliseconds
+//	GET /crash      200 "crashing" (Connection: close), then the worker
+//	                stops accepting, answers the requests it is serving,
+//	                and exits 1 without its hooks, as a crash does; it is
+//	                restarted
+//
+// SIGTERM (or Ctrl-C) stops it in order: each worker finishes the requests
+// it is serving and runs its hooks (the last prints "worker <pid>
+// generation <g>: hooks done"), then the parent's run; it dies by the
+// signal. The generation is 1: the zero-downtime reload (SIGHUP) that
+// counts generations is not built yet, and SIGHUP ends the process.
+//
+// Under systemd, a .socket unit with FileDescriptorName=http passes the
+// socket instead (Listen adopts it), and Type=notify works: Run tells
+// systemd READY=1 once the workers are up.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/multiexit/multiexit"
+	"github.com/multiexit/multiexit/listen"
+)
+
+// generation counts reloads, from 1 (see the package documentation).
+const generation = 1
+
+// crashing: GET /crash was served; the worker is about to exit 1.
+var crashing atomic.Bool
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8080", "address to listen on (host:port; port 0 picks one)")
+	workers := flag.Int("workers", 4, "number of workers")
+	crashOnStart := flag.Bool("crash-on-start", false, "every worker exits 1 right after it started (shows the restart limit)")
+	flag.Parse()
+	if multiexit.IsChild() {
+		worker(*crashOnStart)
+		return
+	}
+	multiexit.Run(func(ctx context.Context) error {
+		return parent(ctx, *addr, *workers, *crashOnStart)
+	}, multiexit.WithGrace(10*time.Second), multiexit.WithTimeout(15*time.Second))
+}
+
+func parent(ctx context.Context, addr string, n int, crashOnStart bool) error {
+	if n < 1 {
+		return fmt.Errorf("prefork: -workers %d: at least one worker is needed", n)
+	}
+	real, err := multiexit.Listen("http", "tcp", addr)
+	if err != nil {
+		return err
+	}
+	args := []string{}
+	if crashOnStart {
+		args = append(args, "-crash-on-start")
+	}
+	var pool []*exec.Cmd
+	for range n {
+		pool = append(pool, multiexit.Supervise(multiexit.Command(args...), multiexit.Policy{}))
+	}
+	if _, err := multiexit.Start(pool...); err != nil { // returns once every worker called Run
+		return err
+	}
+	fmt.Printf("listening on %s\n", real)
+	<-ctx.Done()
+	return nil
+}
+
+// worker serves HTTP on the socket the parent handed down, until the
+// shutdown; the server then finishes the requests in flight.
+func worker(crashOnStart bool) {
+	multiexit.Register(func(context.Context) error {
+		fmt.Printf("worker %d generation %d: hooks done\n", os.Getpid(), generation)
+		return nil
+	})
+	multiexit.Run(func(ctx context.Context) error {
+		if crashOnStart {
+			os.Exit(1)
+		}
+		ln, err := listen.Listener("http")
+		if err != nil {
+			return err
+		}
+		srv := newServer(ln)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(ln) }()
+		select {
+		case err := <-done:
+			if crashing.Load() {
+				select {} // the crash ends the process, without the hooks
+			}
+			return err
+		case <-ctx.Done():
+		}
+		drain, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return srv.drain(drain)
+	})
+}
+
+// server is an HTTP server that stops without dropping a request: it
+// stops accepting, serves every connection it accepted to its end, and
+// only then shuts down. (http.Server.Shutdown alone closes, unanswered, a
+// connection accepted just before it whose request it reads after it
+// began: the client gets EOF.)
+type server struct {
+	http.Server
+	ln   net.Listener
+	mu   sync.Mutex
+	cond *sync.Cond
+	busy map[net.Conn]bool // connections accepted and not idle, closed or hijacked
+}
+
+func newServer(ln net.Listener) *server {
+	s := &server{ln: ln, busy: map[net.Conn]bool{}}
+	s.cond = sync.NewCond(&s.mu)
+	s.Handler = handler(s)
+	s.ConnState = func(c net.Conn, st http.ConnState) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if st == http.StateNew || st == http.StateActive {
+			s.busy[c] = true
+		} else {
+			delete(s.busy, c)
+			s.cond.Broadcast()
+		}
+	}
+	return s
+}
+
+// drain stops accepting, waits for the connections being served (each
+// answered with Connection: close), then shuts the server down, closing
+// the idle ones; ctx bounds the wait.
+func (s *server) drain(ctx context.Context) error {
+	s.SetKeepAlivesEnabled(false)
+	s.ln.Close()
+	stop := context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.cond.Broadcast()
+		s.mu.Unlock()
+	})
+	defer stop()
+	s.mu.Lock()
+	for len(s.busy) > 0 && ctx.Err() == nil {
+		s.cond.Wait()
+	}
+	s.mu.Unlock()
+	return s.Shutdown(ctx)
+}
+
+func handler(srv *server) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "pid=%d generation=%d", os.Getpid(), generation)
+	})
+	mux.HandleFunc("GET /slow", func(w http.ResponseWriter, r *http.Request) {
+		ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+		if err != nil || ms < 0 {
+			http.Error(w, "ms: a number of milliseconds", http.StatusBadRequest)
+			return
+		}
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		fmt.Fprintf(w, "pid=%d generation=%d slept=%dms", os.Getpid(), generation, ms)
+	})
+	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) {
+		// The answer goes out whole before the crash: written on the
+		// hijacked connection, which is then closed.
+		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		writeCrashing(buf)
+		conn.Close()
+		// The requests this worker is serving are answered first, and
+		// it accepts no more: a demo's crash loses nothing; the socket's
+		// queue waits for the other workers and the restarted one.
+		crashing.Store(true)
+		go func() {
+			srv.drain(context.Background())
+			os.Exit(1) // without the hooks, as a crash
+		}()
+	})
+	return mux
+}
+
+func writeCrashing(w *bufio.ReadWriter) {
+	const body = "crashing"
+	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	w.Flush()
+}

@@ -1,0 +1,451 @@
+package multiexit
+
+// Supervised children: started again in their place when they exit by
+// themselves, with a backoff and a limit, until the entry stops them.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+	"weak"
+)
+
+// Policy says when and how Supervise restarts a child. Its zero value is
+// the default: restart after a failure only, at most 5 restarts in 10 s,
+// the first at once and the next after 100 ms, doubling up to 30 s.
+type Policy struct {
+	// Always restarts the child after any exit by itself, a success (exit
+	// status 0) too. By default only a failure is restarted: an exit
+	// status other than 0, or death by a signal. A worker that wants to
+	// end for good under Always calls Retire.
+	Always bool
+	// Burst and Interval are the intensity limit: a child that would be
+	// restarted for the Burst+1-th time within Interval is not, and the
+	// shutdown of the whole process begins, with exit status 1 and an
+	// error that names the child and the limit. Defaults: 5 and 10 s, as
+	// systemd's StartLimitBurst and StartLimitIntervalSec and Erlang/OTP's
+	// supervisors. Unlike theirs, Interval is counted in the child's
+	// running time — from each process's acknowledgement of Install (an
+	// external command: its start) to its exit — so that neither a slow
+	// start (a loaded machine, a large binary) nor the backoff waits can
+	// spread a crash loop thin enough to escape the limit.
+	Burst    int
+	Interval time.Duration
+	// Backoff is the wait before the second restart in a row (the first
+	// is at once); each further one doubles it, up to MaxBackoff, with up
+	// to a tenth of jitter either way. A process that ran (as above) for
+	// Interval or longer before it exited starts the sequence again.
+	// Defaults: 100 ms and 30 s.
+	Backoff, MaxBackoff time.Duration
+	// OnRestart, if set, is called after each restart, in its own
+	// goroutine, with what happened.
+	OnRestart func(RestartEvent)
+}
+
+// RestartEvent is one restart of a supervised child (see Policy.OnRestart).
+type RestartEvent struct {
+	Child   *Child           // the handle Start returned: its PID is now the new process's
+	OldPID  int              // the process that exited
+	Status  *os.ProcessState // how it exited
+	Attempt int              // 1 for the child's first restart, and so on
+	Delay   time.Duration    // the backoff waited before this start
+}
+
+// Supervise marks cmd, before Start, to be started again when it exits by
+// itself (see Policy), and returns it. The new process takes the old one's
+// place: the same position in the exit stack (its Start entry), the same
+// *Child (whose PID changes), the same command line, environment, working
+// directory and standard files. A worker (Command) gets the shared hooks it
+// got at Start again, and can tell which start it is with Incarnation.
+// Each restart is logged (at Warn for a failure) with the old status and
+// the attempt number, and reported to Policy.OnRestart.
+//
+// A supervised child is never restarted once it is being stopped — by
+// Stop, by its entry's turn in the shutdown — nor when its exit is seen
+// after the shutdown began: a SIGTERM during a backoff wait cancels the
+// restart at once, and no exit is counted against the limit then. An
+// exit seen just before the shutdown begins (a crash racing a SIGTERM)
+// may still be restarted: the new process is then stopped in its turn,
+// with its hooks, like the others. A
+// worker that exits before it acknowledged Install while Start waits for
+// it fails Start, as an unsupervised one does: a child that cannot boot is
+// not retried. After Start returned, a worker that dies before it
+// acknowledges is a failure like any other.
+//
+// Child.Wait and the execute function of Child.Actor wait for the child's
+// last process: the one that exited for good (by policy, Retire, Stop, the
+// limit); Wait then returns what exec.Cmd.Wait returned for it and sets
+// cmd's ProcessState to its state. Child.Stop stops the current process
+// and ends the supervision; Signal and SignalGroup reach the current
+// process (os.ErrProcessDone during a backoff wait).
+//
+// The command's output cannot be read through StdoutPipe or StderrPipe
+// (a restart could not reopen the pipes): Start refuses that. An io.Reader
+// that is not a file, as Stdin, is read by each process in turn from where
+// the last one stopped.
+func Supervise(cmd *exec.Cmd, p Policy) *exec.Cmd {
+	supervised.add(cmd, p)
+	return cmd
+}
+
+// supervised are the commands Supervise marked, by identity.
+var supervised policies
+
+type policies struct {
+	mu sync.Mutex
+	m  map[weak.Pointer[exec.Cmd]]Policy
+}
+
+func (ps *policies) add(cmd *exec.Cmd, p Policy) {
+	w := weak.Make(cmd)
+	ps.mu.Lock()
+	if ps.m == nil {
+		ps.m = map[weak.Pointer[exec.Cmd]]Policy{}
+	}
+	ps.m[w] = p
+	ps.mu.Unlock()
+	runtime.AddCleanup(cmd, func(w weak.Pointer[exec.Cmd]) {
+		ps.mu.Lock()
+		delete(ps.m, w)
+		ps.mu.Unlock()
+	}, w)
+}
+
+// take returns cmd's policy, if Supervise marked it, and forgets it.
+func (ps *policies) take(cmd *exec.Cmd) (Policy, bool) {
+	w := weak.Make(cmd)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	p, ok := ps.m[w]
+	delete(ps.m, w)
+	return p, ok
+}
+
+// incarnationVar tells a supervised worker which start it is (see
+// Incarnation). Start removes it from every child's environment but the
+// restarted worker's own.
+const incarnationVar = "MULTIEXIT_INCARNATION"
+
+// Incarnation says which start of a supervised child this process is: 0
+// for the first, n after n restarts (see Supervise). It is 0 in any other
+// process.
+func Incarnation() int {
+	n, _ := strconv.Atoi(os.Getenv(incarnationVar))
+	return n
+}
+
+// Retire ends this worker as Exit(code) does, and first tells its parent
+// not to start it again, whatever its Policy (see Supervise): a deliberate
+// end. In a process that is not a worker it is Exit(code).
+func Retire(code int) {
+	if ack := asWorker.ack.Load(); ack != nil {
+		ack.Write([]byte{ackRetire})
+	}
+	Exit(code)
+}
+
+// ErrRestartLimit is wrapped by the error that ends a process whose
+// supervised child exited too often (see Policy).
+var ErrRestartLimit = errors.New("restart limit reached")
+
+// supervisor keeps one supervised child running: the *Child Start returned
+// (face) stands for its current process (cur).
+type supervisor struct {
+	policy    Policy
+	tmpl      exec.Cmd // the command as given, before its first start
+	worker    bool
+	fg        bool
+	hooksJSON string
+	cfg       config
+	g         *childGroup
+	face      *Child
+
+	mu       sync.Mutex
+	cur      *Child
+	restarts int
+	starting int // the incarnation being started (see incarnationEnv)
+	// uptime is how long the child's processes have run, summed (see
+	// Child.ran); recent holds it at each restart within the last
+	// Interval of it.
+	uptime   time.Duration
+	recent   []time.Duration
+	next     time.Duration
+	stopped  bool          // Stop was called: no restart
+	cancel   chan struct{} // closed by Stop: a backoff wait ends
+	final    chan struct{} // closed when no process will follow cur
+	finished bool
+}
+
+// newSupervisor prepares the supervision of cmd, which has not started.
+func newSupervisor(cmd *exec.Cmd, p Policy, hooksJSON string, cfg config, g *childGroup) *supervisor {
+	if p.Burst <= 0 {
+		p.Burst = 5
+	}
+	if p.Interval <= 0 {
+		p.Interval = 10 * time.Second
+	}
+	if p.Backoff <= 0 {
+		p.Backoff = 100 * time.Millisecond
+	}
+	if p.MaxBackoff <= 0 {
+		p.MaxBackoff = 30 * time.Second
+	}
+	s := &supervisor{policy: p, tmpl: *cmd, hooksJSON: hooksJSON, cfg: cfg, g: g,
+		worker: starts.workers.has(cmd), fg: foregrounds.has(cmd),
+		cancel: make(chan struct{}), final: make(chan struct{})}
+	s.tmpl.Args = append([]string(nil), cmd.Args...)
+	if cmd.Env != nil {
+		s.tmpl.Env = append([]string(nil), cmd.Env...)
+	}
+	s.tmpl.ExtraFiles = append([]*os.File(nil), cmd.ExtraFiles...)
+	if cmd.SysProcAttr != nil {
+		a := *cmd.SysProcAttr
+		s.tmpl.SysProcAttr = &a
+	}
+	s.face = &Child{cmd: cmd, sup: s}
+	return s
+}
+
+// command is a new command for the next restart, made from the template.
+func (s *supervisor) command() *exec.Cmd {
+	cmd := new(exec.Cmd)
+	*cmd = s.tmpl
+	cmd.Args = append([]string(nil), s.tmpl.Args...)
+	if s.tmpl.Env != nil {
+		cmd.Env = append([]string(nil), s.tmpl.Env...)
+	}
+	cmd.ExtraFiles = append([]*os.File(nil), s.tmpl.ExtraFiles...)
+	if s.tmpl.SysProcAttr != nil {
+		a := *s.tmpl.SysProcAttr
+		cmd.SysProcAttr = &a
+	}
+	if s.worker {
+		starts.workers.add(cmd)
+	}
+	if s.fg {
+		foregrounds.add(cmd)
+	}
+	return cmd
+}
+
+// incarnationEnv is env for the process of a supervisor being started:
+// without incarnationVar, which only a restarted worker gets.
+func (s *supervisor) incarnationEnv(env []string) []string {
+	env = environWithout(env, incarnationVar)
+	if s != nil && s.starting > 0 {
+		env = append(env, incarnationVar+"="+strconv.Itoa(s.starting))
+	}
+	return env
+}
+
+func (s *supervisor) current() *Child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur
+}
+
+// exited is called by c's reaper once c, the current process, is reaped:
+// it decides whether a new process follows, and starts it in the
+// background after the backoff; otherwise the supervision ends.
+func (s *supervisor) exited(c *Child, stopping bool) {
+	if s.worker {
+		// A Retire's word comes before the end of the channel.
+		t := time.NewTimer(2 * time.Second)
+		select {
+		case <-c.ackRead:
+		case <-t.C: // a descendant holds the worker's end
+		}
+		t.Stop()
+	}
+	s.after(c, c.err, stopping)
+}
+
+// after decides what follows the end of c, the current process, which
+// ended with err (or could not be replaced: err is the start's error).
+func (s *supervisor) after(c *Child, err error, stopping bool) {
+	s.mu.Lock()
+	why := s.whyNot(c, err, stopping)
+	var delay time.Duration
+	var limit error
+	if why == "" {
+		ran := c.ran()
+		s.uptime += ran
+		kept := s.recent[:0]
+		for _, t := range s.recent {
+			if s.uptime-t < s.policy.Interval {
+				kept = append(kept, t)
+			}
+		}
+		s.recent = kept
+		if len(s.recent) >= s.policy.Burst {
+			why = "restart limit"
+			limit = fmt.Errorf("multiexit: supervised child %v exited (%s) after %d restarts within %v: %w (Burst %d in %v); stopping",
+				c, exitStatus(err), len(s.recent), s.policy.Interval, ErrRestartLimit, s.policy.Burst, s.policy.Interval)
+		} else {
+			if ran >= s.policy.Interval {
+				s.next = 0 // it ran long enough: the sequence begins again
+			}
+			delay = jitter(s.next)
+			s.next = min(max(2*s.next, s.policy.Backoff), s.policy.MaxBackoff)
+			s.recent = append(s.recent, s.uptime)
+			s.restarts++
+		}
+	}
+	attempt := s.restarts
+	s.mu.Unlock()
+	if why != "" {
+		if limit != nil {
+			s.cfg.log.Error(limit.Error(), "pid", c.PID(), "status", exitStatus(err), "burst", s.policy.Burst, "interval", s.policy.Interval)
+			s.finish(stopping)
+			go rt.exitBy(1, nil, limit)
+			return
+		}
+		s.finish(stopping)
+		return
+	}
+	level := s.cfg.log.Warn
+	if err == nil {
+		level = s.cfg.log.Info
+	}
+	level("multiexit: supervised child exited; restarting it", "pid", c.PID(), "cmd", s.tmpl.Path,
+		"status", exitStatus(err), "attempt", attempt, "backoff", delay)
+	go s.restart(c, attempt, delay)
+}
+
+// whyNot says why the exit of c, the current process, is not followed by a
+// new one ("" if it is).
+func (s *supervisor) whyNot(c *Child, err error, stopping bool) string {
+	switch {
+	case stopping || s.stopped:
+		return "stopped"
+	case rt.begun():
+		return "shutdown"
+	case s.worker && s.restarts == 0 && !closed(c.ready):
+		return "did not acknowledge Install" // Start reports it
+	case c.retiring.Load():
+		return "retired"
+	case !s.policy.Always && err == nil:
+		return "exited 0"
+	}
+	s.g.mu.Lock()
+	defer s.g.mu.Unlock()
+	if s.g.stopped {
+		return "stopped"
+	}
+	return ""
+}
+
+// restart waits delay, then starts the next process in old's place,
+// unless the supervision was stopped or the shutdown began meanwhile. A
+// start that fails counts as an exit.
+func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
+	if delay > 0 {
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-s.cancel:
+			t.Stop()
+			s.finish(true)
+			return
+		case <-rt.started:
+			t.Stop()
+			s.finish(false)
+			return
+		}
+	}
+	starts.mu.Lock()
+	s.g.mu.Lock()
+	s.mu.Lock()
+	stop := rt.begun() || s.g.stopped || s.stopped
+	s.mu.Unlock()
+	if stop {
+		s.g.mu.Unlock()
+		starts.mu.Unlock()
+		s.finish(true)
+		return
+	}
+	// Under the group's lock: the entry's stop takes the children after
+	// this one is in place, or finds the group stopped before.
+	s.starting = attempt
+	c, err := startChild(s.command(), s.hooksJSON, s.cfg, s.g.ec, s.g, s)
+	if err == nil {
+		for i, k := range s.g.children {
+			if k == old {
+				s.g.children[i] = c
+			}
+		}
+		s.mu.Lock()
+		s.cur = c
+		s.mu.Unlock()
+	}
+	s.g.mu.Unlock()
+	starts.mu.Unlock()
+	if err != nil {
+		s.cfg.log.Error("multiexit: supervised child could not be restarted", "cmd", s.tmpl.Path, "attempt", attempt, "err", err)
+		s.after(old, err, false) // as an exit: the limit and the backoff apply
+		return
+	}
+	s.cfg.log.Info("multiexit: supervised child restarted", "pid", c.PID(), "old_pid", old.PID(), "attempt", attempt)
+	if f := s.policy.OnRestart; f != nil {
+		go f(RestartEvent{Child: s.face, OldPID: old.PID(), Status: old.state, Attempt: attempt, Delay: delay})
+	}
+}
+
+// finish ends the supervision: the group counts the child gone.
+func (s *supervisor) finish(stopped bool) {
+	s.mu.Lock()
+	if s.finished {
+		s.mu.Unlock()
+		return
+	}
+	s.finished = true
+	s.mu.Unlock()
+	s.g.childGone(stopped)
+	close(s.final)
+}
+
+// stop is Child.Stop of the supervised child.
+func (s *supervisor) stop() error {
+	s.mu.Lock()
+	if !s.stopped {
+		s.stopped = true
+		close(s.cancel)
+	}
+	cur := s.cur
+	s.mu.Unlock()
+	stopChildren(context.Background(), []*Child{cur}, rt.config().grace, nil)
+	return s.wait()
+}
+
+// wait is Child.Wait of the supervised child.
+func (s *supervisor) wait() error {
+	<-s.final
+	cur := s.current()
+	err := cur.Wait()
+	s.face.published.Do(func() { s.face.cmd.ProcessState = cur.state })
+	return err
+}
+
+// jitter is d give or take a tenth.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return d - d/10 + rand.N(d/5+1)
+}
+
+func closed(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,344 @@
+package multiexit_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/multiexit/multiexit"
+)
+
+func init() {
+	scenario(supervisedPool, supervisedBoot, supervisedListeners)
+}
+
+// sayLog is a slog handler that says each record's message as a line
+// "log MESSAGE", so that a test can wait for the supervisor's events.
+type sayLog struct{}
+
+func (sayLog) Enabled(context.Context, slog.Level) bool { return true }
+func (sayLog) Handle(_ context.Context, r slog.Record) error {
+	line := "log " + r.Message
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "attempt" {
+			line += " attempt=" + a.Value.String()
+		}
+		return true
+	})
+	say("%s", line)
+	return nil
+}
+func (h sayLog) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h sayLog) WithGroup(string) slog.Handler      { return h }
+
+// supervisedPool: main, with hook H1 below it, starts one supervised
+// worker (Supervise) that registers the shared hook S and its own hook,
+// then says "ready w PID inc N" and behaves as args[0] says, in each
+// incarnation N (Incarnation):
+//
+//	crash-once   incarnation 0 exits 1 (without its hooks, as a crash);
+//	             the next ones serve until stopped
+//	crash        every incarnation exits 1 at once
+//	exit0        exits 0; args[1] "always" supervises with Policy.Always,
+//	             and only incarnation 0 exits
+//	retire       calls Retire(0) under Policy.Always
+//	race         at SIGUSR1, sends SIGTERM to main and exits 1 at once
+//
+// args[1] "slow" sets a backoff of an hour after the first restart;
+// "in-shutdown" registers, above the entry, a hook that sends SIGUSR1 to
+// the worker and waits for it (Wait).
+// OnRestart says "restarted ATTEMPT OLDPID -> PID"; main says "waited
+// STATUS restarts N" when Wait returns.
+func supervisedPool(args []string) {
+	mode := args[0]
+	if multiexit.IsChild() {
+		mustInstall()
+		multiexit.Register(func(context.Context) error {
+			say("w%d own", multiexit.Incarnation())
+			return nil
+		})
+		cue := make(chan os.Signal, 1)
+		signal.Notify(cue, syscall.SIGUSR1)
+		say("ready w %d inc %d", os.Getpid(), multiexit.Incarnation())
+		switch {
+		case mode == "crash-once" && multiexit.Incarnation() == 0, mode == "crash":
+			os.Exit(1)
+		case mode == "exit0" && (len(args) < 2 || multiexit.Incarnation() == 0):
+			os.Exit(0) // under "always", only the first
+		case mode == "retire":
+			multiexit.Retire(0)
+		case mode == "race":
+			<-cue
+			syscall.Kill(os.Getppid(), syscall.SIGTERM)
+			os.Exit(1)
+		}
+		select {}
+	}
+	mustInstall(multiexit.WithLogger(slog.New(sayLog{})), multiexit.WithGrace(10*time.Second))
+	multiexit.Register(hook("H1"))
+	sharedS.Register("s")
+	p := multiexit.Policy{Interval: time.Hour, Backoff: time.Millisecond}
+	var opt string
+	if len(args) > 1 {
+		opt = args[1]
+	}
+	switch {
+	case opt == "slow":
+		p.Backoff, p.MaxBackoff = time.Hour, time.Hour
+	case opt == "always" || mode == "retire":
+		p.Always = true
+	}
+	p.OnRestart = func(e multiexit.RestartEvent) {
+		say("restarted %d %d -> %d", e.Attempt, e.OldPID, e.Child.PID())
+	}
+	kids := mustStart(multiexit.Supervise(multiexit.Command(args...), p))
+	if opt == "in-shutdown" {
+		multiexit.Register(func(ctx context.Context) error {
+			syscall.Kill(kids[0].PID(), syscall.SIGUSR1)
+			err := kids[0].Wait()
+			say("waited %v restarts %d", err, kids[0].Restarts())
+			return nil
+		})
+	}
+	say("ready main")
+	if opt != "in-shutdown" {
+		err := kids[0].Wait()
+		say("waited %v restarts %d", err, kids[0].Restarts())
+	}
+	select {}
+}
+
+// events splits a trace into the hooks' lines and the lines that say
+// what happened (log, restarted, waited).
+func events(trace []string) (hooks []string, said map[string][]string) {
+	said = map[string][]string{}
+	for _, l := range trace {
+		kind, _, _ := strings.Cut(l, " ")
+		switch kind {
+		case "log", "restarted", "waited":
+			said[kind] = append(said[kind], l)
+		default:
+			hooks = append(hooks, l)
+		}
+	}
+	return hooks, said
+}
+
+// A supervised worker that crashes is started again in its place: a new
+// PID, the next incarnation, the shared hooks it had; OnRestart sees it;
+// at SIGTERM the new process runs its hooks, above main's, and Wait
+// returns the last process's status (issue 19).
+func TestSupervisedWorkerIsRestarted(t *testing.T) {
+	p := start(t, supervisedPool, []string{"crash-once"})
+	line := p.WaitAll("ready main", "restarted 1 ")["restarted 1 "]
+	var pid0, pid1 int
+	fmt.Sscanf(line, "restarted 1 %d -> %d", &pid0, &pid1)
+	p.WaitFor(fmt.Sprintf("ready w %d inc 1", pid1))
+	p.Signal(syscall.SIGTERM)
+	trace, how := p.end()
+	hooks, said := events(trace)
+	want := []string{"w1 own", "crash-once S(s)", "main S(s)", "H1"}
+	if strings.Join(hooks, "|") != strings.Join(want, "|") || how != diedOf(syscall.SIGTERM) || pid0 == pid1 ||
+		len(said["waited"]) != 1 || said["waited"][0] != "waited signal: terminated restarts 1" {
+		t.Fatalf("ended with %s, hooks %q, want %q (pids %d, %d), said %q; stderr:\n%s", how, hooks, want, pid0, pid1, said, p.Stderr.String())
+	}
+}
+
+// A crash loop trips the intensity limit: after Burst restarts the whole
+// tree stops in order and the process exits 1, the error naming the child
+// and the limit; no restart follows.
+func TestSupervisedCrashLoopTripsTheLimit(t *testing.T) {
+	p := start(t, supervisedPool, []string{"crash"})
+	trace, how := p.end()
+	hooks, said := events(trace)
+	var limit string
+	for _, l := range said["log"] {
+		if strings.Contains(l, "restart limit reached") {
+			limit = l
+		}
+	}
+	if how != exitCode(1) || len(said["restarted"]) != 5 || limit == "" || !strings.Contains(limit, "Burst 5") ||
+		strings.Join(hooks, "|") != "main S(s)|H1" {
+		t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
+	}
+}
+
+// A SIGTERM during a backoff wait cancels the restart at once: the tree
+// stops in order, nothing is started again (the backoff is an hour).
+func TestSIGTERMDuringBackoffCancelsTheRestart(t *testing.T) {
+	p := start(t, supervisedPool, []string{"crash", "slow"})
+	// The second restart waits an hour.
+	p.WaitAll("ready main", "restarted 1 ", "log multiexit: supervised child exited; restarting it attempt=2")
+	p.Signal(syscall.SIGTERM)
+	trace, how := p.end()
+	hooks, said := events(trace)
+	if how != diedOf(syscall.SIGTERM) || len(said["restarted"]) != 1 || strings.Join(hooks, "|") != "main S(s)|H1" {
+		t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
+	}
+}
+
+// A worker that crashes once the shutdown has begun (a hook above its
+// entry cues it) is not restarted: the hook sees Wait return with no
+// restart, and the process still dies by SIGTERM, not of the limit.
+func TestCrashDuringTheShutdownIsNotRestarted(t *testing.T) {
+	p := start(t, supervisedPool, []string{"race", "in-shutdown"})
+	p.WaitAll("ready main", "ready w ")
+	p.Signal(syscall.SIGTERM)
+	trace, how := p.end()
+	hooks, said := events(trace)
+	if how != diedOf(syscall.SIGTERM) || strings.Join(hooks, "|") != "main S(s)|H1" || len(said["restarted"]) != 0 ||
+		len(said["waited"]) != 1 || said["waited"][0] != "waited exit status 1 restarts 0" {
+		t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
+	}
+}
+
+// A crash that races a SIGTERM (the worker sends SIGTERM to its parent
+// and exits 1 at once) is not counted: the process dies by SIGTERM, with
+// its hooks in order. Whether the crash is restarted depends on which the
+// parent sees first; if it is, the new process is stopped in its turn and
+// runs its hooks.
+func TestCrashRacingSIGTERM(t *testing.T) {
+	for range 10 {
+		p := start(t, supervisedPool, []string{"race"})
+		var pid int
+		fmt.Sscanf(p.WaitAll("ready main", "ready w ")["ready w "], "ready w %d", &pid)
+		syscall.Kill(pid, syscall.SIGUSR1)
+		trace, how := p.end()
+		hooks, said := events(trace)
+		want := "main S(s)|H1"
+		if len(said["restarted"]) > 0 {
+			want = "w1 own|race S(s)|" + want
+		}
+		if how != diedOf(syscall.SIGTERM) || strings.Join(hooks, "|") != want || len(said["restarted"]) > 1 {
+			t.Fatalf("ended with %s, hooks %q, want %q, said %q; stderr:\n%s", how, hooks, want, said, p.Stderr.String())
+		}
+	}
+}
+
+// What ends a supervised child for good: exit 0 under the default policy,
+// Retire under Always. Exit 0 under Always is restarted.
+func TestSupervisedDeliberateExit(t *testing.T) {
+	for _, c := range []struct {
+		args      []string
+		restarted bool
+		hooks     string
+	}{
+		{[]string{"exit0"}, false, "main S(s)|H1"},
+		{[]string{"retire"}, false, "w0 own|retire S(s)|main S(s)|H1"}, // Retire is Exit: the worker's hooks run
+		{[]string{"exit0", "always"}, true, "w1 own|exit0 S(s)|main S(s)|H1"},
+	} {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			p := start(t, supervisedPool, c.args)
+			if c.restarted {
+				p.WaitAll("ready main", "restarted 1 ", "ready w ") // the first "ready w"
+				p.WaitFor("ready w ")                                // incarnation 1's
+			} else {
+				if got := p.WaitAll("ready main", "waited ")["waited "]; got != "waited <nil> restarts 0" {
+					t.Errorf("said %q", got)
+				}
+			}
+			p.Signal(syscall.SIGTERM)
+			trace, how := p.end()
+			hooks, said := events(trace)
+			got := strings.Join(hooks, "|")
+			if how != diedOf(syscall.SIGTERM) || got != c.hooks || !c.restarted && len(said["restarted"]) != 0 {
+				t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
+			}
+		})
+	}
+}
+
+// supervisedBoot: a supervised worker that exits before it acknowledged
+// Install fails Start, and is not started again.
+func supervisedBoot(args []string) {
+	if multiexit.IsChild() {
+		say("ready w %d", os.Getpid())
+		os.Exit(3)
+	}
+	mustInstall(multiexit.WithLogger(slog.New(sayLog{})))
+	_, err := multiexit.Start(multiexit.Supervise(multiexit.Command(), multiexit.Policy{}))
+	say("start: %v", err)
+	multiexit.Exit(0)
+}
+
+func TestSupervisedBootFailureFailsStart(t *testing.T) {
+	p := start(t, supervisedBoot, nil)
+	trace, how := p.End()
+	var starts, readies []string
+	for _, l := range trace {
+		if strings.HasPrefix(l, "start: ") {
+			starts = append(starts, l)
+		}
+		if strings.HasPrefix(l, "ready w ") {
+			readies = append(readies, l)
+		}
+	}
+	if how != exitCode(0) || len(starts) != 1 || !strings.Contains(starts[0], "exited before it acknowledged Install: exit status 3") ||
+		len(readies) != 1 {
+		t.Fatalf("ended with %s, trace %q; stderr:\n%s", how, trace, p.Stderr.String())
+	}
+}
+
+// supervisedListeners: main opens a Unix socket with Listen and starts a
+// supervised worker that crashes once, and an external shell marked with
+// ShareListeners; each says what it was handed: LISTEN_FDS,
+// LISTEN_FDNAMES, whether LISTEN_PID is its own PID, and whether
+// descriptor 3 is a socket.
+func supervisedListeners(args []string) {
+	if multiexit.IsChild() {
+		mustInstall()
+		var st syscall.Stat_t
+		sock := syscall.Fstat(3, &st) == nil && st.Mode&syscall.S_IFMT == syscall.S_IFSOCK
+		say("w%d fds=%s names=%s pidok=%v sock=%v", multiexit.Incarnation(), os.Getenv("LISTEN_FDS"), os.Getenv("LISTEN_FDNAMES"),
+			os.Getenv("LISTEN_PID") == strconv.Itoa(os.Getpid()), sock)
+		if multiexit.Incarnation() == 0 {
+			os.Exit(1)
+		}
+		select {}
+	}
+	mustInstall(multiexit.WithLogger(slog.New(sayLog{})))
+	if _, err := multiexit.Listen("web", "unix", args[0]); err != nil {
+		say("listen: %v", err)
+		multiexit.Exit(1)
+	}
+	if _, err := multiexit.Listen("web", "unix", args[0]+"2"); err == nil || !strings.Contains(err.Error(), `"web"`) {
+		say("second Listen web: %v", err)
+	}
+	sh := exec.Command("sh", "-c", `[ "$LISTEN_PID" = $$ ] && ok=true || ok=false; [ -S /dev/fd/3 ] && s=true || s=false; echo "ext fds=$LISTEN_FDS names=$LISTEN_FDNAMES pidok=$ok sock=$s"; exec sleep 1000`)
+	sh.Stdout = os.Stdout
+	mustStart(multiexit.Supervise(multiexit.Command(), multiexit.Policy{}), multiexit.ShareListeners(sh))
+	say("ready main")
+	select {}
+}
+
+// Listeners (issue 19): every worker — the restarted one too — and an
+// external command marked with ShareListeners receive the socket in the
+// systemd format, LISTEN_PID naming themselves.
+func TestListenersReachRestartedWorkersAndMarkedCommands(t *testing.T) {
+	p := start(t, supervisedListeners, []string{filepath.Join(t.TempDir(), "web.sock")})
+	lines := p.WaitAll("ready main", "w0 ", "w1 ", "ext ")
+	for _, k := range []string{"w0 ", "w1 ", "ext "} {
+		if want := k + "fds=1 names=web pidok=true sock=true"; lines[k] != want {
+			t.Errorf("%q, want %q", lines[k], want)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	trace, how := p.end()
+	if how != diedOf(syscall.SIGTERM) {
+		t.Errorf("ended with %s, trace %q; stderr:\n%s", how, trace, p.Stderr.String())
+	}
+	for _, l := range trace {
+		if strings.HasPrefix(l, "second Listen") || strings.HasPrefix(l, "listen:") {
+			t.Errorf("%s", l)
+		}
+	}
+}
