@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -32,7 +33,7 @@ func (e *entryContainment) keepGroup(pgid int) {
 		if err != nil || pid == pgid {
 			continue
 		}
-		f := statFields(pid)
+		f := procfs.StatFields(pid)
 		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
 			continue
 		}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -160,7 +161,7 @@ type entryContainment struct {
 	tag    string       // MULTIEXIT_TREE value of its children
 	cg     string       // its cgroup (LayerCgroup)
 	termed map[int]bool // orphans sent SIGTERM in its stop
-	// kids: the start times (see startTicks) of the children it
+	// kids: the start times (see procfs.StartTicks) of the children it
 	// started, by PID, under tree.mu; indexed in tree.started
 	kids map[int]uint64
 	// kept: pidfds of what its children left in their process groups
@@ -354,7 +355,7 @@ func (e *entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error {
 	}
 	// It is tracked: alive or an unreaped zombie, so this is its start
 	// time (read without tree.mu: no read of /proc under it).
-	born, ok := startTicks(pid)
+	born, ok := procfs.StartTicks(pid)
 	if !ok {
 		return nil
 	}
@@ -427,7 +428,7 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 			return true
 		}
 		pgid, err := unix.Getpgid(pid)
-		return err != nil || groupSet[pgid] || workerSet[ppidOf(pid)]
+		return err != nil || groupSet[pgid] || workerSet[procfs.PPid(pid)]
 	}
 	if e.cg != "" {
 		b, _ := os.ReadFile(filepath.Join(e.cg, "cgroup.procs"))
@@ -574,12 +575,12 @@ type pinnedChild struct{ pid, fd int }
 // unreaped child, or a pinned child of a pinned process).
 func pinChildren(parent int) []pinnedChild {
 	var out []pinnedChild
-	for _, pid := range childrenOf(parent) {
+	for _, pid := range procfs.Children(parent) {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if err != nil {
 			continue
 		}
-		if ppidOf(pid) != parent || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
+		if procfs.PPid(pid) != parent || unix.PidfdSendSignal(fd, 0, nil, 0) != nil {
 			unix.Close(fd)
 			continue
 		}

@@ -7,7 +7,7 @@ package multiexit
 // What a descendant can make it cost, whatever it does (see the README's
 // "Security"): each scan reads one /proc/PID/stat per child; the
 // environment of a child is read once per process (PID and start time),
-// at most envScanLimit bytes of it; and the reaper spends at most about a
+// at most procfs.EnvScanLimit bytes of it; and the reaper spends at most about a
 // tenth of its time scanning, however many SIGCHLDs arrive. tree.mu, which
 // Start needs, is never held across a read of /proc.
 
@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,23 +97,23 @@ func reapOrphans() scan {
 			continue
 		}
 		s.untracked++
-		st, ok := statusOf(pid)
+		st, ok := procfs.StatusOf(pid)
 		if !ok {
 			continue // gone
 		}
-		if st.state != 'Z' {
+		if st.State != 'Z' {
 			live[pid] = true
-			if st.exiting() {
+			if st.Exiting() {
 				s.pending++
 				continue
 			}
-			tag, ok := tagOf(pid, st.start)
+			tag, ok := tagOf(pid, st.Start)
 			if !ok {
 				s.pending++
 				continue
 			}
 			if tag != "" {
-				if owner := adopt(pid, tag, st.start); owner != "" {
+				if owner := adopt(pid, tag, st.Start); owner != "" {
 					if s.owned == nil {
 						s.owned = map[string][]int{}
 					}
@@ -153,7 +154,7 @@ func reapOrphans() scan {
 
 // tagOf is the tree's tag in the environment of pid, a live child of this
 // process started at start ("" for none): remembered, or read (a bounded
-// prefix: see envOf) from a process pinned by a pidfd, so that what is
+// prefix: see procfs.Env) from a process pinned by a pidfd, so that what is
 // read is that process's. false: it exited or began to meanwhile.
 func tagOf(pid int, start uint64) (string, bool) {
 	if s, ok := orphans.tags[pid]; ok && s.start == start {
@@ -164,11 +165,11 @@ func tagOf(pid int, start uint64) (string, bool) {
 		return "", false
 	}
 	defer unix.Close(fd)
-	st, ok := statusOf(pid)
-	if !ok || st.start != start || st.exiting() {
+	st, ok := procfs.StatusOf(pid)
+	if !ok || st.Start != start || st.Exiting() {
 		return "", false
 	}
-	tag, err := envOf(pid, treeVar)
+	tag, err := procfs.Env(pid, treeVar)
 	switch {
 	case err == unix.EACCES || err == unix.EPERM:
 		// Another user's, to a parent that is not root: its
@@ -182,7 +183,7 @@ func tagOf(pid int, start uint64) (string, bool) {
 	}
 	if tag == "" {
 		// An exiting process shows an empty environment.
-		if st, ok := statusOf(pid); !ok || st.exiting() {
+		if st, ok := procfs.StatusOf(pid); !ok || st.Exiting() {
 			return "", false
 		}
 	}
@@ -389,11 +390,11 @@ func lingerThenReap(pid int) {
 func reapLingering(pid int) {
 	orphans.mu.Lock()
 	defer orphans.mu.Unlock()
-	st, ok := statusOf(pid)
+	st, ok := procfs.StatusOf(pid)
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	delete(tree.lingering, pid)
-	if ok && st.state == 'Z' && tree.tracked[pid] == nil {
+	if ok && st.State == 'Z' && tree.tracked[pid] == nil {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
@@ -560,19 +561,4 @@ func (e *entryContainment) emptyAfter(s scan) bool {
 }
 
 // children lists this process's children (of every thread).
-func children() []int { return childrenOf(os.Getpid()) }
-
-// childrenOf lists pid's children (of every thread).
-func childrenOf(pid int) []int {
-	var pids []int
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, _ := os.ReadDir(dir)
-	for _, t := range tasks {
-		for _, f := range strings.Fields(string(readProc(dir + "/" + t.Name() + "/children"))) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
+func children() []int { return procfs.Children(os.Getpid()) }

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -67,7 +68,7 @@ func startGuardian(root string, lock *os.File, timeout time.Duration, env []stri
 	if len(os.Args) > 0 {
 		cmd.Args[0] = os.Args[0]
 	}
-	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), startTime(os.Getpid())))
+	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), procfs.StartTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r, lock}                  // descriptors 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
@@ -150,8 +151,8 @@ func parseGuardian(v string) (*guardian, error) {
 	}
 	lockDev, lockIno := st.Dev, st.Ino
 	alive := func() bool {
-		state, _ := procState(ppid)
-		return startTime(ppid) == f[3] && state != 'Z'
+		state, _ := procfs.State(ppid)
+		return procfs.StartTime(ppid) == f[3] && state != 'Z'
 	}
 	if ppid != os.Getppid() && alive() {
 		// The parent is dying: its threads exit one by one, and this
@@ -291,7 +292,7 @@ func pinInCgroup(pid int, cg string) (int, bool) {
 // up) is a worker: its descendants are its own to stop.
 func underWorker(pid int, isWorker func(int) bool) bool {
 	for range 64 {
-		pid = ppidOf(pid)
+		pid = procfs.PPid(pid)
 		if pid <= 1 {
 			return false
 		}
