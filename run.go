@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"sync"
+
+	"github.com/multiexit/multiexit/internal/contain"
 )
 
 var errInstalled = errors.New("multiexit: Install called twice")
@@ -47,7 +49,8 @@ func Install(opts ...Option) error {
 	if !rt.claim(cfg) {
 		return errInstalled
 	}
-	initContainment(cfg.timeout, cfg.log, cfg.trace)
+	contain.Init(contain.Config{Timeout: cfg.timeout, Grace: cfg.grace, Log: cfg.log, Trace: cfg.trace,
+		Executable: selfExecutable, GuardianEnv: guardianEnv})
 
 	var ctl *workerControl
 	var first chan os.Signal

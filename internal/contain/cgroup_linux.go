@@ -1,4 +1,4 @@
-package multiexit
+package contain
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package multiexit
+package contain
 
 import (
 	"errors"
@@ -28,7 +28,7 @@ const treeVar = "MULTIEXIT_TREE"
 
 var tree struct {
 	mu      sync.Mutex // held across a fork and its tracking, and by the reaper
-	root    string     // the tree's cgroup (LayerCgroup), made at the first Start
+	root    string     // the tree's cgroup (Cgroup), made at the first Start
 	lock    *os.File   // root's lock (see lockCgroup), held from its making on; nil before
 	seq     int
 	prefix  string            // "<pid>.": the tags of this process's entries
@@ -40,7 +40,7 @@ var tree struct {
 	// alive or dead, until they are released (more than one if a dead
 	// child's PID was reused): the orphans of that child's own tree
 	// carry tags "<pid>.<n>" (see ownerOf)
-	started map[int][]*entryContainment
+	started map[int][]*Entry
 	// owners: whether a zombie child that no Start entry claims can be
 	// told from one an os.Process will wait for (see unowned).
 	owners bool
@@ -49,46 +49,47 @@ var tree struct {
 	// has claimed yet
 	lingering map[int]bool
 	// waiting: entries whose children are gone but whose descendants
-	// live on; released when they are gone too (see whenEmpty)
-	waiting map[*entryContainment]func()
-	// quiet counts the entries being stopped in the shutdown: their
+	// live on; released when they are gone too (see WhenEmpty)
+	waiting map[*Entry]func()
+	// Quiet counts the entries being stopped in the shutdown: their
 	// children's exits are theirs to reap, and the sweep that ends each
 	// stop reaps orphans, so the reaper does not scan on every SIGCHLD
 	// meanwhile. missed says it skipped one.
 	quiet  int
 	missed bool
 
-	guard   *guardianLink // the cgroup layer's, started at the first Start
-	timeout time.Duration // the shutdown deadline, for the guardian
+	guard *guardianLink // the cgroup layer's, started at the first Start
+	cfg   Config        // Init's: the deadlines, the guardian's binary and environment
 }
 
-// initContainment chooses the layer: cgroup v2 where a writable hierarchy
-// exists, else the subreaper, else process groups. On the first two the
-// process becomes a child subreaper, and starts the reaper: it reaps the
-// orphans of the tree, and every other zombie child that no os.Process
+// Init chooses the layer: cgroup v2 where a writable hierarchy exists,
+// else the subreaper, else process groups, capped by Var. On the first two
+// the process becomes a child subreaper, and starts the reaper: it reaps
+// the orphans of the tree, and every other zombie child that no os.Process
 // will wait for (the orphans of commands it shells out to), so that none
-// piles up. timeout is the shutdown deadline (the guardian's wait), log
-// the process's logger; trace logs the choice.
-func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
+// piles up. Called once, at Install; without it an entry is contained by
+// process groups alone.
+func Init(cfg Config) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]*exec.Cmd{}
 	tree.adopted = map[int]string{}
-	tree.started = map[int][]*entryContainment{}
+	tree.started = map[int][]*Entry{}
 	tree.lingering = map[int]bool{}
-	tree.waiting = map[*entryContainment]func(){}
+	tree.waiting = map[*Entry]func(){}
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
-	tree.timeout = timeout
-	setLayer(LayerProcessGroup)
-	limit := os.Getenv(ContainmentVar)
+	tree.cfg = cfg
+	log := cfg.Log
+	setLayer(ProcessGroup)
+	limit := os.Getenv(Var)
 	switch limit {
-	case "", LayerProcessGroup.String(), LayerSubreaper.String(), LayerCgroup.String():
+	case "", ProcessGroup.String(), Subreaper.String(), Cgroup.String():
 	default:
-		log.Warn("multiexit: unknown containment layer; ignored", "var", ContainmentVar, "value", limit,
-			"known", LayerCgroup.String()+", "+LayerSubreaper.String()+", "+LayerProcessGroup.String())
+		log.Warn("multiexit: unknown containment layer; ignored", "var", Var, "value", limit,
+			"known", Cgroup.String()+", "+Subreaper.String()+", "+ProcessGroup.String())
 	}
-	if limit == LayerProcessGroup.String() {
+	if limit == ProcessGroup.String() {
 		if tree.pid1 {
 			tree.owners = pidfdsOwnChildren()
 			go reaper()
@@ -99,22 +100,22 @@ func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
 		log.Warn("multiexit: cannot become a child subreaper; containment is by process group only", "err", err)
 		return
 	}
-	setLayer(LayerSubreaper)
+	setLayer(Subreaper)
 	tree.owners = pidfdsOwnChildren()
 	if !tree.owners && !tree.pid1 {
-		log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + ContainmentVar + "=process-group to leave them to init")
+		log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + Var + "=process-group to leave them to init")
 	}
-	root, err := "", errors.New(ContainmentVar+"=subreaper")
+	root, err := "", errors.New(Var+"=subreaper")
 	switch {
-	case limit == LayerSubreaper.String():
+	case limit == Subreaper.String():
 	case tree.pid1 && limit == "":
 		// The kernel kills every process of the namespace when its
 		// PID 1 dies, the guardian with them: a tree cgroup would
 		// outlive a SIGKILL or a crash of this process. The namespace
 		// is the last line of defence instead, and the children are
-		// started with the same cap (see prepare), so that no
+		// started with the same cap (see Prepare), so that no
 		// multiexit program below makes one either.
-		err = errors.New("PID 1 of its PID namespace: no tree cgroup (the namespace dies with it); " + ContainmentVar + "=cgroup makes one")
+		err = errors.New("PID 1 of its PID namespace: no tree cgroup (the namespace dies with it); " + Var + "=cgroup makes one")
 	default:
 		// A probe that changes nothing: the tree's cgroup is made at
 		// the first Start, so a process that never starts children
@@ -123,11 +124,11 @@ func initContainment(timeout time.Duration, log *slog.Logger, trace bool) {
 	}
 	if err == nil {
 		tree.root = root
-		setLayer(LayerCgroup)
+		setLayer(Cgroup)
 	}
 	go reaper()
-	if trace {
-		log.Info("multiexit: containment", "layer", Containment().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
+	if cfg.Trace {
+		log.Info("multiexit: containment", "layer", Current().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
 	}
 }
 
@@ -156,10 +157,11 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// entryContainment is one Start entry's share of the tree.
-type entryContainment struct {
+// Entry is one Start entry's share of the tree. Its methods do nothing
+// where the layer has nothing to do, and a nil *Entry is not valid.
+type Entry struct {
 	tag    string       // MULTIEXIT_TREE value of its children
-	cg     string       // its cgroup (LayerCgroup)
+	cg     string       // its cgroup (Cgroup)
 	termed map[int]bool // orphans sent SIGTERM in its stop
 	// kids: the start times (see procfs.StartTicks) of the children it
 	// started, by PID, under tree.mu; indexed in tree.started
@@ -170,15 +172,19 @@ type entryContainment struct {
 	kept []int
 }
 
-func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
+// NewEntry makes the containment of a new Start entry: on the cgroup
+// layer its cgroup, the tree's (and the guardian) at the first call. What
+// it cannot make falls back to the subreaper layer, with a warning to log;
+// the error is a cgroup that could not be made for an entry.
+func NewEntry(log *slog.Logger) (*Entry, error) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if tree.prefix == "" { // Install was not called: process groups only
-		return &entryContainment{}, nil
+		return &Entry{}, nil
 	}
 	tree.seq++
-	e := &entryContainment{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}, kids: map[int]uint64{}}
-	if Containment() == LayerCgroup {
+	e := &Entry{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}, kids: map[int]uint64{}}
+	if Current() == Cgroup {
 		if tree.lock == nil {
 			lock, err := makeTreeRoot()
 			if err != nil {
@@ -186,7 +192,7 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 				// back to the subreaper layer rather than fail Start.
 				log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
 				tree.root = ""
-				setLayer(LayerSubreaper)
+				setLayer(Subreaper)
 				return e, nil
 			}
 			tree.lock = lock
@@ -198,7 +204,7 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 			killCgroup(tree.root, time.Second)
 			tree.lock.Close()
 			tree.root, tree.lock = "", nil
-			setLayer(LayerSubreaper)
+			setLayer(Subreaper)
 			return e, nil
 		}
 		e.cg = filepath.Join(tree.root, "e"+strconv.Itoa(tree.seq))
@@ -209,14 +215,14 @@ func newEntryContainment(log *slog.Logger) (*entryContainment, error) {
 	return e, nil
 }
 
-// release ends the entry's containment once nothing of it is alive (or
+// Release ends the entry's containment once nothing of it is alive (or
 // its stop has swept what was): it forgets the PIDs of its children, and
 // removes its cgroup.
-func (e *entryContainment) release() {
+func (e *Entry) Release() {
 	tree.mu.Lock()
 	delete(tree.waiting, e)
 	for pid := range e.kids {
-		tree.started[pid] = slices.DeleteFunc(tree.started[pid], func(o *entryContainment) bool { return o == e })
+		tree.started[pid] = slices.DeleteFunc(tree.started[pid], func(o *Entry) bool { return o == e })
 		if len(tree.started[pid]) == 0 {
 			delete(tree.started, pid)
 		}
@@ -234,22 +240,29 @@ func ensureGuardian() error {
 	if tree.guard != nil {
 		return nil
 	}
-	g, err := startGuardian(tree.root, tree.lock, tree.timeout, guardianEnv())
+	exe, env := os.Executable, os.Environ
+	if tree.cfg.Executable != nil {
+		exe = tree.cfg.Executable
+	}
+	if tree.cfg.GuardianEnv != nil {
+		env = tree.cfg.GuardianEnv
+	}
+	g, err := startGuardian(exe, tree.root, tree.lock, tree.cfg.Timeout, env())
 	if err != nil {
 		return err
 	}
 	tree.guard = g
-	tree.tracked[g.cmd.Process.Pid] = g.cmd // closeContainment waits for it
+	tree.tracked[g.cmd.Process.Pid] = g.cmd // Close waits for it
 	// What an external child and the rest of the tree get if this
 	// process dies: the grace period, as in its own stop.
-	g.tell("grace " + strconv.FormatInt(int64(rt.config().grace), 10))
+	g.tell("grace " + strconv.FormatInt(int64(tree.cfg.Grace), 10))
 	return nil
 }
 
-// closeContainment runs at exit, after the hooks: the tree is empty, so
+// Close runs at exit, after the hooks: the tree is empty, so
 // the guardian only removes the cgroups; it is waited for, so that nothing
 // of the tree outlives this process.
-func closeContainment() {
+func Close() {
 	tree.mu.Lock()
 	g, root, lock := tree.guard, tree.root, tree.lock
 	tree.guard = nil
@@ -299,10 +312,10 @@ func makeTreeRoot() (*os.File, error) {
 	}
 }
 
-// prepare tags cmd and, in the cgroup layer, starts it straight into the
+// Prepare tags cmd and, in the cgroup layer, starts it straight into the
 // entry's cgroup (unless the caller chose a cgroup). It returns what to
 // release once the command has started.
-func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
+func (e *Entry) Prepare(cmd *exec.Cmd) (release func(), err error) {
 	if e.tag == "" {
 		return func() {}, nil
 	}
@@ -312,11 +325,11 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 	}
 	// First, so that a bounded read of the environment finds it (see
 	// envOf), whatever the size of the rest.
-	cmd.Env = append([]string{treeVar + "=" + childTag(e.tag)}, environWithout(env, treeVar)...)
-	if tree.pid1 && Containment() != LayerCgroup && !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, ContainmentVar+"=") }) {
+	cmd.Env = append([]string{treeVar + "=" + childTag(e.tag)}, without(env, treeVar)...)
+	if tree.pid1 && Current() != Cgroup && !slices.ContainsFunc(env, func(kv string) bool { return strings.HasPrefix(kv, Var+"=") }) {
 		// As PID 1, nothing below makes a tree cgroup either (see
-		// initContainment), unless the caller's environment says.
-		cmd.Env = append(cmd.Env, ContainmentVar+"="+Containment().String())
+		// Init), unless the caller's environment says.
+		cmd.Env = append(cmd.Env, Var+"="+Current().String())
 	}
 	a := cmd.SysProcAttr
 	if e.cg == "" || a.UseCgroupFD {
@@ -330,13 +343,16 @@ func (e *entryContainment) prepare(cmd *exec.Cmd) (release func(), err error) {
 	return func() { unix.Close(fd) }, nil
 }
 
-// forkTracked starts cmd for the entry and records its PID as one whose
+// ForkTracked starts cmd for the entry and records its PID as one whose
 // status exec.Cmd.Wait owns, before the reaper can look at it, and as one
 // of the entry's children, with its start time: after the child is gone,
 // orphans of its own tree still say which entry they belong to (ownerOf).
-func (e *entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error {
+// start is what starts it (cmd.Start, or the caller's fork thread); a
+// worker is a child that runs its own hooks when this process dies (the
+// guardian gives it the deadline).
+func (e *Entry) ForkTracked(cmd *exec.Cmd, worker bool, start func(*exec.Cmd) error) error {
 	tree.mu.Lock()
-	if err := startCmd(cmd); err != nil {
+	if err := start(cmd); err != nil {
 		tree.mu.Unlock()
 		return err
 	}
@@ -368,9 +384,9 @@ func (e *entryContainment) forkTracked(cmd *exec.Cmd, worker bool) error {
 	return nil
 }
 
-// untrack forgets cmd once it was waited for (not a later child that got
+// Untrack forgets cmd once it was waited for (not a later child that got
 // its PID).
-func untrack(cmd *exec.Cmd) {
+func Untrack(cmd *exec.Cmd) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	pid := cmd.Process.Pid
@@ -380,7 +396,7 @@ func untrack(cmd *exec.Cmd) {
 	tree.guard.tell("-" + strconv.Itoa(pid))
 }
 
-// termEscapees sends SIGTERM (and SIGCONT), as the entry's stop begins, to
+// TermEscapees sends SIGTERM (and SIGCONT), as the entry's stop begins, to
 // what its children left outside their process groups (groups): the
 // descendants of its external children (externals) in other groups,
 // processes directly in the entry's cgroup, but for those of workers (whose
@@ -388,9 +404,9 @@ func untrack(cmd *exec.Cmd) {
 // (its tag's, and those of the trees of its children: see ownerOf). So
 // everything of the entry shares one grace period; the sweep kills what is
 // left at its end.
-func (e *entryContainment) termEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
+func (e *Entry) TermEscapees(groups, externals, workers []int, log func(msg string, args ...any)) {
 	e.signalKept(unix.SIGTERM, unix.SIGCONT)
-	if e.tag == "" || Containment() == LayerProcessGroup {
+	if e.tag == "" || Current() == ProcessGroup {
 		return
 	}
 	// Sets, not slices: an entry may have a thousand children, and every
@@ -448,13 +464,13 @@ func (e *entryContainment) termEscapees(groups, externals, workers []int, log fu
 	}
 }
 
-// sweep runs after the entry's children were stopped: whatever of the
+// Sweep runs after the entry's children were stopped: whatever of the
 // entry is left — descendants that left their process groups — gets
 // SIGTERM now and SIGKILL at end, the end of the entry's one grace period
 // (cgroup.kill in the cgroup layer), and is reaped. Orphans that appear
 // while it runs (the children of a killed escapee) get SIGKILL at once
 // once end has passed: nothing of the entry gets a second grace period.
-func (e *entryContainment) sweep(end time.Time, log func(msg string, args ...any)) {
+func (e *Entry) Sweep(end time.Time, log func(msg string, args ...any)) {
 	e.stopKept(end)
 	if e.cg != "" {
 		if reapOrphans().untracked == 0 && unpopulated(e.cg) { // adopt the live ones first
@@ -622,4 +638,15 @@ func pinDescendants(parent, depth int, fds []int) []int {
 		fds = pinDescendants(c.pid, depth+1, append(fds, c.fd))
 	}
 	return fds
+}
+
+// without returns env without the variable name, in a new slice.
+func without(env []string, name string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, name+"=") {
+			out = append(out, kv)
+		}
+	}
+	return out
 }

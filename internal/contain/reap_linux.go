@@ -1,4 +1,4 @@
-package multiexit
+package contain
 
 // The reaper: the children of this process that no exec.Cmd owns (orphans
 // of the tree, which reparent to it as a subreaper, and zombies nobody will
@@ -271,7 +271,7 @@ func ownerOf(tag string, born uint64) string {
 		if !ok || err != nil || len(tree.started[kid]) == 0 {
 			continue
 		}
-		var owner *entryContainment
+		var owner *Entry
 		for _, e := range tree.started[kid] {
 			if t := e.kids[kid]; t <= born && (owner == nil || t >= owner.kids[kid]) {
 				owner = e
@@ -466,7 +466,7 @@ func reaper() {
 		tree.mu.Lock()
 		quiet := tree.quiet > 0
 		tree.missed = tree.missed || quiet
-		var waiting []*entryContainment
+		var waiting []*Entry
 		for e := range tree.waiting {
 			waiting = append(waiting, e)
 		}
@@ -485,13 +485,13 @@ func reaper() {
 	}
 }
 
-// quiet keeps the reaper from scanning this process's children on every
+// Quiet keeps the reaper from scanning this process's children on every
 // SIGCHLD while the entry's children are stopped in the shutdown: a stop
 // of N children would scan N times. The returned function ends it, and
 // reaps what the reaper skipped once no entry is being stopped. (Outside
 // the shutdown the reaper keeps scanning: an orphan it did not see alive
 // cannot be told from its zombie, whose environment is gone.)
-func (e *entryContainment) quiet() (end func()) {
+func (e *Entry) Quiet() (end func()) {
 	tree.mu.Lock()
 	tree.quiet++
 	tree.mu.Unlock()
@@ -509,16 +509,16 @@ func (e *entryContainment) quiet() (end func()) {
 	}
 }
 
-// whenEmpty calls f once nothing of the entry is alive: now, or as the
+// WhenEmpty calls f once nothing of the entry is alive: now, or as the
 // reaper sees its last descendant go.
-func (e *entryContainment) whenEmpty(f func()) {
+func (e *Entry) WhenEmpty(f func()) {
 	if e.tag == "" && !e.keptAlive() {
 		f()
 		return
 	}
 	tree.mu.Lock()
 	if tree.waiting == nil { // Install was not called
-		tree.waiting = map[*entryContainment]func(){}
+		tree.waiting = map[*Entry]func(){}
 	}
 	tree.waiting[e] = f
 	tree.mu.Unlock()
@@ -531,7 +531,7 @@ func (e *entryContainment) whenEmpty(f func()) {
 
 // checkEmpty calls the entry's whenEmpty function if it is empty after
 // the scan s.
-func (e *entryContainment) checkEmpty(s scan) {
+func (e *Entry) checkEmpty(s scan) {
 	if !e.emptyAfter(s) {
 		return
 	}
@@ -550,10 +550,10 @@ func (e *entryContainment) checkEmpty(s scan) {
 }
 
 // emptyAfter reports whether nothing of the entry is alive after the scan
-// s: nothing its children left in their groups (see keepGroup), no process
+// s: nothing its children left in their groups (see KeepGroup), no process
 // in its cgroup, no orphan with its tag, and no child of this process
 // pending (whose orphans could be the entry's).
-func (e *entryContainment) emptyAfter(s scan) bool {
+func (e *Entry) emptyAfter(s scan) bool {
 	if e.keptAlive() || e.cg != "" && populated(e.cg) {
 		return false
 	}
