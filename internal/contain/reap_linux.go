@@ -2,14 +2,15 @@ package contain
 
 // The reaper: the children of this process that no exec.Cmd owns (orphans
 // of the tree, which reparent to it as a subreaper, and zombies nobody will
-// wait for), how each is judged once, and how an entry knows it is empty.
+// wait for), how each is judged once (see ownerOf), and the scans from
+// which an entry learns that it is empty (see WhenEmpty).
 //
 // What a descendant can make it cost, whatever it does (see the README's
 // "Security"): each scan reads one /proc/PID/stat per child; the
 // environment of a child is read once per process (PID and start time),
-// at most procfs.EnvScanLimit bytes of it; and the reaper spends at most about a
-// tenth of its time scanning, however many SIGCHLDs arrive. tree.mu, which
-// Start needs, is never held across a read of /proc.
+// at most procfs.EnvScanLimit bytes of it; and the reaper spends at most
+// about a tenth of its time scanning, however many SIGCHLDs arrive.
+// tree.mu, which Start needs, is never held across a read of /proc.
 
 import (
 	"os"
@@ -236,68 +237,6 @@ func adopt(pid int, tag string, born uint64) string {
 	return owner
 }
 
-// ownerOf returns the tag of the entry that a live orphan of this process,
-// started at born and tagged tag, belongs to, or "" if it belongs to none.
-// Called with tree.mu held.
-//
-// A tag is a list, nearest first, of "<P>.<n>": the entry n of process P
-// that started the process carrying it (or its ancestor), then the tag
-// that P itself carried, and so on up (at most maxTagDepth). The first of
-// them that names one of our entries decides. One of this process's (its
-// prefix) names the entry. "<P>.<n>" where P is a child that one of our
-// entries started — a worker with entries of its own, which died without
-// stopping them — belongs to that entry: the orphan is of a tree below it,
-// and stops with it. P may be dead and reaped, its PID reused meanwhile by
-// a child of another entry: the entry's record of P (kept until it is
-// released) holds P's start time, and of the children recorded with PID P
-// the orphan belongs to the latest started before it was (a descendant is
-// started after its ancestor). So an orphan of two or more SIGKILLed
-// levels (a worker's worker's escapee) still names, further up its list,
-// the entry of this process that started its tree. Such an orphan may be
-// a worker of that tree, stopping on its own since its parent died: it
-// ignores the entry's SIGTERM (a repeated one), but its descendants get
-// theirs with it, and all of it is killed at the end of the entry's grace
-// period, the budget it had below the entry anyway. A tag that names none
-// of our entries' children is another tree's (a program this process ran
-// without Start, or one above it): such an orphan is left alone, as init
-// would, and reaped when it dies.
-func ownerOf(tag string, born uint64) string {
-	for t := range strings.SplitSeq(tag, ",") {
-		if strings.HasPrefix(t, tree.prefix) {
-			return t
-		}
-		p, _, ok := strings.Cut(t, ".")
-		kid, err := strconv.Atoi(p)
-		if !ok || err != nil || len(tree.started[kid]) == 0 {
-			continue
-		}
-		var owner *Entry
-		for _, e := range tree.started[kid] {
-			if t := e.kids[kid]; t <= born && (owner == nil || t >= owner.kids[kid]) {
-				owner = e
-			}
-		}
-		if owner != nil {
-			return owner.tag
-		}
-	}
-	return ""
-}
-
-// maxTagDepth bounds the list a tag carries (see ownerOf).
-const maxTagDepth = 16
-
-// childTag is the tag of the children of entry tag: it, then the tag this
-// process carries, bounded to maxTagDepth entries.
-func childTag(tag string) string {
-	up := os.Getenv(treeVar)
-	if up == "" {
-		return tag
-	}
-	list := append([]string{tag}, strings.Split(up, ",")...)
-	return strings.Join(list[:min(len(list), maxTagDepth)], ",")
-}
-
 // reapZombie reaps the zombie child pid, which nobody else will wait for
 // (an adopted orphan, or one of the tree cgroup's), unless a Start entry
 // tracks it: through a pidfd, so that nothing else is ever reaped. Under
@@ -483,81 +422,6 @@ func reaper() {
 			time.Sleep(min(9*d, 100*time.Millisecond))
 		}
 	}
-}
-
-// Quiet keeps the reaper from scanning this process's children on every
-// SIGCHLD while the entry's children are stopped in the shutdown: a stop
-// of N children would scan N times. The returned function ends it, and
-// reaps what the reaper skipped once no entry is being stopped. (Outside
-// the shutdown the reaper keeps scanning: an orphan it did not see alive
-// cannot be told from its zombie, whose environment is gone.)
-func (e *Entry) Quiet() (end func()) {
-	tree.mu.Lock()
-	tree.quiet++
-	tree.mu.Unlock()
-	return func() {
-		tree.mu.Lock()
-		tree.quiet--
-		missed := tree.quiet == 0 && tree.missed
-		if missed {
-			tree.missed = false
-		}
-		tree.mu.Unlock()
-		if missed {
-			reapOrphans()
-		}
-	}
-}
-
-// WhenEmpty calls f once nothing of the entry is alive: now, or as the
-// reaper sees its last descendant go.
-func (e *Entry) WhenEmpty(f func()) {
-	if e.tag == "" && !e.keptAlive() {
-		f()
-		return
-	}
-	tree.mu.Lock()
-	if tree.waiting == nil { // Install was not called
-		tree.waiting = map[*Entry]func(){}
-	}
-	tree.waiting[e] = f
-	tree.mu.Unlock()
-	var s scan
-	if e.tag != "" {
-		s = settledScan()
-	}
-	e.checkEmpty(s) // it may be empty already
-}
-
-// checkEmpty calls the entry's whenEmpty function if it is empty after
-// the scan s.
-func (e *Entry) checkEmpty(s scan) {
-	if !e.emptyAfter(s) {
-		return
-	}
-	if e.tag != "" && !e.emptyAfter(settledScan()) {
-		// A second look before the entry is let go: one listing of
-		// this process's children is not trusted alone.
-		return
-	}
-	tree.mu.Lock()
-	f, ok := tree.waiting[e]
-	delete(tree.waiting, e)
-	tree.mu.Unlock()
-	if ok {
-		f()
-	}
-}
-
-// emptyAfter reports whether nothing of the entry is alive after the scan
-// s: nothing its children left in their groups (see KeepGroup), no process
-// in its cgroup, no orphan with its tag, and no child of this process
-// pending (whose orphans could be the entry's).
-func (e *Entry) emptyAfter(s scan) bool {
-	if e.keptAlive() || e.cg != "" && populated(e.cg) {
-		return false
-	}
-	return e.tag == "" || (s.pending == 0 && len(s.owned[e.tag]) == 0)
 }
 
 // children lists this process's children (of every thread).
