@@ -11,11 +11,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/contain"
 	"golang.org/x/sys/windows"
 )
 
 // passControl lets the worker inherit its ends of the control channel (and
-// the job, see jobObject); the registry carries the ends' handle values.
+// the job, see contain.Job); the registry carries the ends' handle values.
 // ExtraFiles does not exist on Windows: os/exec passes exactly the handles
 // listed in AdditionalInheritedHandles, which must be inheritable, as
 // os.Pipe's are.
@@ -23,7 +24,7 @@ func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
 	a := sysProcAttr(cmd)
 	a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles,
 		syscall.Handle(ends[0].Fd()), syscall.Handle(ends[1].Fd()))
-	if j := jobObject(rt.logger()); j != 0 {
+	if j := contain.Job(rt.logger()); j != 0 {
 		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(j))
 	}
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}

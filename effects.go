@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/signal"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/contain"
 )
 
 // The shutdown's effects on the operating system, passed in so that its
@@ -34,7 +36,7 @@ func osEffects() effects {
 	return effects{
 		catch: signal.Notify,
 		exit: func(code int, sig os.Signal) {
-			closeContainment()
+			contain.Close()
 			endProcess(code, sig)
 		},
 		clock: realClock,

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -220,7 +221,7 @@ func ownGroup() (orphaned bool, others []int) {
 		if err != nil {
 			continue
 		}
-		f := statFields(pid) // state, ppid, pgrp, session, …
+		f := procfs.StatFields(pid) // state, ppid, pgrp, session, …
 		if len(f) < 4 || f[2] != pgrp || f[0] == "Z" {
 			continue
 		}
@@ -228,7 +229,7 @@ func ownGroup() (orphaned bool, others []int) {
 			others = append(others, pid)
 		}
 		ppid, _ := strconv.Atoi(f[1])
-		if p := statFields(ppid); len(p) >= 4 && p[2] != pgrp && p[3] == session {
+		if p := procfs.StatFields(ppid); len(p) >= 4 && p[2] != pgrp && p[3] == session {
 			orphaned = false
 		}
 	}
@@ -244,7 +245,7 @@ func signalMember(pid int, sig unix.Signal) {
 		return
 	}
 	defer unix.Close(fd)
-	if f := statFields(pid); len(f) >= 3 && f[2] == strconv.Itoa(unix.Getpgrp()) {
+	if f := procfs.StatFields(pid); len(f) >= 3 && f[2] == strconv.Itoa(unix.Getpgrp()) {
 		unix.PidfdSendSignal(fd, sig, nil, 0)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/contain"
 	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
@@ -180,7 +181,7 @@ func (c *Child) Actor() (execute func() error, interrupt func(error)) {
 // ctx's deadline is brought forward meanwhile (this process is a worker
 // whose parent gave it less time), the grace period shrinks to fit again,
 // and each worker being stopped is told its new, shorter budget.
-func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *entryContainment) (end time.Time) {
+func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *contain.Entry) (end time.Time) {
 	// Watched from before the share is taken: a cut that comes while the
 	// children are being signalled still shrinks it.
 	var shortened <-chan struct{}
@@ -212,7 +213,7 @@ func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *e
 		}
 	}
 	if ec != nil {
-		ec.termEscapees(groups, externals, workers, rt.logger().Warn)
+		ec.TermEscapees(groups, externals, workers, rt.logger().Warn)
 	}
 	if len(running) > 0 {
 		t := time.NewTimer(time.Until(end))
@@ -373,7 +374,7 @@ func (c *Child) reap() {
 		if c.stopping {
 			c.kill()
 		} else if c.leader && c.group != nil {
-			c.group.ec.keepGroup(c.PID()) // what it left in its group, pinned while it is a zombie
+			c.group.ec.KeepGroup(c.PID()) // what it left in its group, pinned while it is a zombie
 		}
 		c.mu.Unlock()
 		close(c.exited)
@@ -382,13 +383,13 @@ func (c *Child) reap() {
 			<-c.reapable
 		}
 		c.err = c.wait.Wait()
-		untrack(c.cmd)
+		contain.Untrack(c.cmd)
 	} else {
 		if c.piped {
 			<-c.reapable
 		}
 		c.err = c.wait.Wait()
-		untrack(c.cmd)
+		contain.Untrack(c.cmd)
 		c.mu.Lock()
 		c.isExited = true
 		if c.stopping && !groupPinned {
@@ -524,7 +525,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	if err != nil {
 		return nil, err // it names multiexit and the shared hook
 	}
-	ec, err := newEntryContainment(cfg.log)
+	ec, err := contain.NewEntry(cfg.log)
 	if err != nil {
 		return nil, err
 	}
@@ -534,7 +535,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 	starts.mu.Lock()
 	if rt.begun() {
 		starts.mu.Unlock()
-		ec.release()
+		ec.Release()
 		return nil, errShuttingDown
 	}
 	exitStack.push(entry)
@@ -561,7 +562,7 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		}
 		if !g.add(c) {
 			end := stopChildren(context.Background(), []*Child{c}, cfg.grace, ec)
-			ec.sweep(end, cfg.log.Warn)
+			ec.Sweep(end, cfg.log.Warn)
 			return nil, errShuttingDown
 		}
 		started = append(started, c)
@@ -615,7 +616,7 @@ func exitStatus(err error) string {
 	return err.Error()
 }
 
-func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainment, g *childGroup, sup *supervisor) (*Child, error) {
+func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, g *childGroup, sup *supervisor) (*Child, error) {
 	if cmd.Process != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
@@ -675,16 +676,16 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *entryContainmen
 	if cmd.WaitDelay == 0 {
 		cmd.WaitDelay = max(cfg.grace, 100*time.Millisecond)
 	}
-	release, err := ec.prepare(cmd)
+	release, err := ec.Prepare(cmd)
 	if err == nil {
 		c.started = time.Now()
-		err = ec.forkTracked(cmd, c.worker)
+		err = ec.ForkTracked(cmd, c.worker, startCmd)
 		release()
 		handed = true
 		if herr := handoff.Started(err); err == nil && herr != nil {
 			// The exec shim could not execute the command: it exits 127.
 			cmd.Wait()
-			untrack(cmd)
+			contain.Untrack(cmd)
 			err = herr
 		}
 	}
@@ -737,7 +738,7 @@ func closeAll(fs ...*os.File) {
 
 // childGroup is the children of one Start call: one entry of the stack.
 type childGroup struct {
-	ec       *entryContainment
+	ec       *contain.Entry
 	entry    *Handle
 	mu       sync.Mutex
 	children []*Child
@@ -786,14 +787,14 @@ func (g *childGroup) maybeRetire() {
 	if explicit {
 		if g.entry.Unregister() {
 			cfg := rt.config()
-			g.ec.sweep(time.Now().Add(cfg.grace), cfg.log.Warn)
-			g.ec.release()
+			g.ec.Sweep(time.Now().Add(cfg.grace), cfg.log.Warn)
+			g.ec.Release()
 		}
 		return
 	}
-	g.ec.whenEmpty(func() {
+	g.ec.WhenEmpty(func() {
 		if g.entry.Unregister() {
-			g.ec.release()
+			g.ec.Release()
 		}
 	})
 }
@@ -824,8 +825,8 @@ func (g *childGroup) abort(grace time.Duration) {
 		}
 	}
 	end := stopChildren(context.Background(), kids, grace, g.ec)
-	g.ec.sweep(end, rt.logger().Warn)
-	g.ec.release()
+	g.ec.Sweep(end, rt.logger().Warn)
+	g.ec.Release()
 }
 
 // stopAll is the entry's hook: it stops the children and sweeps what is
@@ -842,11 +843,11 @@ func (g *childGroup) stopAll(ctx context.Context) error {
 	if rt.begun() {
 		// The process exits after the hooks: orphans the reaper would
 		// have adopted meanwhile die with the tree or at the sweep.
-		defer g.ec.quiet()()
+		defer g.ec.Quiet()()
 	}
 	end := stopChildren(ctx, kids, cfg.grace, g.ec)
-	g.ec.sweep(end, cfg.log.Warn)
-	g.ec.release()
+	g.ec.Sweep(end, cfg.log.Warn)
+	g.ec.Release()
 	return nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"os/exec"
 	"syscall"
 
+	"github.com/multiexit/multiexit/internal/contain"
 	"golang.org/x/sys/windows"
 )
 
@@ -16,10 +17,10 @@ func sysProcAttr(cmd *exec.Cmd) *syscall.SysProcAttr {
 
 // prepareChild starts the child in a process group of its own, so that
 // CTRL_BREAK_EVENT reaches it alone, and inside this process's job (see
-// jobObject).
+// contain.Job).
 func prepareChild(cmd *exec.Cmd) bool {
 	sysProcAttr(cmd).CreationFlags |= windows.CREATE_NEW_PROCESS_GROUP
-	jobObject(rt.logger())
+	contain.Job(rt.logger())
 	return true
 }
 

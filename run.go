@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"sync"
 
+	"github.com/multiexit/multiexit/internal/contain"
 	"github.com/multiexit/multiexit/internal/listenfd"
 	"github.com/multiexit/multiexit/internal/sdnotify"
 )
@@ -55,7 +56,8 @@ func Install(opts ...Option) error {
 	if !rt.claim(cfg) {
 		return errInstalled
 	}
-	initContainment(cfg.timeout, cfg.log, cfg.trace)
+	contain.Init(contain.Config{Timeout: cfg.timeout, Grace: cfg.grace, Log: cfg.log, Trace: cfg.trace,
+		Executable: selfExecutable, GuardianEnv: guardianEnv})
 
 	var ctl *workerControl
 	var first chan os.Signal

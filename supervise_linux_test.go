@@ -240,7 +240,7 @@ func TestSupervisedDeliberateExit(t *testing.T) {
 			p := start(t, supervisedPool, c.args)
 			if c.restarted {
 				p.WaitAll("ready main", "restarted 1 ", "ready w ") // the first "ready w"
-				p.WaitFor("ready w ")                                // incarnation 1's
+				p.WaitFor("ready w ")                               // incarnation 1's
 			} else {
 				if got := p.WaitAll("ready main", "waited ")["waited "]; got != "waited <nil> restarts 0" {
 					t.Errorf("said %q", got)

@@ -1,6 +1,9 @@
 package multiexit
 
-import "sync/atomic"
+// The public face of the containment: the layer's names, and the entry
+// into the guardian. The mechanics are in internal/contain.
+
+import "github.com/multiexit/multiexit/internal/contain"
 
 // Layer is how this process contains the descendants of the children it
 // starts: what catches one that leaves its process group (setsid, double
@@ -31,19 +34,7 @@ const (
 	LayerJobObject
 )
 
-func (l Layer) String() string {
-	switch l {
-	case LayerProcessGroup:
-		return "process-group"
-	case LayerSubreaper:
-		return "subreaper"
-	case LayerCgroup:
-		return "cgroup"
-	case LayerJobObject:
-		return "job-object"
-	}
-	return "unknown"
-}
+func (l Layer) String() string { return contain.Layer(l).String() }
 
 // ContainmentVar, set to "subreaper" or "process-group", caps the layer
 // Install may choose (to compare layers, or where a cgroup must not be
@@ -53,11 +44,10 @@ const ContainmentVar = "MULTIEXIT_CONTAINMENT"
 
 // Containment reports the layer that Install chose for this process (and
 // that a later Start may have fallen back from: the log says why).
-func Containment() Layer { return Layer(layer.Load()) }
+func Containment() Layer { return Layer(contain.Current()) }
 
-// layer is the layer the containment chose (initContainment), and fell back
-// to (a Start that could not use it). Containment reads it without the
-// containment's lock, which is held across forks and stops.
-var layer atomic.Int32
-
-func setLayer(l Layer) { layer.Store(int32(l)) }
+// init makes this process the guardian its parent started, if it is one:
+// then it guards the tree and exits, before the program's main and before
+// this package's other init functions (this file's is the first: a
+// package's files are initialised in the order of their names).
+func init() { contain.GuardianMain() }

@@ -1,4 +1,4 @@
-package multiexit
+package contain
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -65,7 +66,7 @@ func treeCgroupPath() (string, error) {
 	if _, err := os.Stat(filepath.Join(mnt, "cgroup.controllers")); err != nil {
 		return "", err
 	}
-	return filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), startTime(os.Getpid()))), nil
+	return filepath.Join(parent, fmt.Sprintf("multiexit.%s.%d.%s", pidNamespace(), os.Getpid(), procfs.StartTime(os.Getpid()))), nil
 }
 
 // pidNamespace is the inode of this process's PID namespace.
@@ -94,7 +95,7 @@ func cleanStaleCgroups(parent string) {
 		}
 		if f[1] == ns {
 			pid, err := strconv.Atoi(f[2])
-			if err != nil || pid == os.Getpid() || startTime(pid) == f[3] {
+			if err != nil || pid == os.Getpid() || procfs.StartTime(pid) == f[3] {
 				continue // its owner is alive (or it is ours)
 			}
 		}

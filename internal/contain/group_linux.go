@@ -1,4 +1,4 @@
-package multiexit
+package contain
 
 // The process-group layer's leftovers: what a child left in its process
 // group when it exited by itself, before its entry was stopped. Its group
@@ -15,14 +15,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
-// keepGroup pins the members of process group pgid, led by a child of the
+// KeepGroup pins the members of process group pgid, led by a child of the
 // entry that has exited and is not reaped yet (so pgid is still its), on
 // the process-group layer. Called by the child's reaper.
-func (e *entryContainment) keepGroup(pgid int) {
-	if Containment() != LayerProcessGroup {
+func (e *Entry) KeepGroup(pgid int) {
+	if Current() != ProcessGroup {
 		return
 	}
 	var fds []int
@@ -32,7 +33,7 @@ func (e *entryContainment) keepGroup(pgid int) {
 		if err != nil || pid == pgid {
 			continue
 		}
-		f := statFields(pid)
+		f := procfs.StatFields(pid)
 		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
 			continue
 		}
@@ -58,7 +59,7 @@ func (e *entryContainment) keepGroup(pgid int) {
 // watchKept waits for the processes of fds, which it owns, to exit,
 // closes each pidfd as its process does, and checks whether the entry has
 // emptied when the last has.
-func (e *entryContainment) watchKept(fds []int) {
+func (e *Entry) watchKept(fds []int) {
 	for len(fds) > 0 {
 		gone := exitedOf(fds)
 		tree.mu.Lock()
@@ -95,7 +96,7 @@ func exitedOf(fds []int) []int {
 }
 
 // signalKept signals the kept processes still running.
-func (e *entryContainment) signalKept(sigs ...unix.Signal) {
+func (e *Entry) signalKept(sigs ...unix.Signal) {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	for _, fd := range e.kept {
@@ -106,7 +107,7 @@ func (e *entryContainment) signalKept(sigs ...unix.Signal) {
 }
 
 // keptAlive reports whether a kept process still runs.
-func (e *entryContainment) keptAlive() bool {
+func (e *Entry) keptAlive() bool {
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	return len(e.kept) > 0
@@ -115,7 +116,7 @@ func (e *entryContainment) keptAlive() bool {
 // stopKept ends the kept processes: those still running at end (the end
 // of the entry's grace period) get SIGKILL, and it waits (at most 5 s
 // more) until they are gone.
-func (e *entryContainment) stopKept(end time.Time) {
+func (e *Entry) stopKept(end time.Time) {
 	waitKept := func(until time.Time) {
 		for d := 100 * time.Microsecond; e.keptAlive() && time.Now().Before(until); d = min(2*d, 20*time.Millisecond) {
 			time.Sleep(min(d, time.Until(until)))

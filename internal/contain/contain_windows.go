@@ -1,10 +1,9 @@
-package multiexit
+package contain
 
 import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 	"unsafe"
 
 	"golang.org/x/sys/windows"
@@ -36,16 +35,18 @@ var job struct {
 	h    windows.Handle // 0: no containment
 }
 
-// jobObject returns the job, making it at the first call. If it cannot
-// be made, the children are not contained: that is logged, once, and the
-// result is 0.
-func jobObject(log *slog.Logger) windows.Handle {
+// Job returns the job, making it at the first call (and putting this
+// process in it: every child started after that is born inside); a worker
+// that inherits the handle keeps the job open. If it cannot be made, the
+// children are not contained: that is logged, once, on log, the layer
+// falls back to ProcessGroup, and the result is 0.
+func Job(log *slog.Logger) windows.Handle {
 	job.once.Do(func() {
 		h, err := newJob()
 		if err != nil {
 			log.Warn("multiexit: cannot contain the children in a job object: they will not be killed when this process dies",
 				"err", err)
-			setLayer(LayerProcessGroup)
+			setLayer(ProcessGroup)
 			return
 		}
 		job.h = h
@@ -75,5 +76,3 @@ func newJob() (windows.Handle, error) {
 	}
 	return h, nil
 }
-
-func initContainment(time.Duration, *slog.Logger, bool) { setLayer(LayerJobObject) }

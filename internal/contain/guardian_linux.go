@@ -1,4 +1,4 @@
-package multiexit
+package contain
 
 import (
 	"bufio"
@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/errout"
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -30,7 +32,7 @@ import (
 // program's Start does not take the tree of this process, SIGKILLed, for
 // stale and kill it before the deadline.
 //
-// It takes over in this package's initialisation (see the init below),
+// It takes over in package multiexit's initialisation (see GuardianMain),
 // before the program's main, and only when its own parent started it for
 // that purpose: the variable must name the parent's PID and start time, the
 // parent's own tree cgroup, descriptor 3 must be a pipe and descriptor 4
@@ -47,10 +49,11 @@ type guardianLink struct {
 
 // startGuardian starts the guardian of the tree cgroup root, whose lock
 // (lockCgroup's) it inherits: once the pipe closes, it gives the direct
-// children up to timeout, then kills root. env is its environment, without
-// this process's worker and tree variables.
-func startGuardian(root string, lock *os.File, timeout time.Duration, env []string) (*guardianLink, error) {
-	exe, err := selfExecutable()
+// children up to timeout, then kills root. self gives the binary to run
+// (this process's), env is its environment, without this process's worker
+// and tree variables.
+func startGuardian(self func() (string, error), root string, lock *os.File, timeout time.Duration, env []string) (*guardianLink, error) {
+	exe, err := self()
 	if err != nil {
 		return nil, fmt.Errorf("guardian: %w", err)
 	}
@@ -67,7 +70,7 @@ func startGuardian(root string, lock *os.File, timeout time.Duration, env []stri
 	if len(os.Args) > 0 {
 		cmd.Args[0] = os.Args[0]
 	}
-	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), startTime(os.Getpid())))
+	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), procfs.StartTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r, lock}                  // descriptors 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
@@ -101,7 +104,13 @@ func (g *guardianLink) close() {
 	}
 }
 
-func init() {
+// GuardianMain makes this process the guardian its parent started, if it
+// is one: it guards the tree and exits, never returning. Otherwise it
+// returns at once (with a warning on standard error if the guardian's
+// variable is set but this process was not started as one). Package
+// multiexit calls it first thing in its initialisation, before the
+// program's main.
+func GuardianMain() {
 	v, ok := os.LookupEnv(guardianVar)
 	if !ok {
 		return
@@ -150,8 +159,8 @@ func parseGuardian(v string) (*guardian, error) {
 	}
 	lockDev, lockIno := st.Dev, st.Ino
 	alive := func() bool {
-		state, _ := procState(ppid)
-		return startTime(ppid) == f[3] && state != 'Z'
+		state, _ := procfs.State(ppid)
+		return procfs.StartTime(ppid) == f[3] && state != 'Z'
 	}
 	if ppid != os.Getppid() && alive() {
 		// The parent is dying: its threads exit one by one, and this
@@ -256,10 +265,17 @@ func (g *guardian) guard() int {
 		}
 	}
 	// Standard error, but never by a write that a broken pipe would turn
-	// into the guardian's death before the kill (see stderrLog).
-	log := &stderrLog{}
+	// into the guardian's death before the kill: a duplicate of it, made
+	// at the first line (see internal/errout).
+	var stderr *os.File
+	say := func(format string, args ...any) {
+		if stderr == nil {
+			stderr = errout.Dup()
+		}
+		fmt.Fprintf(stderr, format, args...)
+	}
 	if left := cgroupProcs(g.root); len(left) > 0 {
-		fmt.Fprintf(log, "multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), g.root)
+		say("multiexit guardian: parent gone; killing %d processes left in %s\n", len(left), g.root)
 	}
 	err := killCgroup(g.root, 5*time.Second)
 	g.lock.Close() // the tree is gone, or left for the next Start to remove
@@ -267,7 +283,7 @@ func (g *guardian) guard() int {
 	// that died, say): as the next Start would.
 	cleanStaleCgroups(filepath.Dir(g.root))
 	if err != nil {
-		fmt.Fprintf(log, "multiexit guardian: %v\n", err)
+		say("multiexit guardian: %v\n", err)
 		return 1
 	}
 	return 0
@@ -291,7 +307,7 @@ func pinInCgroup(pid int, cg string) (int, bool) {
 // up) is a worker: its descendants are its own to stop.
 func underWorker(pid int, isWorker func(int) bool) bool {
 	for range 64 {
-		pid = ppidOf(pid)
+		pid = procfs.PPid(pid)
 		if pid <= 1 {
 			return false
 		}

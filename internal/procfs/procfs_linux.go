@@ -1,22 +1,21 @@
-package multiexit
-
-// Other processes, as /proc shows them.
+package procfs
 
 import (
 	"bytes"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 )
 
-// readProc reads a file of /proc with three system calls (os.ReadFile
+// read reads a file of /proc with three system calls (os.ReadFile
 // makes about eight: it tries the poller, and stats the file for its
 // size, which /proc does not give). A stop reads one such file per process
-// and per thread of this process (see childrenOf), so the difference adds
+// and per thread of this process (see Children), so the difference adds
 // up. nil if it cannot be read.
-func readProc(path string) []byte {
+func read(path string) []byte {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil
@@ -41,10 +40,10 @@ func readProc(path string) []byte {
 	}
 }
 
-// statFields are the fields of /proc/PID/stat after the command name (the
+// StatFields are the fields of /proc/PID/stat after the command name (the
 // state first), or nil if it cannot be read.
-func statFields(pid int) []string {
-	b := readProc("/proc/" + strconv.Itoa(pid) + "/stat")
+func StatFields(pid int) []string {
+	b := read("/proc/" + strconv.Itoa(pid) + "/stat")
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
 		return nil
@@ -52,19 +51,19 @@ func statFields(pid int) []string {
 	return strings.Fields(string(b[i+1:]))
 }
 
-// procState is pid's state letter ('Z' for a zombie); false if pid's stat
+// State is pid's state letter ('Z' for a zombie); false if pid's stat
 // cannot be read.
-func procState(pid int) (byte, bool) {
-	f := statFields(pid)
+func State(pid int) (byte, bool) {
+	f := StatFields(pid)
 	if len(f) < 1 || len(f[0]) != 1 {
 		return 0, false
 	}
 	return f[0][0], true
 }
 
-// ppidOf is pid's parent (0 if it cannot be read).
-func ppidOf(pid int) int {
-	f := statFields(pid)
+// PPid is pid's parent (0 if it cannot be read).
+func PPid(pid int) int {
+	f := StatFields(pid)
 	if len(f) < 2 {
 		return 0
 	}
@@ -72,93 +71,93 @@ func ppidOf(pid int) int {
 	return ppid
 }
 
-// startTime is field 22 of /proc/PID/stat: with the PID, it names one
+// StartTime is field 22 of /proc/PID/stat: with the PID, it names one
 // process for good ("" if it cannot be read).
-func startTime(pid int) string {
-	f := statFields(pid)
+func StartTime(pid int) string {
+	f := StatFields(pid)
 	if len(f) < 20 {
 		return ""
 	}
 	return f[19]
 }
 
-// startTicks is startTime as a number, to compare: a process started
+// StartTicks is StartTime as a number, to compare: a process started
 // after another has a start time at least as large.
-func startTicks(pid int) (uint64, bool) {
-	t, err := strconv.ParseUint(startTime(pid), 10, 64)
+func StartTicks(pid int) (uint64, bool) {
+	t, err := strconv.ParseUint(StartTime(pid), 10, 64)
 	return t, err == nil
 }
 
-// procStatus is what one read of /proc/PID/stat tells of a process.
-type procStatus struct {
-	state byte   // 'Z' for a zombie
-	ppid  int    // its parent
-	flags uint64 // the kernel's PF_* flags
-	start uint64 // its start time (see startTicks)
+// Status is what one read of /proc/PID/stat tells of a process.
+type Status struct {
+	State byte   // 'Z' for a zombie
+	PPid  int    // its parent
+	Flags uint64 // the kernel's PF_* flags
+	Start uint64 // its start time (see StartTicks)
 }
 
 // pfExiting is the kernel's PF_EXITING: the process is exiting (its
 // children are being handed to their new parent), not yet a zombie.
 const pfExiting = 0x4
 
-// exiting reports whether the process is on its way out: a zombie, or
+// Exiting reports whether the process is on its way out: a zombie, or
 // about to be one.
-func (s procStatus) exiting() bool { return s.state == 'Z' || s.flags&pfExiting != 0 }
+func (s Status) Exiting() bool { return s.State == 'Z' || s.Flags&pfExiting != 0 }
 
-// statusOf reads pid's status in one read of /proc/PID/stat; false if it
+// StatusOf reads pid's status in one read of /proc/PID/stat; false if it
 // cannot be read.
-func statusOf(pid int) (procStatus, bool) {
-	f := statFields(pid)
+func StatusOf(pid int) (Status, bool) {
+	f := StatFields(pid)
 	if len(f) < 20 || len(f[0]) != 1 {
-		return procStatus{}, false
+		return Status{}, false
 	}
 	ppid, err1 := strconv.Atoi(f[1])
 	flags, err2 := strconv.ParseUint(f[6], 10, 64)
 	start, err3 := strconv.ParseUint(f[19], 10, 64)
 	if err1 != nil || err2 != nil || err3 != nil {
-		return procStatus{}, false
+		return Status{}, false
 	}
-	return procStatus{state: f[0][0], ppid: ppid, flags: flags, start: start}, true
+	return Status{State: f[0][0], PPid: ppid, Flags: flags, Start: start}, true
 }
 
-// envScanLimit bounds how much of a process's environment envOf reads: a
+// EnvScanLimit bounds how much of a process's environment Env reads: a
 // descendant cannot make each look cost more than this, whatever the size
 // of its environment. Start puts the tree's tag first in its children's
 // environments.
-const envScanLimit = 64 << 10
+const EnvScanLimit = 64 << 10
 
-// errExecuting: the process is between the two halves of an execve, its
+// ErrExecuting: the process is between the two halves of an execve, its
 // new program's memory mapped but its environment not yet placed there.
-var errExecuting = errors.New("process is executing a program")
+var ErrExecuting = errors.New("process is executing a program")
 
-// envOf is the value of name in pid's environment as it was when pid
-// executed its program, looked for in its first envScanLimit bytes ("" if
+// Env is the value of name in pid's environment as it was when pid
+// executed its program, looked for in its first EnvScanLimit bytes ("" if
 // unset there), or why the environment cannot be read.
 //
 // An execve in progress shows an empty environment (the kernel has not set
 // the new memory's env_end yet): so an empty one is trusted only once
-// /proc/PID/stat shows env_end set, and read again then; errExecuting if
+// /proc/PID/stat shows env_end set, and read again then; ErrExecuting if
 // it is not set yet.
-func envOf(pid int, name string) (string, error) {
+func Env(pid int, name string) (string, error) {
 	v, n, err := readEnv(pid, name)
 	if err != nil || n > 0 {
 		return v, err
 	}
-	if f := statFields(pid); len(f) < 49 || f[48] == "0" { // field 51, env_end
-		return "", errExecuting
+	if f := StatFields(pid); len(f) < 49 || f[48] == "0" { // field 51, env_end
+		return "", ErrExecuting
 	}
 	v, _, err = readEnv(pid, name)
 	return v, err
 }
 
-// readEnv is envOf's one read: the value, and how many bytes were read.
+// readEnv is Env's one read: the value, and how many bytes were read.
 func readEnv(pid int, name string) (string, int, error) {
 	fd, err := unix.Open("/proc/"+strconv.Itoa(pid)+"/environ", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return "", 0, err
 	}
 	defer unix.Close(fd)
-	b := make([]byte, envScanLimit)
+	b := make([]byte, EnvScanLimit)
 	n := 0
 	for n < len(b) {
 		m, err := unix.Read(fd, b[n:])
@@ -183,4 +182,19 @@ func readEnv(pid int, name string) (string, int, error) {
 		}
 	}
 	return "", n, nil
+}
+
+// Children lists pid's children (of every thread).
+func Children(pid int) []int {
+	var pids []int
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, _ := os.ReadDir(dir)
+	for _, t := range tasks {
+		for _, f := range strings.Fields(string(read(dir + "/" + t.Name() + "/children"))) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids
 }

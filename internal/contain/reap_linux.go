@@ -1,15 +1,16 @@
-package multiexit
+package contain
 
 // The reaper: the children of this process that no exec.Cmd owns (orphans
 // of the tree, which reparent to it as a subreaper, and zombies nobody will
-// wait for), how each is judged once, and how an entry knows it is empty.
+// wait for), how each is judged once (see ownerOf), and the scans from
+// which an entry learns that it is empty (see WhenEmpty).
 //
 // What a descendant can make it cost, whatever it does (see the README's
 // "Security"): each scan reads one /proc/PID/stat per child; the
 // environment of a child is read once per process (PID and start time),
-// at most envScanLimit bytes of it; and the reaper spends at most about a
-// tenth of its time scanning, however many SIGCHLDs arrive. tree.mu, which
-// Start needs, is never held across a read of /proc.
+// at most procfs.EnvScanLimit bytes of it; and the reaper spends at most
+// about a tenth of its time scanning, however many SIGCHLDs arrive.
+// tree.mu, which Start needs, is never held across a read of /proc.
 
 import (
 	"os"
@@ -19,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -96,23 +98,23 @@ func reapOrphans() scan {
 			continue
 		}
 		s.untracked++
-		st, ok := statusOf(pid)
+		st, ok := procfs.StatusOf(pid)
 		if !ok {
 			continue // gone
 		}
-		if st.state != 'Z' {
+		if st.State != 'Z' {
 			live[pid] = true
-			if st.exiting() {
+			if st.Exiting() {
 				s.pending++
 				continue
 			}
-			tag, ok := tagOf(pid, st.start)
+			tag, ok := tagOf(pid, st.Start)
 			if !ok {
 				s.pending++
 				continue
 			}
 			if tag != "" {
-				if owner := adopt(pid, tag, st.start); owner != "" {
+				if owner := adopt(pid, tag, st.Start); owner != "" {
 					if s.owned == nil {
 						s.owned = map[string][]int{}
 					}
@@ -153,7 +155,7 @@ func reapOrphans() scan {
 
 // tagOf is the tree's tag in the environment of pid, a live child of this
 // process started at start ("" for none): remembered, or read (a bounded
-// prefix: see envOf) from a process pinned by a pidfd, so that what is
+// prefix: see procfs.Env) from a process pinned by a pidfd, so that what is
 // read is that process's. false: it exited or began to meanwhile.
 func tagOf(pid int, start uint64) (string, bool) {
 	if s, ok := orphans.tags[pid]; ok && s.start == start {
@@ -164,11 +166,11 @@ func tagOf(pid int, start uint64) (string, bool) {
 		return "", false
 	}
 	defer unix.Close(fd)
-	st, ok := statusOf(pid)
-	if !ok || st.start != start || st.exiting() {
+	st, ok := procfs.StatusOf(pid)
+	if !ok || st.Start != start || st.Exiting() {
 		return "", false
 	}
-	tag, err := envOf(pid, treeVar)
+	tag, err := procfs.Env(pid, treeVar)
 	switch {
 	case err == unix.EACCES || err == unix.EPERM:
 		// Another user's, to a parent that is not root: its
@@ -182,7 +184,7 @@ func tagOf(pid int, start uint64) (string, bool) {
 	}
 	if tag == "" {
 		// An exiting process shows an empty environment.
-		if st, ok := statusOf(pid); !ok || st.exiting() {
+		if st, ok := procfs.StatusOf(pid); !ok || st.Exiting() {
 			return "", false
 		}
 	}
@@ -233,68 +235,6 @@ func adopt(pid int, tag string, born uint64) string {
 		tree.adopted[pid] = owner
 	}
 	return owner
-}
-
-// ownerOf returns the tag of the entry that a live orphan of this process,
-// started at born and tagged tag, belongs to, or "" if it belongs to none.
-// Called with tree.mu held.
-//
-// A tag is a list, nearest first, of "<P>.<n>": the entry n of process P
-// that started the process carrying it (or its ancestor), then the tag
-// that P itself carried, and so on up (at most maxTagDepth). The first of
-// them that names one of our entries decides. One of this process's (its
-// prefix) names the entry. "<P>.<n>" where P is a child that one of our
-// entries started — a worker with entries of its own, which died without
-// stopping them — belongs to that entry: the orphan is of a tree below it,
-// and stops with it. P may be dead and reaped, its PID reused meanwhile by
-// a child of another entry: the entry's record of P (kept until it is
-// released) holds P's start time, and of the children recorded with PID P
-// the orphan belongs to the latest started before it was (a descendant is
-// started after its ancestor). So an orphan of two or more SIGKILLed
-// levels (a worker's worker's escapee) still names, further up its list,
-// the entry of this process that started its tree. Such an orphan may be
-// a worker of that tree, stopping on its own since its parent died: it
-// ignores the entry's SIGTERM (a repeated one), but its descendants get
-// theirs with it, and all of it is killed at the end of the entry's grace
-// period, the budget it had below the entry anyway. A tag that names none
-// of our entries' children is another tree's (a program this process ran
-// without Start, or one above it): such an orphan is left alone, as init
-// would, and reaped when it dies.
-func ownerOf(tag string, born uint64) string {
-	for t := range strings.SplitSeq(tag, ",") {
-		if strings.HasPrefix(t, tree.prefix) {
-			return t
-		}
-		p, _, ok := strings.Cut(t, ".")
-		kid, err := strconv.Atoi(p)
-		if !ok || err != nil || len(tree.started[kid]) == 0 {
-			continue
-		}
-		var owner *entryContainment
-		for _, e := range tree.started[kid] {
-			if t := e.kids[kid]; t <= born && (owner == nil || t >= owner.kids[kid]) {
-				owner = e
-			}
-		}
-		if owner != nil {
-			return owner.tag
-		}
-	}
-	return ""
-}
-
-// maxTagDepth bounds the list a tag carries (see ownerOf).
-const maxTagDepth = 16
-
-// childTag is the tag of the children of entry tag: it, then the tag this
-// process carries, bounded to maxTagDepth entries.
-func childTag(tag string) string {
-	up := os.Getenv(treeVar)
-	if up == "" {
-		return tag
-	}
-	list := append([]string{tag}, strings.Split(up, ",")...)
-	return strings.Join(list[:min(len(list), maxTagDepth)], ",")
 }
 
 // reapZombie reaps the zombie child pid, which nobody else will wait for
@@ -389,11 +329,11 @@ func lingerThenReap(pid int) {
 func reapLingering(pid int) {
 	orphans.mu.Lock()
 	defer orphans.mu.Unlock()
-	st, ok := statusOf(pid)
+	st, ok := procfs.StatusOf(pid)
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	delete(tree.lingering, pid)
-	if ok && st.state == 'Z' && tree.tracked[pid] == nil {
+	if ok && st.State == 'Z' && tree.tracked[pid] == nil {
 		var ws unix.WaitStatus
 		unix.Wait4(pid, &ws, unix.WNOHANG, nil)
 	}
@@ -465,7 +405,7 @@ func reaper() {
 		tree.mu.Lock()
 		quiet := tree.quiet > 0
 		tree.missed = tree.missed || quiet
-		var waiting []*entryContainment
+		var waiting []*Entry
 		for e := range tree.waiting {
 			waiting = append(waiting, e)
 		}
@@ -484,95 +424,5 @@ func reaper() {
 	}
 }
 
-// quiet keeps the reaper from scanning this process's children on every
-// SIGCHLD while the entry's children are stopped in the shutdown: a stop
-// of N children would scan N times. The returned function ends it, and
-// reaps what the reaper skipped once no entry is being stopped. (Outside
-// the shutdown the reaper keeps scanning: an orphan it did not see alive
-// cannot be told from its zombie, whose environment is gone.)
-func (e *entryContainment) quiet() (end func()) {
-	tree.mu.Lock()
-	tree.quiet++
-	tree.mu.Unlock()
-	return func() {
-		tree.mu.Lock()
-		tree.quiet--
-		missed := tree.quiet == 0 && tree.missed
-		if missed {
-			tree.missed = false
-		}
-		tree.mu.Unlock()
-		if missed {
-			reapOrphans()
-		}
-	}
-}
-
-// whenEmpty calls f once nothing of the entry is alive: now, or as the
-// reaper sees its last descendant go.
-func (e *entryContainment) whenEmpty(f func()) {
-	if e.tag == "" && !e.keptAlive() {
-		f()
-		return
-	}
-	tree.mu.Lock()
-	if tree.waiting == nil { // Install was not called
-		tree.waiting = map[*entryContainment]func(){}
-	}
-	tree.waiting[e] = f
-	tree.mu.Unlock()
-	var s scan
-	if e.tag != "" {
-		s = settledScan()
-	}
-	e.checkEmpty(s) // it may be empty already
-}
-
-// checkEmpty calls the entry's whenEmpty function if it is empty after
-// the scan s.
-func (e *entryContainment) checkEmpty(s scan) {
-	if !e.emptyAfter(s) {
-		return
-	}
-	if e.tag != "" && !e.emptyAfter(settledScan()) {
-		// A second look before the entry is let go: one listing of
-		// this process's children is not trusted alone.
-		return
-	}
-	tree.mu.Lock()
-	f, ok := tree.waiting[e]
-	delete(tree.waiting, e)
-	tree.mu.Unlock()
-	if ok {
-		f()
-	}
-}
-
-// emptyAfter reports whether nothing of the entry is alive after the scan
-// s: nothing its children left in their groups (see keepGroup), no process
-// in its cgroup, no orphan with its tag, and no child of this process
-// pending (whose orphans could be the entry's).
-func (e *entryContainment) emptyAfter(s scan) bool {
-	if e.keptAlive() || e.cg != "" && populated(e.cg) {
-		return false
-	}
-	return e.tag == "" || (s.pending == 0 && len(s.owned[e.tag]) == 0)
-}
-
 // children lists this process's children (of every thread).
-func children() []int { return childrenOf(os.Getpid()) }
-
-// childrenOf lists pid's children (of every thread).
-func childrenOf(pid int) []int {
-	var pids []int
-	dir := "/proc/" + strconv.Itoa(pid) + "/task"
-	tasks, _ := os.ReadDir(dir)
-	for _, t := range tasks {
-		for _, f := range strings.Fields(string(readProc(dir + "/" + t.Name() + "/children"))) {
-			if pid, err := strconv.Atoi(f); err == nil {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
+func children() []int { return procfs.Children(os.Getpid()) }
