@@ -13,7 +13,8 @@
 //
 //	GET /           200 "pid=<worker pid> generation=<g>"
 //	GET /slow?ms=N  200 after N milliseconds
-//	GET /crash      200 "crashing" (Connection: close), then the worker
+//	GET /crash      200 "crashing" (Connection: close; the header
+//	                Worker-Pid names the worker), then the worker
 //	                stops accepting, answers the requests it is serving,
 //	                and exits 1 without its hooks, as a crash does; it is
 //	                restarted
@@ -211,6 +212,6 @@ func handler(srv *server) http.Handler {
 
 func writeCrashing(w *bufio.ReadWriter) {
 	const body = "crashing"
-	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(body), body)
+	fmt.Fprintf(w, "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\nConnection: close\r\nWorker-Pid: %d\r\n\r\n%s", len(body), os.Getpid(), body)
 	w.Flush()
 }
