@@ -127,10 +127,12 @@ func TestBrokenStderr(t *testing.T) {
 	p.Gone()
 }
 
-// -timeout on a tree that ignores SIGTERM: 124, and nothing left.
+// -timeout on a tree that ignores SIGTERM: 124, and nothing left. The
+// limit leaves the tree time to say it is ready (with 200 ms a loaded
+// machine fired it first).
 func TestTimeoutStopsStubbornTree(t *testing.T) {
 	t.Parallel()
-	p := start(t, nil, "-timeout", "200ms", "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
+	p := start(t, nil, "-timeout", "3s", "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
 	p.Watch(escapeeNames...)
 	p.check("exit 124")
 	p.Gone()
