@@ -12,6 +12,9 @@ import "os"
 // Linux the child is signalled only while it runs or is a zombie not yet
 // reaped). On Windows only os.Kill can be sent, as with os.Process.Signal.
 func (c *Child) Signal(sig os.Signal) error {
+	if c.isFace() {
+		return c.sup.current().Signal(sig) // a supervised child's current process
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.isExited {
@@ -34,6 +37,9 @@ func (c *Child) Signal(sig os.Signal) error {
 // the child's process group and os.Kill terminates the child; other
 // signals return an error.
 func (c *Child) SignalGroup(sig os.Signal) error {
+	if c.isFace() {
+		return c.sup.current().SignalGroup(sig)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.isExited {
