@@ -383,7 +383,11 @@ func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
 		}
 		s.mu.Lock()
 		s.cur = c
+		stopped := s.stopped // Stop came while it started, and stopped the old one
 		s.mu.Unlock()
+		if stopped {
+			go stopChildren(context.Background(), []*Child{c}, s.cfg.grace, nil)
+		}
 	}
 	s.g.mu.Unlock()
 	starts.mu.Unlock()
