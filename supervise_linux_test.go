@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -205,7 +206,8 @@ func TestCrashDuringTheShutdownIsNotRestarted(t *testing.T) {
 // and exits 1 at once) is not counted: the process dies by SIGTERM, with
 // its hooks in order. Whether the crash is restarted depends on which the
 // parent sees first; if it is, the new process is stopped in its turn and
-// runs its hooks.
+// runs its hooks. On a loaded machine the parent's stop can even reach the
+// worker before its exit: then the worker runs its hooks.
 func TestCrashRacingSIGTERM(t *testing.T) {
 	for range 10 {
 		p := start(t, supervisedPool, []string{"race"})
@@ -214,11 +216,14 @@ func TestCrashRacingSIGTERM(t *testing.T) {
 		syscall.Kill(pid, syscall.SIGUSR1)
 		trace, how := p.end()
 		hooks, said := events(trace)
-		want := "main S(s)|H1"
+		// Three orders: the crash first (no worker hooks), the stop first
+		// (the worker, slow to reach its exit, runs its hooks), or the
+		// crash seen and restarted just before the shutdown began.
+		want := []string{"main S(s)|H1", "w0 own|race S(s)|main S(s)|H1"}
 		if len(said["restarted"]) > 0 {
-			want = "w1 own|race S(s)|" + want
+			want = []string{"w1 own|race S(s)|main S(s)|H1"}
 		}
-		if how != diedOf(syscall.SIGTERM) || strings.Join(hooks, "|") != want || len(said["restarted"]) > 1 {
+		if how != diedOf(syscall.SIGTERM) || !slices.Contains(want, strings.Join(hooks, "|")) || len(said["restarted"]) > 1 {
 			t.Fatalf("ended with %s, hooks %q, want %q, said %q; stderr:\n%s", how, hooks, want, said, p.Stderr.String())
 		}
 	}
