@@ -44,8 +44,9 @@ type Policy struct {
 	// Interval or longer before it exited starts the sequence again.
 	// Defaults: 100 ms and 30 s.
 	Backoff, MaxBackoff time.Duration
-	// OnRestart, if set, is called after each restart, in its own
-	// goroutine, with what happened.
+	// OnRestart, if set, is called after each restart — for a worker,
+	// once the new process acknowledged Install — in its own goroutine,
+	// with what happened.
 	OnRestart func(RestartEvent)
 }
 
@@ -395,6 +396,15 @@ func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
 		s.cfg.log.Error("multiexit: supervised child could not be restarted", "cmd", s.tmpl.Path, "attempt", attempt, "err", err)
 		s.after(old, err, false) // as an exit: the limit and the backoff apply
 		return
+	}
+	if c.worker {
+		// Restarted means serving again: a worker once it acknowledged
+		// Install (its exit before that is a failure like any other).
+		select {
+		case <-c.ready:
+		case <-c.done:
+			return
+		}
 	}
 	s.cfg.log.Info("multiexit: supervised child restarted", "pid", c.PID(), "old_pid", old.PID(), "attempt", attempt)
 	if f := s.policy.OnRestart; f != nil {

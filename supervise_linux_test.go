@@ -43,7 +43,7 @@ func (h sayLog) WithGroup(string) slog.Handler      { return h }
 
 // supervisedPool: main, with hook H1 below it, starts one supervised
 // worker (Supervise) that registers the shared hook S and its own hook,
-// then says "ready w PID inc N" and behaves as args[0] says, in each
+// then says "ready wN PID" (N its incarnation) and behaves as args[0] says, in each
 // incarnation N (Incarnation):
 //
 //	crash-once   incarnation 0 exits 1 (without its hooks, as a crash);
@@ -62,14 +62,14 @@ func (h sayLog) WithGroup(string) slog.Handler      { return h }
 func supervisedPool(args []string) {
 	mode := args[0]
 	if multiexit.IsChild() {
+		cue := make(chan os.Signal, 1)
+		signal.Notify(cue, syscall.SIGUSR1) // before Install acknowledges: OnRestart may send it then
 		mustInstall()
 		multiexit.Register(func(context.Context) error {
 			say("w%d own", multiexit.Incarnation())
 			return nil
 		})
-		cue := make(chan os.Signal, 1)
-		signal.Notify(cue, syscall.SIGUSR1)
-		say("ready w %d inc %d", os.Getpid(), multiexit.Incarnation())
+		say("ready w%d %d", multiexit.Incarnation(), os.Getpid())
 		switch {
 		case mode == "crash-once" && multiexit.Incarnation() == 0, mode == "crash":
 			os.Exit(1)
@@ -82,7 +82,9 @@ func supervisedPool(args []string) {
 			syscall.Kill(os.Getppid(), syscall.SIGTERM)
 			os.Exit(1)
 		}
-		select {}
+		for range cue {
+			say("w%d usr1", multiexit.Incarnation())
+		}
 	}
 	mustInstall(multiexit.WithLogger(slog.New(sayLog{})), multiexit.WithGrace(10*time.Second))
 	multiexit.Register(hook("H1"))
@@ -100,8 +102,25 @@ func supervisedPool(args []string) {
 	}
 	p.OnRestart = func(e multiexit.RestartEvent) {
 		say("restarted %d %d -> %d", e.Attempt, e.OldPID, e.Child.PID())
+		if opt == "handle" {
+			e.Child.Signal(syscall.SIGUSR1) // reaches the new process
+		}
+	}
+	var usr2 chan os.Signal
+	if opt == "handle" {
+		usr2 = make(chan os.Signal, 1)
+		signal.Notify(usr2, syscall.SIGUSR2)
 	}
 	kids := mustStart(multiexit.Supervise(multiexit.Command(args...), p))
+	if opt == "handle" {
+		// At SIGUSR2 main stops the supervised child through its handle,
+		// while main's Wait below waits for it.
+		go func() {
+			<-usr2
+			err := kids[0].Stop()
+			say("stopped %v restarts %d", err, kids[0].Restarts())
+		}()
+	}
 	if opt == "in-shutdown" {
 		multiexit.Register(func(ctx context.Context) error {
 			syscall.Kill(kids[0].PID(), syscall.SIGUSR1)
@@ -125,7 +144,7 @@ func events(trace []string) (hooks []string, said map[string][]string) {
 	for _, l := range trace {
 		kind, _, _ := strings.Cut(l, " ")
 		switch kind {
-		case "log", "restarted", "waited":
+		case "log", "restarted", "waited", "stopped":
 			said[kind] = append(said[kind], l)
 		default:
 			hooks = append(hooks, l)
@@ -134,16 +153,39 @@ func events(trace []string) (hooks []string, said map[string][]string) {
 	return hooks, said
 }
 
+// The handle follows the process: Signal reaches the restarted one, and
+// Stop stops it (its hooks run) and ends the supervision (no restart).
+func TestSupervisedHandleFollowsTheProcess(t *testing.T) {
+	p := start(t, supervisedPool, []string{"crash-once", "handle"})
+	p.WaitAll("ready main", "restarted 1 ", "w1 usr1")
+	p.Signal(syscall.SIGUSR2)
+	if got := p.WaitFor("stopped "); got != "stopped signal: terminated restarts 1" {
+		t.Errorf("said %q", got)
+	}
+	p.Signal(syscall.SIGTERM)
+	trace, how := p.end()
+	hooks, said := events(trace)
+	want := []string{"w1 usr1", "w1 own", "crash-once S(s)", "main S(s)", "H1"}
+	if strings.Join(hooks, "|") != strings.Join(want, "|") || how != diedOf(syscall.SIGTERM) || len(said["restarted"]) != 1 {
+		t.Fatalf("ended with %s, hooks %q, want %q, said %q; stderr:\n%s", how, hooks, want, said, p.Stderr.String())
+	}
+}
+
 // A supervised worker that crashes is started again in its place: a new
 // PID, the next incarnation, the shared hooks it had; OnRestart sees it;
 // at SIGTERM the new process runs its hooks, above main's, and Wait
 // returns the last process's status (issue 19).
 func TestSupervisedWorkerIsRestarted(t *testing.T) {
 	p := start(t, supervisedPool, []string{"crash-once"})
-	line := p.WaitAll("ready main", "restarted 1 ")["restarted 1 "]
-	var pid0, pid1 int
-	fmt.Sscanf(line, "restarted 1 %d -> %d", &pid0, &pid1)
-	p.WaitFor(fmt.Sprintf("ready w %d inc 1", pid1))
+	// The new worker says it is ready after its Install acknowledged,
+	// before or after OnRestart's line.
+	seen := p.WaitAll("ready main", "restarted 1 ", "ready w1 ")
+	var pid0, pid1, ready1 int
+	fmt.Sscanf(seen["restarted 1 "], "restarted 1 %d -> %d", &pid0, &pid1)
+	fmt.Sscanf(seen["ready w1 "], "ready w1 %d", &ready1)
+	if ready1 != pid1 {
+		t.Errorf("OnRestart said PID %d, the new worker is %d", pid1, ready1)
+	}
 	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
 	hooks, said := events(trace)
@@ -192,7 +234,7 @@ func TestSIGTERMDuringBackoffCancelsTheRestart(t *testing.T) {
 // restart, and the process still dies by SIGTERM, not of the limit.
 func TestCrashDuringTheShutdownIsNotRestarted(t *testing.T) {
 	p := start(t, supervisedPool, []string{"race", "in-shutdown"})
-	p.WaitAll("ready main", "ready w ")
+	p.WaitAll("ready main", "ready w0 ")
 	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
 	hooks, said := events(trace)
@@ -212,7 +254,7 @@ func TestCrashRacingSIGTERM(t *testing.T) {
 	for range 10 {
 		p := start(t, supervisedPool, []string{"race"})
 		var pid int
-		fmt.Sscanf(p.WaitAll("ready main", "ready w ")["ready w "], "ready w %d", &pid)
+		fmt.Sscanf(p.WaitAll("ready main", "ready w0 ")["ready w0 "], "ready w0 %d", &pid)
 		syscall.Kill(pid, syscall.SIGUSR1)
 		trace, how := p.end()
 		hooks, said := events(trace)
@@ -244,8 +286,7 @@ func TestSupervisedDeliberateExit(t *testing.T) {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
 			p := start(t, supervisedPool, c.args)
 			if c.restarted {
-				p.WaitAll("ready main", "restarted 1 ", "ready w ") // the first "ready w"
-				p.WaitFor("ready w ")                               // incarnation 1's
+				p.WaitAll("ready main", "restarted 1 ", "ready w1 ")
 			} else {
 				if got := p.WaitAll("ready main", "waited ")["waited "]; got != "waited <nil> restarts 0" {
 					t.Errorf("said %q", got)
