@@ -8,7 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,6 +250,14 @@ type unit struct {
 // unit records its outcome and the test's processes still alive once its
 // main process has ended (those systemd would then kill) in files.
 func (s *systemd) runUnit(t *testing.T, props []string, args ...string) (*unit, error) {
+	return s.runSocketUnit(t, nil, props, args...)
+}
+
+// runSocketUnit is runUnit with, if sockProps is not empty, a socket unit
+// of the same name with those properties (socket activation): systemd-run
+// returns once the socket listens, and the service starts at the first
+// connection.
+func (s *systemd) runSocketUnit(t *testing.T, sockProps, props []string, args ...string) (*unit, error) {
 	u := &unit{t: t, s: s, name: fmt.Sprintf("mx-%d", engineSeq.Add(1))}
 	u.out = filepath.Join(s.dir, u.name+".out")
 	u.result = filepath.Join(s.dir, u.name+".result")
@@ -261,6 +272,9 @@ func (s *systemd) runUnit(t *testing.T, props []string, args ...string) (*unit, 
 		"-E", proctest.Env(s.tag), "-E", "GORACE=atexit_sleep_ms=0"}
 	for _, p := range props {
 		cmd = append(cmd, "-p", p)
+	}
+	for _, p := range sockProps {
+		cmd = append(cmd, "--socket-property="+p)
 	}
 	_, err := s.ctl(t, append(cmd, args...)...)
 	return u, err
@@ -385,6 +399,76 @@ func TestSystemd(t *testing.T) {
 			"hook 1: close the database",
 		}, after(u.output(), "ready: pid"))
 	})
+}
+
+// Socket activation (issue 19): the listener systemd opened for a .socket
+// unit with FileDescriptorName=http reaches prefork's workers, a restarted
+// one included. systemd-run starts the socket only; the first connection
+// starts the service, and waits in the socket's queue until a worker
+// accepts it.
+func TestSystemdSocketActivation(t *testing.T) {
+	s := startSystemd(t)
+	sock := filepath.Join(s.dir, "http.sock")
+	u, err := s.runSocketUnit(t, []string{"ListenStream=" + sock, "FileDescriptorName=http"},
+		[]string{"Type=notify", "KillMode=mixed"}, filepath.Join(bin, "prefork"), "-workers", "1", "-addr", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("%v\nthe unit's output:\n%s", err, strings.Join(u.output(), "\n"))
+	}
+	if st, err := s.ctl(t, "systemctl", "show", "-p", "ActiveState", u.name+".service"); err != nil || st != "ActiveState=inactive\n" {
+		t.Errorf("before the first connection the service is %q, %v; want inactive", st, err)
+	}
+	c := &http.Client{Timeout: engineLimit / 2, Transport: &http.Transport{DisableKeepAlives: true,
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}}}
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := c.Get("http://prefork" + path)
+		if err != nil {
+			t.Fatalf("GET %s on %s: %v\nthe unit's output:\n%s", path, sock, err, strings.Join(u.output(), "\n"))
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatalf("GET %s: reading the body: %v", path, err)
+		}
+		return resp.StatusCode, string(b)
+	}
+	code, body := get("/")
+	m := preforkBody.FindStringSubmatch(body)
+	if code != 200 || m == nil {
+		t.Fatalf("GET /: %d %q", code, body)
+	}
+	first := m[1]
+	if out := u.output(); !slices.Contains(out, "listening on "+sock) {
+		t.Errorf("prefork did not adopt systemd's socket (want %q); output:\n%s", "listening on "+sock, strings.Join(out, "\n"))
+	}
+	if code, body := get("/crash"); code != 200 || body != "crashing" {
+		t.Fatalf("GET /crash: %d %q", code, body)
+	}
+	// The crashing worker may still serve a connection it accepted before
+	// it closed its listener; then only the restarted one accepts.
+	var next string
+	for range 100 {
+		code, body := get("/")
+		m := preforkBody.FindStringSubmatch(body)
+		if code != 200 || m == nil {
+			t.Fatalf("GET / after the crash: %d %q", code, body)
+		}
+		if m[1] != first {
+			next = m[1]
+			break
+		}
+	}
+	if next == "" {
+		t.Fatalf("100 requests after the crash all answered by the crashed worker %s; output:\n%s", first, strings.Join(u.output(), "\n"))
+	}
+	u.stop()
+	out := u.output()
+	if !slices.Contains(out, "worker "+next+" generation 1: hooks done") || slices.Contains(out, "worker "+first+" generation 1: hooks done") {
+		t.Errorf("want the hooks of the restarted worker %s (and not of the crashed %s); output:\n%s", next, first, strings.Join(out, "\n"))
+	}
 }
 
 // checkCascadeAllAtOnce checks the hooks of cascade -serve -slow stopped
