@@ -361,7 +361,13 @@ func supervisedListeners(args []string) {
 	}
 	sh := exec.Command("sh", "-c", `[ "$LISTEN_PID" = $$ ] && ok=true || ok=false; [ -S /dev/fd/3 ] && s=true || s=false; echo "ext fds=$LISTEN_FDS names=$LISTEN_FDNAMES pidok=$ok sock=$s"; exec sleep 1000`)
 	sh.Stdout = os.Stdout
-	mustStart(multiexit.Supervise(multiexit.Command(), multiexit.Policy{}), multiexit.ShareListeners(sh))
+	cmds := []*exec.Cmd{multiexit.Supervise(multiexit.Command(), multiexit.Policy{}), multiexit.ShareListeners(sh)}
+	if len(args) > 1 { // a C program that asks libsystemd
+		c := exec.Command(args[1])
+		c.Stdout = os.Stdout
+		cmds = append(cmds, multiexit.ShareListeners(c))
+	}
+	mustStart(cmds...)
 	say("ready main")
 	select {}
 }
@@ -386,5 +392,45 @@ func TestListenersReachRestartedWorkersAndMarkedCommands(t *testing.T) {
 		if strings.HasPrefix(l, "second Listen") || strings.HasPrefix(l, "listen:") {
 			t.Errorf("%s", l)
 		}
+	}
+}
+
+// sdListen is a C program that takes its sockets as systemd's own library
+// does: sd_listen_fds_with_names checks LISTEN_PID against its PID, and
+// sd_is_socket_unix that descriptor 3 is a listening Unix stream socket.
+const sdListen = `#include <stdio.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <systemd/sd-daemon.h>
+int main(void) {
+	char **names = NULL;
+	int n = sd_listen_fds_with_names(1, &names);
+	int unixlisten = n > 0 ? sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) : -1;
+	printf("c n=%d name=%s unixlisten=%d env=%s\n", n, n > 0 ? names[0] : "-", unixlisten, getenv("LISTEN_FDS") ? "kept" : "unset");
+	fflush(stdout);
+	pause();
+	return 0;
+}
+`
+
+// A C child marked with ShareListeners finds the socket with libsystemd's
+// sd_listen_fds_with_names (issue 19: sd_listen_fds works in it).
+func TestListenersReachALibsystemdChild(t *testing.T) {
+	dir := t.TempDir()
+	src, prog := filepath.Join(dir, "sdlisten.c"), filepath.Join(dir, "sdlisten")
+	if err := os.WriteFile(src, []byte(sdListen), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("cc", "-o", prog, src, "-lsystemd").CombinedOutput(); err != nil {
+		t.Skipf("cannot build a libsystemd program (CI installs gcc and libsystemd-dev): %v\n%s", err, out)
+	}
+	p := start(t, supervisedListeners, []string{filepath.Join(dir, "web.sock"), prog})
+	// unset_environment=1: the library unsets LISTEN_* once it took them.
+	if got, want := p.WaitAll("ready main", "c ")["c "], "c n=1 name=web unixlisten=1 env=unset"; got != want {
+		t.Errorf("the C child said %q, want %q", got, want)
+	}
+	p.Signal(syscall.SIGTERM)
+	if _, how := p.end(); how != diedOf(syscall.SIGTERM) {
+		t.Errorf("ended with %s; stderr:\n%s", how, p.Stderr.String())
 	}
 }
