@@ -1,7 +1,7 @@
 package multiexit_test
 
 // The containment against a less privileged descendant and another local
-// user (README, "Security"): each test has the attacker's move made by a
+// user (docs/containment.md, "Security"): each test has the attacker's move made by a
 // real process, most of them as user nobody.
 
 import (
@@ -64,7 +64,7 @@ func TestChangingPIDChainDoesNotOutliveTheStop(t *testing.T) {
 	}
 	for _, layer := range layers(t) {
 		if layer == "process-group" {
-			continue // once its child has exited, it is out of that layer's reach (see README)
+			continue // once its child has exited, it is out of that layer's reach (see docs/containment.md)
 		}
 		for _, mode := range []string{"child runs", "child exited"} {
 			t.Run(layer+", "+mode, func(t *testing.T) {

@@ -196,8 +196,8 @@
 // a pidfd until it is waited for. An entry whose children and descendants
 // are all gone is released, with its cgroup. The guardian is this binary,
 // taken over in this package's initialisation when, and only when, its
-// parent started it for that purpose. The README's "Containment" section
-// has the details and the limits of each layer.
+// parent started it for that purpose. docs/containment.md has the details
+// and the limits of each layer.
 //
 // # The terminal
 //
@@ -223,8 +223,8 @@
 // socket-activation variables nor the watchdog's meant for this process,
 // and the guardian none of them whatever their values. Without NOTIFY_SOCKET
 // none of this does anything. Under Kubernetes, WithDrain keeps serving
-// after SIGTERM while readiness fails (Stopping). The README's "Running under
-// systemd, Kubernetes and containers" has a unit file and pod settings.
+// after SIGTERM while readiness fails (Stopping). docs/engines.md has a
+// unit file and pod settings.
 //
 // # Platforms
 //
@@ -243,5 +243,5 @@
 // (workers: their budget, then its end) and CTRL_BREAK_EVENT, then
 // TerminateProcess; a worker's budget cannot be shortened once its stop
 // has begun (the channel is closed then); a Job object kills the tree when
-// the parent dies (see the README).
+// the parent dies (see docs/containment.md).
 package multiexit

@@ -5,7 +5,7 @@ package main_test
 // TestDumbInitExitStatus (death by COMMAND's signal), TestTiniReaping (the
 // guardian, a second child), TestCatatonitForwardsSignals (fault and
 // job-control signals forwarded) and TestCatatonitDescriptors (inherited
-// descriptors kept). The README's comparison table and -h say why.
+// descriptors kept). The comparison table in docs/cli.md and -h say why.
 
 import (
 	"slices"

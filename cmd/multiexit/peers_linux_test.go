@@ -8,7 +8,7 @@ package main_test
 // TestTimeout*), each run against multiexit and, as a control, against the
 // peer itself where it is installed (Debian: tini, dumb-init, catatonit,
 // coreutils; .ci/run installs them). Where multiexit differs on purpose,
-// the test asserts each tool's own behaviour, and the README's comparison
+// the test asserts each tool's own behaviour, and docs/cli.md's comparison
 // table and -h say why.
 
 import (

@@ -5,8 +5,8 @@ package contain
 // wait for), how each is judged once (see ownerOf), and the scans from
 // which an entry learns that it is empty (see WhenEmpty).
 //
-// What a descendant can make it cost, whatever it does (see the README's
-// "Security"): each scan reads one /proc/PID/stat per child; the
+// What a descendant can make it cost, whatever it does (see
+// docs/containment.md, "Security"): each scan reads one /proc/PID/stat per child; the
 // environment of a child is read once per process (PID and start time),
 // at most procfs.EnvScanLimit bytes of it; and the reaper spends at most
 // about a tenth of its time scanning, however many SIGCHLDs arrive.
