@@ -163,6 +163,7 @@ type supervisor struct {
 	tmpl      exec.Cmd // the command as given, before its first start
 	worker    bool
 	fg        bool
+	listeners bool // ShareListeners marked it: every process gets them
 	hooksJSON string
 	cfg       config
 	g         *childGroup
@@ -170,7 +171,8 @@ type supervisor struct {
 
 	mu       sync.Mutex
 	cur      *Child
-	restarts int
+	restarts int // processes started after the first
+	attempts int // restarts decided (a start that failed, or was cancelled, counts here only)
 	starting int // the incarnation being started (see incarnationEnv)
 	// uptime is how long the child's processes have run, summed (see
 	// Child.ran); recent holds it at each restart within the last
@@ -199,7 +201,7 @@ func newSupervisor(cmd *exec.Cmd, p Policy, hooksJSON string, cfg config, g *chi
 		p.MaxBackoff = 30 * time.Second
 	}
 	s := &supervisor{policy: p, tmpl: *cmd, hooksJSON: hooksJSON, cfg: cfg, g: g,
-		worker: starts.workers.has(cmd), fg: foregrounds.has(cmd),
+		worker: starts.workers.has(cmd), fg: foregrounds.has(cmd), listeners: listeners.shared.has(cmd),
 		cancel: make(chan struct{}), final: make(chan struct{})}
 	s.tmpl.Args = append([]string(nil), cmd.Args...)
 	if cmd.Env != nil {
@@ -232,6 +234,9 @@ func (s *supervisor) command() *exec.Cmd {
 	}
 	if s.fg {
 		foregrounds.add(cmd)
+	}
+	if s.listeners {
+		listeners.shared.add(cmd)
 	}
 	return cmd
 }
@@ -296,10 +301,10 @@ func (s *supervisor) after(c *Child, err error, stopping bool) {
 			delay = jitter(s.next)
 			s.next = min(max(2*s.next, s.policy.Backoff), s.policy.MaxBackoff)
 			s.recent = append(s.recent, s.uptime)
-			s.restarts++
+			s.attempts++
 		}
 	}
-	attempt := s.restarts
+	attempt := s.attempts
 	s.mu.Unlock()
 	if why != "" {
 		if limit != nil {
@@ -353,10 +358,12 @@ func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
 		case <-t.C:
 		case <-s.cancel:
 			t.Stop()
+			s.cfg.log.Info("multiexit: supervised child's restart cancelled: stopped", "old_pid", old.PID(), "attempt", attempt)
 			s.finish(true)
 			return
 		case <-rt.started:
 			t.Stop()
+			s.cfg.log.Info("multiexit: supervised child's restart cancelled: the shutdown began", "old_pid", old.PID(), "attempt", attempt)
 			s.finish(false)
 			return
 		}
@@ -384,6 +391,7 @@ func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
 		}
 		s.mu.Lock()
 		s.cur = c
+		s.restarts++
 		stopped := s.stopped // Stop came while it started, and stopped the old one
 		s.mu.Unlock()
 		if stopped {

@@ -216,7 +216,8 @@ func TestSupervisedCrashLoopTripsTheLimit(t *testing.T) {
 }
 
 // A SIGTERM during a backoff wait cancels the restart at once: the tree
-// stops in order, nothing is started again (the backoff is an hour).
+// stops in order, nothing is started again (the backoff is an hour), the
+// log says so, and Restarts counts the one restart that happened.
 func TestSIGTERMDuringBackoffCancelsTheRestart(t *testing.T) {
 	p := start(t, supervisedPool, []string{"crash", "slow"})
 	// The second restart waits an hour.
@@ -224,7 +225,9 @@ func TestSIGTERMDuringBackoffCancelsTheRestart(t *testing.T) {
 	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
 	hooks, said := events(trace)
-	if how != diedOf(syscall.SIGTERM) || len(said["restarted"]) != 1 || strings.Join(hooks, "|") != "main S(s)|H1" {
+	if how != diedOf(syscall.SIGTERM) || len(said["restarted"]) != 1 || strings.Join(hooks, "|") != "main S(s)|H1" ||
+		!slices.Contains(said["log"], "log multiexit: supervised child's restart cancelled: the shutdown began attempt=2") ||
+		len(said["waited"]) != 1 || said["waited"][0] != "waited exit status 1 restarts 1" {
 		t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
 	}
 }
@@ -335,8 +338,8 @@ func TestSupervisedBootFailureFailsStart(t *testing.T) {
 }
 
 // supervisedListeners: main opens a Unix socket with Listen and starts a
-// supervised worker that crashes once, and an external shell marked with
-// ShareListeners; each says what it was handed: LISTEN_FDS,
+// supervised worker that crashes once, an external shell marked with
+// ShareListeners, and a supervised one that exits 1 once; each says what it was handed: LISTEN_FDS,
 // LISTEN_FDNAMES, whether LISTEN_PID is its own PID, and whether
 // descriptor 3 is a socket.
 func supervisedListeners(args []string) {
@@ -361,7 +364,13 @@ func supervisedListeners(args []string) {
 	}
 	sh := exec.Command("sh", "-c", `[ "$LISTEN_PID" = $$ ] && ok=true || ok=false; [ -S /dev/fd/3 ] && s=true || s=false; echo "ext fds=$LISTEN_FDS names=$LISTEN_FDNAMES pidok=$ok sock=$s"; exec sleep 1000`)
 	sh.Stdout = os.Stdout
-	cmds := []*exec.Cmd{multiexit.Supervise(multiexit.Command(), multiexit.Policy{}), multiexit.ShareListeners(sh)}
+	// A supervised external command: its first process exits 1, its
+	// restarted one must get the listeners too.
+	mark := args[0] + ".started"
+	sx := exec.Command("sh", "-c", `n=0; [ -e "$1" ] && n=1; [ "$LISTEN_PID" = $$ ] && ok=true || ok=false; [ -S /dev/fd/3 ] && s=true || s=false; echo "sx$n fds=$LISTEN_FDS names=$LISTEN_FDNAMES pidok=$ok sock=$s"; [ $n = 0 ] && : >"$1" && exit 1; exec sleep 1000`, "sh", mark)
+	sx.Stdout = os.Stdout
+	cmds := []*exec.Cmd{multiexit.Supervise(multiexit.Command(), multiexit.Policy{}), multiexit.ShareListeners(sh),
+		multiexit.Supervise(multiexit.ShareListeners(sx), multiexit.Policy{})}
 	if len(args) > 1 { // a C program that asks libsystemd
 		c := exec.Command(args[1])
 		c.Stdout = os.Stdout
@@ -373,12 +382,12 @@ func supervisedListeners(args []string) {
 }
 
 // Listeners (issue 19): every worker — the restarted one too — and an
-// external command marked with ShareListeners receive the socket in the
+// external command marked with ShareListeners — restarted too — receive the socket in the
 // systemd format, LISTEN_PID naming themselves.
 func TestListenersReachRestartedWorkersAndMarkedCommands(t *testing.T) {
 	p := start(t, supervisedListeners, []string{filepath.Join(t.TempDir(), "web.sock")})
-	lines := p.WaitAll("ready main", "w0 ", "w1 ", "ext ")
-	for _, k := range []string{"w0 ", "w1 ", "ext "} {
+	lines := p.WaitAll("ready main", "w0 ", "w1 ", "ext ", "sx0 ", "sx1 ")
+	for _, k := range []string{"w0 ", "w1 ", "ext ", "sx0 ", "sx1 "} {
 		if want := k + "fds=1 names=web pidok=true sock=true"; lines[k] != want {
 			t.Errorf("%q, want %q", lines[k], want)
 		}
