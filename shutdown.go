@@ -56,6 +56,7 @@ const (
 	byParentDeath                 // a worker's parent died
 	byExit                        // Exit or ExitAs
 	byMainReturned                // Run's main returned (or panicked)
+	byRestartLimit                // a supervised child's restart limit (see Policy)
 )
 
 type shutdown struct {

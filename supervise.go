@@ -29,7 +29,10 @@ type Policy struct {
 	// Burst and Interval are the intensity limit: a child that would be
 	// restarted for the Burst+1-th time within Interval is not, and the
 	// shutdown of the whole process begins, with exit status 1 and an
-	// error that names the child and the limit. Defaults: 5 and 10 s, as
+	// error that names the child and the limit (it wraps ErrRestartLimit).
+	// It begins as a signal's does, not as Exit's: Run's main sees its
+	// context cancelled with that error as the cause, and the hooks run
+	// once main returned (within half the deadline). Defaults: 5 and 10 s, as
 	// systemd's StartLimitBurst and StartLimitIntervalSec and Erlang/OTP's
 	// supervisors. Unlike theirs, Interval is counted in the child's
 	// running time — from each process's acknowledgement of Install (an
@@ -310,7 +313,9 @@ func (s *supervisor) after(c *Child, err error, stopping bool) {
 		if limit != nil {
 			s.cfg.log.Error(limit.Error(), "pid", c.PID(), "status", exitStatus(err), "burst", s.policy.Burst, "interval", s.policy.Interval)
 			s.finish(stopping)
-			go rt.exitBy(1, nil, limit)
+			// As a signal does, not as Exit: Run's main is cancelled
+			// and waited for before the hooks run.
+			rt.begin(1, nil, limit, byRestartLimit)
 			return
 		}
 		s.finish(stopping)

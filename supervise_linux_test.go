@@ -2,6 +2,7 @@ package multiexit_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -105,6 +106,21 @@ func supervisedPool(args []string) {
 		if opt == "handle" {
 			e.Child.Signal(syscall.SIGUSR1) // reaches the new process
 		}
+	}
+	if opt == "run" {
+		// Under Run: main waits for its context, says why it ended, and
+		// returns at SIGUSR2.
+		usr2 := make(chan os.Signal, 1)
+		signal.Notify(usr2, syscall.SIGUSR2)
+		multiexit.Run(func(ctx context.Context) error {
+			mustStart(multiexit.Supervise(multiexit.Command(args...), p))
+			say("ready main")
+			<-ctx.Done()
+			say("main done %v", errors.Is(context.Cause(ctx), multiexit.ErrRestartLimit))
+			<-usr2
+			say("main returning")
+			return nil
+		})
 	}
 	var usr2 chan os.Signal
 	if opt == "handle" {
@@ -212,6 +228,20 @@ func TestSupervisedCrashLoopTripsTheLimit(t *testing.T) {
 	if how != exitCode(1) || len(said["restarted"]) != 5 || limit == "" || !strings.Contains(limit, "Burst 5") ||
 		strings.Join(hooks, "|") != "main S(s)|H1" {
 		t.Fatalf("ended with %s, hooks %q, said %q; stderr:\n%s", how, hooks, said, p.Stderr.String())
+	}
+}
+
+// Under Run, the restart limit ends main's context with a cause that wraps
+// ErrRestartLimit, and the hooks wait for main to return, as after a
+// signal; the process exits 1.
+func TestRestartLimitWaitsForRunsMain(t *testing.T) {
+	p := start(t, supervisedPool, []string{"crash", "run"})
+	p.WaitAll("ready main", "main done ")
+	p.Signal(syscall.SIGUSR2)
+	trace, how := p.end()
+	hooks, said := events(trace)
+	if got, want := strings.Join(hooks, "|"), "main done true|main returning|main S(s)|H1"; how != exitCode(1) || got != want {
+		t.Fatalf("ended with %s, hooks %q, want %q, said %q; stderr:\n%s", how, got, want, said, p.Stderr.String())
 	}
 }
 
