@@ -630,6 +630,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 	worker := starts.workers.take(cmd)
 	// The listeners come first: descriptors from 3 (see Listen).
 	cmd.Env = env
+	path := cmd.Path // the command's, not the exec shim's passListeners may put in its place
 	handoff, err := passListeners(cmd, worker)
 	if err != nil {
 		return nil, fmt.Errorf("multiexit: Start %s: listeners: %w", cmd.Path, err)
@@ -646,12 +647,12 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 		c.worker = true
 		deathR, deathW, err := deathPipe()
 		if err != nil {
-			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
+			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", path, err)
 		}
 		ackR, ackW, err := os.Pipe()
 		if err != nil {
 			closeAll(deathR, deathW)
-			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
+			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", path, err)
 		}
 		c.ackR, c.deathW = ackR, deathW
 		childEnds = [2]*os.File{deathR, ackW}
@@ -660,7 +661,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 		enc, err := encodeRegistry(os.Getpid(), ids, hooksJSON)
 		if err != nil {
 			closeAll(deathR, deathW, ackR, ackW)
-			return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
+			return nil, fmt.Errorf("multiexit: Start %s: %w", path, err)
 		}
 		env = append(environWithout(env, EnvVar), EnvVar+"="+enc)
 	} else {
@@ -695,7 +696,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 	if err != nil {
 		closeAll(c.ackR, c.deathW)
 		c.job.drop()
-		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
+		return nil, fmt.Errorf("multiexit: Start %s: %w", path, err)
 	}
 	// The reaper waits on a copy that holds exec's state (the process,
 	// the pipes to close, the copying goroutines); the caller's command

@@ -392,6 +392,11 @@ func supervisedListeners(args []string) {
 	if _, err := multiexit.Listen("web", "unix", args[0]+"2"); err == nil || !strings.Contains(err.Error(), `"web"`) {
 		say("second Listen web: %v", err)
 	}
+	if len(args) > 1 && args[1] == "missing" {
+		_, err := multiexit.Start(multiexit.ShareListeners(exec.Command("/nonexistent/prog")))
+		say("missing: %v", err)
+		multiexit.Exit(0)
+	}
 	sh := exec.Command("sh", "-c", `[ "$LISTEN_PID" = $$ ] && ok=true || ok=false; [ -S /dev/fd/3 ] && s=true || s=false; echo "ext fds=$LISTEN_FDS names=$LISTEN_FDNAMES pidok=$ok sock=$s"; exec sleep 1000`)
 	sh.Stdout = os.Stdout
 	// A supervised external command: its first process exits 1, its
@@ -432,6 +437,17 @@ func TestListenersReachRestartedWorkersAndMarkedCommands(t *testing.T) {
 			t.Errorf("%s", l)
 		}
 	}
+}
+
+// A marked command that cannot be executed fails Start with the error
+// os/exec gives, naming the command (not the exec shim in its place).
+func TestListenersMarkedCommandThatCannotStart(t *testing.T) {
+	p := start(t, supervisedListeners, []string{filepath.Join(t.TempDir(), "web.sock"), "missing"})
+	got := p.WaitFor("missing: ")
+	if want := "missing: multiexit: Start /nonexistent/prog: fork/exec /nonexistent/prog: no such file or directory"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	p.end()
 }
 
 // sdListen is a C program that takes its sockets as systemd's own library
