@@ -17,8 +17,8 @@ import (
 )
 
 // passControl hands the worker its ends of the control channel as extra
-// descriptors, after any the caller set.
-func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
+// descriptors, after any the caller set. job is Windows's.
+func passControl(cmd *exec.Cmd, ends [2]*os.File, _ uintptr) [2]uintptr {
 	base := 3 + len(cmd.ExtraFiles)
 	cmd.ExtraFiles = append(cmd.ExtraFiles, ends[0], ends[1])
 	return [2]uintptr{uintptr(base), uintptr(base + 1)}
@@ -86,3 +86,6 @@ func monotonicNow() time.Duration {
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return time.Duration(ts.Nano())
 }
+
+// tellStop: a worker is stopped by SIGTERM here, not through the channel.
+func (c *Child) tellStop() {}

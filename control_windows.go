@@ -11,21 +11,24 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/multiexit/multiexit/internal/contain"
 	"golang.org/x/sys/windows"
 )
 
 // passControl lets the worker inherit its ends of the control channel (and
-// the job, see contain.Job); the registry carries the ends' handle values.
+// job, the job's handle if not 0: see contain.Job); the registry carries
+// the ends' handle values.
 // ExtraFiles does not exist on Windows: os/exec passes exactly the handles
 // listed in AdditionalInheritedHandles, which must be inheritable, as
 // os.Pipe's are.
-func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
-	a := sysProcAttr(cmd)
+func passControl(cmd *exec.Cmd, ends [2]*os.File, job uintptr) [2]uintptr {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	a := cmd.SysProcAttr
 	a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles,
 		syscall.Handle(ends[0].Fd()), syscall.Handle(ends[1].Fd()))
-	if j := contain.Job(rt.logger()); j != 0 {
-		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(j))
+	if job != 0 {
+		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(job))
 	}
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}
 }
@@ -92,3 +95,8 @@ func openControl(ids [2]uintptr) (death, ack *os.File) {
 	}
 	return os.NewFile(ids[0], "multiexit-parent"), os.NewFile(ids[1], "multiexit-ack")
 }
+
+// tellStop tells a worker to stop by closing its control channel: it sees
+// EOF, as when its parent dies, and shuts down with 143; that needs no
+// console.
+func (c *Child) tellStop() { c.deathW.Close() }

@@ -245,3 +245,20 @@
 // has begun (the channel is closed then); a Job object kills the tree when
 // the parent dies (see the README).
 package multiexit
+
+// The environment contract with workers: the variable that carries the
+// registry (see Start), and its bound. The walkthrough above tells what it
+// carries.
+
+// EnvVar is the environment variable that carries the registry from a
+// parent to the workers it starts.
+const EnvVar = "MULTIEXIT"
+
+const (
+	registryVersion = "1"
+	// MaxRegistry bounds the encoded registry (and what a worker accepts),
+	// well below Linux's 128 KiB limit on one environment string.
+	MaxRegistry = 64 << 10
+	// pending marks a Command that Start has not encoded yet.
+	pending = "pending"
+)

@@ -1,138 +1,27 @@
 package multiexit
 
+// A worker: this binary as Command and Start run it. Package
+// initialisation verifies the registry its parent passed (MULTIEXIT) and
+// holds SIGTERM until Install; Install commits it (the inherited shared
+// hooks at the bottom of the stack) and watches the parent through the
+// control channel, whose lines give the worker its budget.
+
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/osproc"
 )
-
-// EnvVar is the environment variable that carries the registry from a
-// parent to the workers it starts.
-const EnvVar = "MULTIEXIT"
-
-const (
-	registryVersion = "1"
-	// MaxRegistry bounds the encoded registry (and what a worker accepts),
-	// well below Linux's 128 KiB limit on one environment string.
-	MaxRegistry = 64 << 10
-	// pending marks a Command that Start has not encoded yet.
-	pending = "pending"
-)
-
-// Shared is a hook defined by name with Define. Activated with Register, it
-// runs in this process and in every worker started after that call.
-type Shared[T any] struct {
-	name string
-	hook func(ctx context.Context, arg T) error
-	err  error // the definition was refused (duplicate or empty name)
-}
-
-type definition struct {
-	where string
-	bind  func(raw json.RawMessage) (func(ctx context.Context) error, error)
-}
-
-var defs struct {
-	mu     sync.Mutex
-	byName map[string]definition
-	errs   []error
-}
-
-// Define defines a shared hook named name. Call it at package
-// initialisation (a package-level var), so that a worker, which runs the same
-// binary, knows every name its parent can pass. The argument travels as
-// JSON, so T must encode and decode with encoding/json, and a value must
-// come back equal (see Register).
-//
-// An empty name, a nil hook or a name defined twice is a programming error:
-// Install and Start report it, naming both places.
-func Define[T any](name string, hook func(ctx context.Context, arg T) error) *Shared[T] {
-	where := "?"
-	if _, file, line, ok := runtime.Caller(1); ok {
-		where = fmt.Sprintf("%s:%d", filepath.Base(file), line)
-	}
-	s := &Shared[T]{name: name, hook: hook}
-	defs.mu.Lock()
-	defer defs.mu.Unlock()
-	if defs.byName == nil {
-		defs.byName = make(map[string]definition)
-	}
-	switch prev, dup := defs.byName[name]; {
-	case name == "":
-		s.err = fmt.Errorf("multiexit: Define at %s: empty name", where)
-	case hook == nil:
-		s.err = fmt.Errorf("multiexit: Define(%q) at %s: nil hook", name, where)
-	case dup:
-		s.err = fmt.Errorf("multiexit: Define(%q) at %s: name already defined at %s", name, where, prev.where)
-	default:
-		defs.byName[name] = definition{where: where, bind: func(raw json.RawMessage) (func(context.Context) error, error) {
-			var arg T
-			if err := json.Unmarshal(raw, &arg); err != nil {
-				return nil, err
-			}
-			return func(ctx context.Context) error { return hook(ctx, arg) }, nil
-		}}
-	}
-	if s.err != nil {
-		defs.errs = append(defs.errs, s.err)
-	}
-	return s
-}
-
-// checkDefines reports every refused Define.
-func checkDefines() error {
-	defs.mu.Lock()
-	defer defs.mu.Unlock()
-	return errors.Join(defs.errs...)
-}
-
-// Register activates the shared hook with arg: it is pushed onto this
-// process's stack like any hook, and every worker started after this call
-// inherits it, at the bottom of its stack, with the same argument. Unregister
-// takes it off the stack; workers started afterwards do not inherit it.
-//
-// The argument travels as JSON, and arrives unchanged or not at all:
-// Register decodes it as a worker will and compares the two (with an Equal
-// method where the type has one, as time.Time does). If arg does not
-// encode, or would not arrive equal — a string that is not valid UTF-8
-// (JSON would replace its bad bytes with U+FFFD: another path), an
-// unexported field that is not zero (JSON leaves it out), a number in an
-// interface (it arrives as a float64) — the hook still runs here, with arg,
-// and while it is registered Start refuses to start workers, with an error
-// that names the hook and the field. Register itself cannot fail: its
-// result is the hook's Handle either way.
-func (s *Shared[T]) Register(arg T) *Handle {
-	raw, err := json.Marshal(arg)
-	if err != nil {
-		err = fmt.Errorf("multiexit: shared hook %q: argument does not encode as JSON: %w", s.name, err)
-	} else if d := roundTrip(arg, raw); d != "" {
-		err = fmt.Errorf("multiexit: shared hook %q: its argument would not reach workers unchanged: %s", s.name, d)
-	}
-	if s.err != nil {
-		err = s.err
-	}
-	h := &Handle{name: s.name, shared: &sharedArg{name: s.name, arg: raw, err: err}}
-	if s.hook == nil {
-		return h
-	}
-	hook := s.hook
-	h.hook = func(ctx context.Context) error { return hook(ctx, arg) }
-	exitStack.push(h)
-	return h
-}
 
 // registry is what MULTIEXIT carries:
 //
@@ -152,22 +41,6 @@ type registry struct {
 type wireHook struct {
 	N string          `json:"n"`
 	A json.RawMessage `json:"a"`
-}
-
-// encodeHooks encodes the active shared hooks, oldest first.
-func encodeHooks(entries []*Handle) (string, error) {
-	hooks := []wireHook{}
-	for _, h := range entries {
-		if h.shared == nil {
-			continue
-		}
-		if h.shared.err != nil {
-			return "", h.shared.err
-		}
-		hooks = append(hooks, wireHook{N: h.shared.name, A: h.shared.arg})
-	}
-	b, err := json.Marshal(hooks)
-	return string(b), err
 }
 
 func encodeRegistry(ppid int, ctl [2]uintptr, hooksJSON string) (string, error) {
@@ -419,9 +292,9 @@ func (in *inherited) commit() (w *workerControl, parentGone bool) {
 	// SIGPIPE makes a write to a dead parent's pipe fail with EPIPE instead
 	// of killing the worker before its hooks ran. A SIGINT is the
 	// terminal's Ctrl-C for the parent when this worker holds the
-	// terminal (Foreground): relayInterrupts passes it on.
+	// terminal (Foreground): osproc.RelayInterrupts passes it on.
 	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
-	relayInterrupts(in.reg.ppid)
+	osproc.RelayInterrupts(in.reg.ppid)
 	w = &workerControl{ppid: in.reg.ppid, deathFD: -1}
 	if armed, hungUp := signalOnHangup(int(in.reg.ctl[0])); armed {
 		// The kernel watches the death end: it stays open, as a bare
