@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/multiexit/multiexit/internal/contain"
+	"github.com/multiexit/multiexit/internal/ctl"
 	"github.com/multiexit/multiexit/internal/osproc"
 )
 
@@ -35,14 +36,14 @@ type Child struct {
 	retiring atomic.Bool  // the worker called Retire
 	readyAt  atomic.Int64 // when a worker acknowledged Install (UnixNano)
 
-	ackR, deathW *os.File      // the parent's ends of a worker's control channel
-	caught       chan struct{} // closed when a worker caught SIGTERM (package initialisation)
-	ready        chan struct{} // closed when a worker acknowledged Install
-	ackRead      chan struct{} // closed when the acknowledgement end reached EOF
-	exited       chan struct{} // closed when the process exited (maybe not yet reaped)
-	done         chan struct{} // closed when reaped; err and state are then set
-	err          error
-	state        *os.ProcessState
+	ch      *ctl.Parent   // a worker's control channel, the parent's end; nil for an external child
+	caught  chan struct{} // closed when a worker caught SIGTERM (package initialisation)
+	ready   chan struct{} // closed when a worker acknowledged Install
+	ackRead chan struct{} // closed when the acknowledgement end reached EOF
+	exited  chan struct{} // closed when the process exited (maybe not yet reaped)
+	done    chan struct{} // closed when reaped; err and state are then set
+	err     error
+	state   *os.ProcessState
 	// piped: the caller reads the child's output through a pipe of exec's
 	// (StdoutPipe, StderrPipe), which exec.Cmd.Wait closes: the child is
 	// reaped only once the caller is done (Child.Wait, Stop, the entry's
@@ -182,9 +183,7 @@ func (c *Child) reap() {
 		rt.logger().Log(context.Background(), level, "multiexit: child exited before it was stopped",
 			"pid", c.PID(), "cmd", c.cmd.Path, "args", c.cmd.Args[1:], "status", exitStatus(c.err))
 	}
-	if c.deathW != nil {
-		c.deathW.Close()
-	}
+	c.ch.Hangup()
 	// Before done: Stop and Wait return once the entry has retired.
 	if c.sup != nil {
 		c.sup.exited(c, stopping) // it may be followed by a new process
@@ -216,25 +215,19 @@ func (c *Child) ran() time.Duration {
 func (c *Child) readAck() {
 	defer close(c.ackRead)
 	caught := false
-	var b [1]byte
-	for {
-		n, err := c.ackR.Read(b[:])
-		if n == 1 && !caught && (b[0] == ackCaught || b[0] == ackInstalled) {
+	c.ch.ReadAcks(func(a ctl.Ack) {
+		if !caught && (a == ctl.AckCaught || a == ctl.AckInstalled) {
 			caught = true
 			close(c.caught)
 		}
-		if n == 1 && b[0] == ackInstalled && !closed(c.ready) {
+		if a == ctl.AckInstalled && !closed(c.ready) {
 			c.readyAt.Store(time.Now().UnixNano())
 			close(c.ready)
 		}
-		if n == 1 && b[0] == ackRetire {
+		if a == ctl.AckRetire {
 			c.retiring.Store(true)
 		}
-		if err != nil {
-			break
-		}
-	}
-	c.ackR.Close()
+	})
 }
 
 func (c *Child) String() string {

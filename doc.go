@@ -246,19 +246,21 @@
 // the parent dies (see the README).
 package multiexit
 
+import "github.com/multiexit/multiexit/internal/ctl"
+
 // The environment contract with workers: the variable that carries the
 // registry (see Start), and its bound. The walkthrough above tells what it
-// carries.
+// carries; internal/ctl encodes it (its own constants are held equal to
+// these by TestEnvContract).
 
 // EnvVar is the environment variable that carries the registry from a
 // parent to the workers it starts.
 const EnvVar = "MULTIEXIT"
 
 const (
-	registryVersion = "1"
+	// pending marks a Command that Start has not encoded yet.
+	pending = ctl.Pending
 	// MaxRegistry bounds the encoded registry (and what a worker accepts),
 	// well below Linux's 128 KiB limit on one environment string.
 	MaxRegistry = 64 << 10
-	// pending marks a Command that Start has not encoded yet.
-	pending = "pending"
 )

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"sync"
 	"unicode/utf8"
+
+	"github.com/multiexit/multiexit/internal/ctl"
 )
 
 // Shared hooks: Define names a hook at package initialisation, Register
@@ -123,7 +125,7 @@ func (s *Shared[T]) Register(arg T) *Handle {
 
 // encodeHooks encodes the active shared hooks, oldest first.
 func encodeHooks(entries []*Handle) (string, error) {
-	hooks := []wireHook{}
+	hooks := []ctl.Hook{}
 	for _, h := range entries {
 		if h.shared == nil {
 			continue
@@ -131,7 +133,7 @@ func encodeHooks(entries []*Handle) (string, error) {
 		if h.shared.err != nil {
 			return "", h.shared.err
 		}
-		hooks = append(hooks, wireHook{N: h.shared.name, A: h.shared.arg})
+		hooks = append(hooks, ctl.Hook{N: h.shared.name, A: h.shared.arg})
 	}
 	b, err := json.Marshal(hooks)
 	return string(b), err

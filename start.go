@@ -15,6 +15,7 @@ import (
 	"weak"
 
 	"github.com/multiexit/multiexit/internal/contain"
+	"github.com/multiexit/multiexit/internal/ctl"
 	"github.com/multiexit/multiexit/internal/listenfd"
 	"github.com/multiexit/multiexit/internal/osproc"
 	"github.com/multiexit/multiexit/internal/sdnotify"
@@ -235,25 +236,16 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 			handoff.Started(errNotStarted)
 		}
 	}()
-	var childEnds [2]*os.File
 	if worker {
 		c.worker = true
-		deathR, deathW, err := deathPipe()
+		ch, ids, err := ctl.Open(cmd, contain.Job(cfg.log), cfg.timeout)
 		if err != nil {
 			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
 		}
-		ackR, ackW, err := os.Pipe()
+		c.ch = ch
+		enc, err := ctl.Encode(os.Getpid(), ids, hooksJSON)
 		if err != nil {
-			closeAll(deathR, deathW)
-			return nil, fmt.Errorf("multiexit: Start %s: control channel: %w", cmd.Path, err)
-		}
-		c.ackR, c.deathW = ackR, deathW
-		childEnds = [2]*os.File{deathR, ackW}
-		c.tell(msgDeadline, int64(cfg.timeout)) // read if this process dies
-		ids := passControl(cmd, childEnds, contain.Job(cfg.log))
-		enc, err := encodeRegistry(os.Getpid(), ids, hooksJSON)
-		if err != nil {
-			closeAll(deathR, deathW, ackR, ackW)
+			ch.Close()
 			return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 		}
 		env = append(environWithout(env, EnvVar), EnvVar+"="+enc)
@@ -284,11 +276,9 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 			err = herr
 		}
 	}
-	if c.worker {
-		closeAll(childEnds[0], childEnds[1])
-	}
+	c.ch.Started()
 	if err != nil {
-		closeAll(c.ackR, c.deathW)
+		c.ch.Close()
 		c.job.Drop()
 		return nil, fmt.Errorf("multiexit: Start %s: %w", cmd.Path, err)
 	}
@@ -299,7 +289,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 	*c.wait = *cmd
 	cmd.ProcessState = waitRefused
 	c.piped = readsPipe(cmd.Stdout) || readsPipe(cmd.Stderr)
-	if c.ackR != nil {
+	if c.ch != nil {
 		go c.readAck()
 	}
 	c.job.Watch(c.jobTarget())
@@ -321,14 +311,6 @@ func readsPipe(w io.Writer) bool {
 	}
 	_, err := f.Stat()
 	return errors.Is(err, os.ErrClosed)
-}
-
-func closeAll(fs ...*os.File) {
-	for _, f := range fs {
-		if f != nil {
-			f.Close()
-		}
-	}
 }
 
 // Commands before Start: the marks Command and Foreground put on them, and

@@ -167,9 +167,7 @@ func (c *Child) startStop(end time.Time) bool {
 	if c.isExited {
 		return false
 	}
-	if c.worker {
-		c.tell(msgBudget, int64(monotonicAt(end)))
-	}
+	c.ch.TellBudget(end) // a worker first
 	// Held with mu: the leader is alive or an unreaped zombie, so its
 	// group ID cannot have been reused.
 	c.terminate()
@@ -185,29 +183,17 @@ func (c *Child) retell(end time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.isExited {
-		c.tell(msgBudget, int64(monotonicAt(end)))
+		c.ch.TellBudget(end)
 	}
-}
-
-// tell writes one line of the control channel to a worker.
-func (c *Child) tell(kind byte, n int64) {
-	if c.deathW == nil || n <= 0 {
-		return
-	}
-	var b [24]byte
-	line := strconv.AppendInt(append(b[:0], kind), n, 10)
-	c.deathW.Write(append(line, '\n'))
 }
 
 // terminate asks the child to stop (see Stop): SIGTERM and SIGCONT to its
 // process group; on Windows, a worker is told through its control channel
-// (tellStop) and CTRL_BREAK_EVENT goes to the child's process group. An
+// (ctl.Parent.Stop) and CTRL_BREAK_EVENT goes to the child's process group. An
 // external child that cannot be sent it is terminated after the grace
 // period; that is logged.
 func (c *Child) terminate() {
-	if c.worker {
-		c.tellStop()
-	}
+	c.ch.Stop() // Windows: a worker is told through its control channel
 	err := osproc.Terminate(c.cmd.Process, c.leader)
 	switch {
 	case err == nil:
