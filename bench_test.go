@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"os"
 	"testing"
+
+	"github.com/multiexit/multiexit/internal/ctl"
 )
 
 func nopHook(context.Context) error { return nil }
@@ -165,7 +167,7 @@ func BenchmarkRegistryEncode(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				if _, err := encodeRegistry(os.Getpid(), [2]uintptr{3, 4}, j); err != nil {
+				if _, err := ctl.Encode(os.Getpid(), [2]uintptr{3, 4}, j); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -178,19 +180,19 @@ func BenchmarkRegistryDecode(b *testing.B) {
 	for _, n := range registrySizes {
 		b.Run(fmt.Sprintf("hooks=%d", n), func(b *testing.B) {
 			_, j := registryFixture(b, n)
-			s, err := encodeRegistry(os.Getpid(), [2]uintptr{3, 4}, j)
+			s, err := ctl.Encode(os.Getpid(), [2]uintptr{3, 4}, j)
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.SetBytes(int64(len(s)))
 			b.ReportAllocs()
 			for b.Loop() {
-				r, err := decodeRegistry(s)
+				r, err := ctl.Decode(s)
 				if err != nil {
 					b.Fatal(err)
 				}
-				if len(r.hooks) != n {
-					b.Fatalf("decoded %d hooks, want %d", len(r.hooks), n)
+				if len(r.Hooks) != n {
+					b.Fatalf("decoded %d hooks, want %d", len(r.Hooks), n)
 				}
 			}
 		})

@@ -245,3 +245,22 @@
 // has begun (the channel is closed then); a Job object kills the tree when
 // the parent dies (see docs/containment.md).
 package multiexit
+
+import "github.com/multiexit/multiexit/internal/ctl"
+
+// The environment contract with workers: the variable that carries the
+// registry (see Start), and its bound. The walkthrough above tells what it
+// carries; internal/ctl encodes it (its own constants are held equal to
+// these by TestEnvContract).
+
+// EnvVar is the environment variable that carries the registry from a
+// parent to the workers it starts.
+const EnvVar = "MULTIEXIT"
+
+const (
+	// pending marks a Command that Start has not encoded yet.
+	pending = ctl.Pending
+	// MaxRegistry bounds the encoded registry (and what a worker accepts),
+	// well below Linux's 128 KiB limit on one environment string.
+	MaxRegistry = 64 << 10
+)

@@ -7,6 +7,8 @@ import (
 	"os"
 	"syscall"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/osproc"
 )
 
 // Defaults. DefaultTimeout stays below the 30 s that Kubernetes and
@@ -41,7 +43,7 @@ type config struct {
 // Install refuses them.
 func WithSignals(sigs ...os.Signal) Option {
 	for _, s := range sigs {
-		if s == nil || uncatchable(s) {
+		if s == nil || osproc.Uncatchable(s) {
 			return refused(fmt.Errorf("multiexit: WithSignals(%v): %v cannot be caught", sigs, s))
 		}
 	}

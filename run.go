@@ -10,6 +10,7 @@ import (
 
 	"github.com/multiexit/multiexit/internal/contain"
 	"github.com/multiexit/multiexit/internal/listenfd"
+	"github.com/multiexit/multiexit/internal/osproc"
 	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
@@ -57,7 +58,7 @@ func Install(opts ...Option) error {
 		return errInstalled
 	}
 	contain.Init(contain.Config{Timeout: cfg.timeout, Grace: cfg.grace, Log: cfg.log, Trace: cfg.trace,
-		Executable: selfExecutable, GuardianEnv: guardianEnv})
+		Executable: osproc.SelfExecutable, GuardianEnv: guardianEnv})
 
 	var ctl *workerControl
 	var first chan os.Signal
@@ -110,7 +111,7 @@ func (s *shutdown) exit(code int) {
 
 // exitAs is ExitAs on s.
 func (s *shutdown) exitAs(ps *os.ProcessState) {
-	code, sig := endOf(ps)
+	code, sig := osproc.EndOf(ps)
 	if ps == nil || !ps.Exited() && sig == nil {
 		s.logger().Error("multiexit: ExitAs: no status of an ended process; exiting 1", "state", fmt.Sprint(ps))
 		code, sig = 1, nil

@@ -94,7 +94,7 @@ type shutdown struct {
 }
 
 // parentLink is what the shutdown asks of a worker's link to its parent
-// (workerControl, in inherit.go).
+// (workerControl, in worker.go).
 type parentLink interface {
 	// budget is what the parent gave the worker when it stopped it (the
 	// shortest it said), or, if the parent died, its deadline, counted

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/multiexit/multiexit/internal/ctl"
 	"github.com/multiexit/multiexit/internal/proctest"
 	"github.com/oklog/run"
 )
@@ -506,7 +507,7 @@ func TestShutdownFirstSignalAfterExitIsNoEscalation(t *testing.T) {
 // and the kernel's parent-death signal can both deliver one); another
 // caught signal is.
 func TestShutdownWorkerRepeatedTERM(t *testing.T) {
-	ts := newTestShutdownOn(t, newFakeOS(), &workerControl{deathFD: -1}, WithSignals(syscall.SIGHUP))
+	ts := newTestShutdownOn(t, newFakeOS(), &workerControl{ch: new(ctl.Worker)}, WithSignals(syscall.SIGHUP))
 	running := ts.blockingHook("running")
 	ts.os.signal(syscall.SIGTERM)
 	running.entered()
@@ -872,8 +873,8 @@ func beginnable(n int) []*shutdown {
 		s := newShutdown(fx, new(stack))
 		s.installed, s.running = true, true
 		s.sc = newDeadlineCtx(fx.clock, nil)
-		w := &workerControl{deathFD: -1}
-		w.given.Store(int64(monotonicNow() + 10*time.Second)) // shortens the deadline
+		w := &workerControl{ch: new(ctl.Worker)}
+		w.ch.Hear(ctl.BudgetLine(time.Now().Add(10 * time.Second))) // shortens the deadline
 		s.worker = w
 		ss[i] = s
 	}

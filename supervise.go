@@ -149,8 +149,8 @@ func Incarnation() int {
 // not to start it again, whatever its Policy (see Supervise): a deliberate
 // end. In a process that is not a worker it is Exit(code).
 func Retire(code int) {
-	if ack := asWorker.ack.Load(); ack != nil {
-		ack.Write([]byte{ackRetire})
+	if ch := asWorker.ch.Load(); ch != nil {
+		ch.Retire()
 	}
 	Exit(code)
 }

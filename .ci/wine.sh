@@ -19,9 +19,9 @@ export PATH="/usr/local/go/bin:$PATH"
 
 # The tests that must PASS under Wine (not skip).
 TESTS=(
-	# the exit stack and the registry codec (in-process)
+	# the exit stack and the registry codec (in-process; internal/ctl's too)
 	TestHandleNamesItsHook TestConcurrentRegisterUnregister TestRegisterAfterDrained TestDrainerOrder
-	TestRegistryRoundTrip TestRegistryErrorsNameTheProblem TestOversizeRegistryIsRefusedAtStart
+	TestRegistryRoundTrip TestEnvContract TestRegistryErrorsNameTheProblem TestOversizeRegistryIsRefusedAtStart
 	TestDefineBindsTypedArguments FuzzDecodeRegistry
 	# LIFO hooks and exit codes (scenario processes)
 	TestExit TestRunExitCodes TestUnregister TestFailingHooksAreReportedAndTheRestRun
@@ -86,6 +86,7 @@ x86_64-w64-mingw32-gcc -O2 -Wall -Wextra -Werror -shared -s -Wl,--no-insert-time
 	-o "$work/bcryptprimitives.dll" .ci/bcryptprimitives.c -ladvapi32
 GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/multiexit_test.exe" .
 GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/sdnotify_test.exe" ./internal/sdnotify
+GOOS=windows GOARCH=amd64 CGO_ENABLED=0 go test -c -o "$work/ctl_test.exe" ./internal/ctl
 
 log "making the wine prefix"
 "$WINE" wineboot --init </dev/null >/dev/null 2>&1
@@ -101,6 +102,10 @@ set +e
 rc=${PIPESTATUS[0]}
 # The notify protocol's package: on Windows it only says it is unsupported.
 (cd "$work" && timeout --kill-after=30 300 "$WINE" ./sdnotify_test.exe -test.v -test.count=1 -test.timeout=2m </dev/null 2>&1) |
+	tee -a "$work/out.txt"
+((PIPESTATUS[0] == 0)) || rc=1
+# The registry codec's package.
+(cd "$work" && timeout --kill-after=30 300 "$WINE" ./ctl_test.exe -test.v -test.count=1 -test.timeout=2m </dev/null 2>&1) |
 	tee -a "$work/out.txt"
 ((PIPESTATUS[0] == 0)) || rc=1
 set -e

@@ -35,12 +35,13 @@ var job struct {
 	h    windows.Handle // 0: no containment
 }
 
-// Job returns the job, making it at the first call (and putting this
-// process in it: every child started after that is born inside); a worker
-// that inherits the handle keeps the job open. If it cannot be made, the
-// children are not contained: that is logged, once, on log, the layer
-// falls back to ProcessGroup, and the result is 0.
-func Job(log *slog.Logger) windows.Handle {
+// Job returns the job's handle, making it at the first call (and putting
+// this process in it: every child started after that is born inside); a
+// worker that inherits the handle keeps the job open. If it cannot be
+// made, the children are not contained: that is logged, once, on log, the
+// layer falls back to ProcessGroup, and the result is 0. Call it before
+// starting a child. Elsewhere than on Windows it returns 0.
+func Job(log *slog.Logger) uintptr {
 	job.once.Do(func() {
 		h, err := newJob()
 		if err != nil {
@@ -51,7 +52,7 @@ func Job(log *slog.Logger) windows.Handle {
 		}
 		job.h = h
 	})
-	return job.h
+	return uintptr(job.h)
 }
 
 func newJob() (windows.Handle, error) {

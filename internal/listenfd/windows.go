@@ -28,6 +28,7 @@ func (p *Passed) Socket(name string) (*Socket, error)       { return nil, errWin
 func (p *Passed) Close()                                    {}
 func File(name string) (*os.File, error)                    { return nil, errWindows }
 func Receive() error                                        { return nil }
+func Seal()                                                 {}
 func Pass(*exec.Cmd, []*Socket, Receiver) (*Handoff, error) { return nil, errWindows }
 func Shim()                                                 {}
 

@@ -1,10 +1,9 @@
 //go:build unix
 
-package multiexit
+package ctl
 
-// The control channel between a parent and a worker, on Unix: a pipe
-// each way, passed as extra descriptors (see Start and the worker's
-// Install), and the monotonic clock its time limits are written in.
+// The control channel on Unix: a pipe each way, passed as extra
+// descriptors, and the monotonic clock its time limits are written in.
 
 import (
 	"fmt"
@@ -16,16 +15,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// passControl hands the worker its ends of the control channel as extra
-// descriptors, after any the caller set.
-func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
+// pass hands the worker its ends of the control channel as extra
+// descriptors, after any the caller set. job is Windows's.
+func pass(cmd *exec.Cmd, ends [2]*os.File, _ uintptr) [2]uintptr {
 	base := 3 + len(cmd.ExtraFiles)
 	cmd.ExtraFiles = append(cmd.ExtraFiles, ends[0], ends[1])
 	return [2]uintptr{uintptr(base), uintptr(base + 1)}
 }
 
-// checkControl verifies that the ids name open pipes, as Start passes.
-func checkControl(ids [2]uintptr) error {
+// Check verifies that ids name open pipes, as Open passes.
+func Check(ids [2]uintptr) error {
 	for _, id := range ids {
 		var st syscall.Stat_t
 		if err := syscall.Fstat(int(id), &st); err != nil {
@@ -38,15 +37,15 @@ func checkControl(ids [2]uintptr) error {
 	return nil
 }
 
-// closeOnExec keeps the worker's ends of the control channel from the
+// CloseOnExec keeps the worker's ends of the control channel, ids, from the
 // programs it runs.
-func closeOnExec(ids [2]uintptr) {
+func CloseOnExec(ids [2]uintptr) {
 	syscall.CloseOnExec(int(ids[0]))
 	syscall.CloseOnExec(int(ids[1]))
 }
 
-// inheritable undoes closeOnExec.
-func inheritable(ids [2]uintptr) {
+// Inheritable undoes CloseOnExec.
+func Inheritable(ids [2]uintptr) {
 	for _, id := range ids {
 		syscall.Syscall(syscall.SYS_FCNTL, id, syscall.F_SETFD, 0)
 	}
@@ -86,3 +85,7 @@ func monotonicNow() time.Duration {
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
 	return time.Duration(ts.Nano())
 }
+
+// Stop does nothing here: a worker is stopped by SIGTERM, not through the
+// channel.
+func (p *Parent) Stop() {}

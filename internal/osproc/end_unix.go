@@ -1,6 +1,8 @@
 //go:build unix
 
-package multiexit
+package osproc
+
+// Dying by a signal after the hooks.
 
 import (
 	"os"
@@ -11,13 +13,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// endProcess ends the process after its hooks: by sig where it can, so that
-// its parent's wait status says "killed by SIGTERM" (a shell shows 143,
+// End ends the process after its hooks: by sig where it can, so that its
+// parent's wait status says "killed by SIGTERM" (a shell shows 143,
 // systemd counts a clean stop, bash stops a script loop after a Ctrl-C'd
 // child); with code (128+signal) where it cannot: as PID 1 of a PID
 // namespace (the kernel drops a default-action signal that init sends
 // itself), and for a signal whose default action does not end a process.
-func endProcess(code int, sig os.Signal) {
+// It does not return.
+func End(code int, sig os.Signal) {
 	if s, ok := sig.(syscall.Signal); ok && os.Getpid() != 1 && terminates(s) {
 		dieBy(s)
 	}
@@ -48,9 +51,10 @@ func terminates(sig syscall.Signal) bool {
 	return sig > 0
 }
 
-// endOf is how the process that ps describes ended: its exit code (128+
-// signal if a signal killed it) and the signal, if one did.
-func endOf(ps *os.ProcessState) (code int, sig os.Signal) {
+// EndOf is how the process that ps describes ended: its exit code (128+
+// signal if a signal killed it) and the signal, if one did. A nil ps is
+// exit code 1.
+func EndOf(ps *os.ProcessState) (code int, sig os.Signal) {
 	if ps == nil {
 		return 1, nil
 	}

@@ -1,6 +1,8 @@
 //go:build unix
 
-package multiexit
+package osproc
+
+// A child run as a job of this process's terminal (multiexit.Foreground).
 
 import (
 	"os"
@@ -11,17 +13,20 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ttyJob is a Foreground child's place in the terminal's job control.
-type ttyJob struct {
+// Job is a Foreground child's place in the terminal's job control. A nil
+// *Job is valid and does nothing.
+type Job struct {
 	tty  int           // a descriptor of the terminal, this process's own
 	pgid int           // the child's process group (its PID), once started
-	done chan struct{} // closed when watch's goroutine has ended; nil if none
+	done chan struct{} // closed when Watch's goroutine has ended; nil if none
 }
 
-// toForeground sets cmd up to be started as a job of the terminal (see
-// Foreground) and returns its job, or nil. The child is started in the
-// terminal's foreground if this process has it.
-func toForeground(cmd *exec.Cmd) *ttyJob {
+// ToForeground sets cmd, prepared (see Prepare), up to be started as a job
+// of the terminal (see multiexit.Foreground) and returns its job, or nil:
+// for a command that starts a session or joins another group, or where
+// there is no terminal. The child is started in the terminal's foreground
+// if this process has it.
+func ToForeground(cmd *exec.Cmd) *Job {
 	a := cmd.SysProcAttr
 	if a.Setsid || a.Setctty || (a.Setpgid && a.Pgid != 0) {
 		return nil
@@ -33,7 +38,7 @@ func toForeground(cmd *exec.Cmd) *ttyJob {
 	if pgrp, err := unix.IoctlGetInt(tty, unix.TIOCGPGRP); err == nil && pgrp == unix.Getpgrp() {
 		a.Foreground, a.Ctty = true, tty // Go's child makes its group the foreground before it executes
 	}
-	return &ttyJob{tty: tty}
+	return &Job{tty: tty}
 }
 
 // openTerminal returns a descriptor of this process's controlling
@@ -69,17 +74,17 @@ func isTerminal(fd int) bool {
 	return err == nil
 }
 
-// drop closes the terminal of a child that did not start.
-func (j *ttyJob) drop() {
+// Drop closes the terminal of a child that did not start.
+func (j *Job) Drop() {
 	if j != nil {
 		unix.Close(j.tty)
 	}
 }
 
-// end ends the job of a child that exited: once watch's goroutine is done,
+// End ends the job of a child that exited: once Watch's goroutine is done,
 // it gives the foreground back to this process's group if the child's
 // group still has it, and closes the terminal.
-func (j *ttyJob) end() {
+func (j *Job) End() {
 	if j == nil {
 		return
 	}
@@ -96,7 +101,7 @@ func (j *ttyJob) end() {
 
 // jobGroups are the process groups of the running Foreground children: a
 // worker that has one of them in the terminal's foreground holds the
-// terminal (see relayInterrupts).
+// terminal (see RelayInterrupts).
 var jobGroups groupSet
 
 type groupSet struct {
@@ -127,7 +132,7 @@ func (s *groupSet) has(pgid int) bool {
 	return s.m[pgid] > 0
 }
 
-// relayInterrupts catches SIGINT in a worker, which never stops on it
+// RelayInterrupts catches SIGINT in a worker, which never stops on it
 // itself: its parent orchestrates the stop. A SIGINT that comes while the
 // worker's job holds the terminal's foreground (its own process group, or
 // that of a Foreground child of its own: the terminal's Ctrl-C reached it,
@@ -135,7 +140,7 @@ func (s *groupSet) has(pgid int) bool {
 // have sent it to a parent that held the foreground; others are dropped.
 // Caught, not ignored: an ignored disposition would pass on to every
 // program the worker executes; a caught one is reset by exec.
-func relayInterrupts(ppid int) {
+func RelayInterrupts(ppid int) {
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, os.Interrupt)
 	go func() {

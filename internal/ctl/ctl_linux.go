@@ -1,4 +1,4 @@
-package multiexit
+package ctl
 
 // The control channel on Linux: a pipe off the runtime's poller, whose
 // hang-up the kernel signals to the worker.
@@ -45,7 +45,7 @@ func signalOnHangup(fd int) (armed, hungUp bool) {
 		return false, false
 	}
 	// Non-blocking too: the shutdown reads what the parent said (see
-	// workerControl.readControl) without waiting.
+	// Worker.Left) without waiting.
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, flags|unix.O_ASYNC|unix.O_NONBLOCK); err != nil {
 		return false, false
 	}

@@ -1,8 +1,7 @@
-package multiexit
+package ctl
 
-// The control channel between a parent and a worker, on Windows: a pipe
-// each way, passed as inherited handles, and the clock its time limits are
-// written in.
+// The control channel on Windows: a pipe each way, passed as inherited
+// handles, and the clock its time limits are written in.
 
 import (
 	"fmt"
@@ -11,30 +10,30 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/multiexit/multiexit/internal/contain"
 	"golang.org/x/sys/windows"
 )
 
-// passControl lets the worker inherit its ends of the control channel (and
-// the job, see contain.Job); the registry carries the ends' handle values.
+// pass lets the worker inherit its ends of the control channel (and
+// job, the job's handle if not 0: see contain.Job); the registry carries
+// the ends' handle values.
 // ExtraFiles does not exist on Windows: os/exec passes exactly the handles
 // listed in AdditionalInheritedHandles, which must be inheritable, as
 // os.Pipe's are.
-func passControl(cmd *exec.Cmd, ends [2]*os.File) [2]uintptr {
-	a := sysProcAttr(cmd)
+func pass(cmd *exec.Cmd, ends [2]*os.File, job uintptr) [2]uintptr {
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	a := cmd.SysProcAttr
 	a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles,
 		syscall.Handle(ends[0].Fd()), syscall.Handle(ends[1].Fd()))
-	if j := contain.Job(rt.logger()); j != 0 {
-		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(j))
+	if job != 0 {
+		a.AdditionalInheritedHandles = append(a.AdditionalInheritedHandles, syscall.Handle(job))
 	}
 	return [2]uintptr{ends[0].Fd(), ends[1].Fd()}
 }
 
-// deathPipe makes the pipe whose closing tells a worker to stop.
-func deathPipe() (r, w *os.File, err error) { return os.Pipe() }
-
-// checkControl verifies that the ids name pipe handles, as Start passes.
-func checkControl(ids [2]uintptr) error {
+// Check verifies that ids name pipe handles, as Open passes.
+func Check(ids [2]uintptr) error {
 	for _, id := range ids {
 		t, err := windows.GetFileType(windows.Handle(id))
 		if err != nil {
@@ -47,16 +46,16 @@ func checkControl(ids [2]uintptr) error {
 	return nil
 }
 
-// closeOnExec keeps the worker's ends of the control channel from the
+// CloseOnExec keeps the worker's ends of the control channel, ids, from the
 // programs it runs.
-func closeOnExec(ids [2]uintptr) {
+func CloseOnExec(ids [2]uintptr) {
 	for _, id := range ids {
 		windows.SetHandleInformation(windows.Handle(id), windows.HANDLE_FLAG_INHERIT, 0)
 	}
 }
 
-// inheritable undoes closeOnExec.
-func inheritable(ids [2]uintptr) {
+// Inheritable undoes CloseOnExec.
+func Inheritable(ids [2]uintptr) {
 	for _, id := range ids {
 		windows.SetHandleInformation(windows.Handle(id), windows.HANDLE_FLAG_INHERIT, windows.HANDLE_FLAG_INHERIT)
 	}
@@ -91,4 +90,13 @@ func openControl(ids [2]uintptr) (death, ack *os.File) {
 		windows.SetHandleInformation(windows.Handle(id), windows.HANDLE_FLAG_INHERIT, 0)
 	}
 	return os.NewFile(ids[0], "multiexit-parent"), os.NewFile(ids[1], "multiexit-ack")
+}
+
+// Stop tells the worker to stop by closing its control channel: it sees
+// EOF, as when its parent dies, and shuts down with 143; that needs no
+// console (CTRL_BREAK_EVENT does).
+func (p *Parent) Stop() {
+	if p != nil {
+		p.death.Close()
+	}
 }

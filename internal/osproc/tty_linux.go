@@ -1,10 +1,15 @@
-package multiexit
+package osproc
+
+// The terminal's job control on Linux: a Foreground child's stop is
+// mirrored by this process; and a signal's action reset to its default
+// (stopSelf, and setDefault for End).
 
 import (
 	"os"
 	"os/signal"
 	"runtime"
 	"strconv"
+	"syscall"
 	"unsafe"
 
 	"github.com/multiexit/multiexit/internal/procfs"
@@ -24,16 +29,16 @@ func setForeground(fd, pgrp int) {
 	unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 }
 
-// watch runs the job control of c, just started, until it exits (see
-// Foreground): a stop of its group is mirrored by this process, and
-// SIGCONT to this process continues it. The goroutine holds c.mu only
-// while it looks at the child or signals its group, which is pinned then
-// (see reap).
-func (j *ttyJob) watch(c *Child) {
+// Watch runs the job control of t, the child just started, until it
+// exits (see multiexit.Foreground): a stop of its group is mirrored by
+// this process, and SIGCONT to this process continues it. The goroutine
+// holds t's state (t.Locked) only while it looks at the child or signals
+// its group, which is pinned then.
+func (j *Job) Watch(t Target) {
 	if j == nil {
 		return
 	}
-	j.pgid = c.PID()
+	j.pgid = t.PID
 	jobGroups.add(j.pgid)
 	j.done = make(chan struct{})
 	chld := make(chan os.Signal, 1)
@@ -46,19 +51,19 @@ func (j *ttyJob) watch(c *Child) {
 		defer signal.Stop(chld)
 		// Asked once before any SIGCHLD: the child may have stopped
 		// before Notify.
-		if sig := c.stopSignal(); sig != 0 {
-			j.stopped(c, sig)
+		if sig := stopSignal(t); sig != 0 {
+			j.stopped(t, sig)
 		}
 		for {
 			select {
-			case <-c.exited:
+			case <-t.Exited:
 				return
 			case <-chld:
-				if sig := c.stopSignal(); sig != 0 {
-					j.stopped(c, sig)
+				if sig := stopSignal(t); sig != 0 {
+					j.stopped(t, sig)
 				}
 			case <-cont:
-				j.resume(c)
+				j.resume(t)
 			}
 		}
 	}()
@@ -68,17 +73,18 @@ func (j *ttyJob) watch(c *Child) {
 // asked, or 0. The stop is taken from the kernel (waitid WSTOPPED, without
 // WEXITED: the exit status stays exec.Cmd.Wait's); nothing else here asks
 // for stops.
-func (c *Child) stopSignal() unix.Signal {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.isExited {
-		return 0
-	}
-	var info unix.Siginfo
-	if err := unix.Waitid(unix.P_PID, c.PID(), &info, unix.WSTOPPED|unix.WNOHANG, nil); err != nil || info.Code != cldStopped {
-		return 0
-	}
-	return unix.Signal(siginfoStatus(&info))
+func stopSignal(t Target) (sig unix.Signal) {
+	t.Locked(func(exited, _ bool) {
+		if exited {
+			return
+		}
+		var info unix.Siginfo
+		if err := unix.Waitid(unix.P_PID, t.PID, &info, unix.WSTOPPED|unix.WNOHANG, nil); err != nil || info.Code != cldStopped {
+			return
+		}
+		sig = unix.Signal(siginfoStatus(&info))
+	})
+	return sig
 }
 
 // cldStopped is siginfo_t's si_code for a child stopped by a signal.
@@ -95,13 +101,13 @@ func siginfoStatus(info *unix.Siginfo) int32 {
 	return *(*int32)(unsafe.Add(unsafe.Pointer(info), off+8))
 }
 
-// stopped mirrors a stop of the child's group by sig (see Foreground).
-func (j *ttyJob) stopped(c *Child, sig unix.Signal) {
-	c.mu.Lock()
-	stopping := c.stopping
-	c.mu.Unlock()
+// stopped mirrors a stop of the child's group by sig (see
+// multiexit.Foreground).
+func (j *Job) stopped(t Target, sig unix.Signal) {
+	stopping := false
+	t.Locked(func(_, s bool) { stopping = s })
 	if stopping {
-		j.resume(c) // its stop began: it must run to exit
+		j.resume(t) // its stop began: it must run to exit
 		return
 	}
 	self := unix.Getpgrp()
@@ -112,7 +118,7 @@ func (j *ttyJob) stopped(c *Child, sig unix.Signal) {
 		// this process has its foreground: the job was brought to the
 		// foreground (fg of a job started in the background, which sends
 		// no SIGCONT to a running job). The foreground is the child's.
-		j.resume(c)
+		j.resume(t)
 		return
 	case fg == j.pgid:
 		setForeground(j.tty, self)
@@ -120,9 +126,9 @@ func (j *ttyJob) stopped(c *Child, sig unix.Signal) {
 	orphaned, others := ownGroup()
 	if sig != unix.SIGSTOP && orphaned {
 		if sig != unix.SIGTSTP {
-			c.SignalGroup(unix.SIGHUP)
+			j.signalGroup(t, unix.SIGHUP)
 		}
-		j.resume(c)
+		j.resume(t)
 		return
 	}
 	// The rest of this process's group (a pipeline: prog | tee) stops
@@ -134,18 +140,28 @@ func (j *ttyJob) stopped(c *Child, sig unix.Signal) {
 	// Continued: the SIGCONT that did it reaches resume through cont.
 }
 
+// signalGroup sends sig to the child's group (a job's child leads its
+// own: ToForeground refuses any other) while the child has not exited.
+func (j *Job) signalGroup(t Target, sig unix.Signal) {
+	t.Locked(func(exited, _ bool) {
+		if !exited {
+			unix.Kill(-j.pgid, sig)
+		}
+	})
+}
+
 // resume continues the child's group, giving it the terminal's foreground
 // first if this process has it.
-func (j *ttyJob) resume(c *Child) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.isExited {
-		return
-	}
-	if fg, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
-		setForeground(j.tty, j.pgid)
-	}
-	c.signalGroup(unix.SIGCONT)
+func (j *Job) resume(t Target) {
+	t.Locked(func(exited, _ bool) {
+		if exited {
+			return
+		}
+		if fg, err := unix.IoctlGetInt(j.tty, unix.TIOCGPGRP); err == nil && fg == unix.Getpgrp() {
+			setForeground(j.tty, j.pgid)
+		}
+		unix.Kill(-j.pgid, unix.SIGCONT)
+	})
 }
 
 // stopSelf stops this process by sig's default action, as the kernel
@@ -264,4 +280,16 @@ func signalParent(ppid int, sig unix.Signal) {
 	if unix.Getppid() == ppid { // the pidfd is the parent's, alive or not
 		unix.PidfdSendSignal(fd, sig, nil, 0)
 	}
+}
+
+// setDefault sets sig's action to the default, whatever it was: also a
+// signal this process was started with ignored (signal.Reset would keep it
+// ignored). An all-zero struct sigaction is SIG_DFL, no flags and an empty
+// mask on every architecture. It also unblocks sig in the calling thread.
+func setDefault(sig syscall.Signal) {
+	var act [4]uint64
+	syscall.RawSyscall6(syscall.SYS_RT_SIGACTION, uintptr(sig), uintptr(unsafe.Pointer(&act)), 0, 8, 0, 0)
+	var set unix.Sigset_t
+	set.Val[(int(sig)-1)/64] |= 1 << (uint(sig-1) % 64)
+	unix.PthreadSigmask(unix.SIG_UNBLOCK, &set, nil)
 }

@@ -1,7 +1,0 @@
-//go:build unix
-
-package multiexit
-
-import "syscall"
-
-func markCloseOnExec(fd int) { syscall.CloseOnExec(fd) }
