@@ -92,19 +92,24 @@ func (g *guardianLink) tell(line string) {
 	}
 }
 
-// dismiss ends the guardian once this process has emptied and removed the
-// tree's cgroup itself: it has nothing left to guard, so it is killed
-// (wherever it is, even still starting) and reaped, and nothing of this
-// process outlives it. Waiting for it to see the pipe close instead would
-// put its whole start, a second Go process's, on the exit's path.
-func (g *guardianLink) dismiss() {
+// kill ends the guardian once this process has emptied the tree's
+// cgroup itself: it has nothing left to guard, so it is killed wherever
+// it is, even still starting. Waiting for it to see the pipe close
+// instead would put its whole start, a second Go process's, on the path
+// of this process's exit.
+func (g *guardianLink) kill() {
 	g.cmd.Process.Kill()
+}
+
+// reap waits for the killed guardian, so that nothing of this process
+// outlives it, and closes the pipe.
+func (g *guardianLink) reap() {
 	g.cmd.Wait()
 	unix.Close(g.w)
 }
 
 // leave closes the pipe and leaves the guardian to act on it, without
-// waiting: what this process could not remove, it removes or kills. The
+// waiting: what this process could not remove, it kills and removes. The
 // guardian is not in the tree, and holds nothing of it.
 func (g *guardianLink) leave() {
 	unix.Close(g.w)

@@ -233,25 +233,35 @@ func ensureGuardian() error {
 
 // Close runs at exit, after the hooks: the tree is empty, so this process
 // removes its cgroups itself (killing whatever is left in them first, as
-// the guardian would), and then kills and reaps the guardian, which has
+// the guardian would), and kills and reaps the guardian, which has
 // nothing left to do: nothing of this process outlives it. Only if a
-// cgroup could not be removed is the guardian left to retry once this
+// cgroup could not be emptied is the guardian left to retry once this
 // process is gone.
 func Close() {
 	tree.mu.Lock()
 	g, root, lock := tree.guard, tree.root, tree.lock
 	tree.guard, tree.closed = nil, true
 	tree.mu.Unlock()
-	var err error
-	if root != "" && lock != nil {
-		err = killCgroup(root, time.Second)
+	if root == "" || lock == nil {
+		return
 	}
+	if g != nil && unpopulated(root) {
+		// The usual end: the guardian is killed first and exits while
+		// the empty directories are removed. (Should a removal fail,
+		// the next Start beside them removes them: they are stale.)
+		g.kill()
+		removeCgroup(root)
+		g.reap()
+		return
+	}
+	err := killCgroup(root, time.Second)
 	switch {
 	case g == nil:
 	case err != nil:
 		g.leave()
 	default:
-		g.dismiss()
+		g.kill()
+		g.reap()
 	}
 }
 
