@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,17 +15,25 @@ import (
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
-// BenchmarkWrappingCost runs `true` bare, under tini and dumb-init, and
-// under multiexit on each containment layer, one after another in each
-// round (alternated, so that a change of the machine's load hits every
-// variant alike), and reports each variant's mean wall time and its peak
-// resident memory (the largest of the wrapper and what it waited for,
-// from GNU time).
+// BenchmarkWrappingCost runs `true` bare, under tini and dumb-init, under
+// the Go floor (testdata/gofloor: os/exec and signal.Notify, built
+// static), and under multiexit on each containment layer, one after
+// another in each round (alternated, so that a change of the machine's
+// load hits every variant alike), and reports each variant's mean wall
+// time, its ratio to tini's and to the Go floor's, and its peak resident
+// memory (the largest of the wrapper and what it waited for, from GNU
+// time).
 //
 //	go test -run - -bench WrappingCost -benchtime 300x ./cmd/multiexit/
 //
 // The tool is built with -race when the benchmark is: run it without.
 func BenchmarkWrappingCost(b *testing.B) {
+	floor := filepath.Join(b.TempDir(), "gofloor")
+	build := exec.Command("go", "build", "-o", floor, "./testdata/gofloor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("building the Go floor: %v\n%s", err, out)
+	}
 	type variant struct {
 		name string
 		args []string
@@ -34,6 +43,7 @@ func BenchmarkWrappingCost(b *testing.B) {
 		{"bare", []string{"true"}, nil},
 		{"tini", []string{"tini", "-s", "--", "true"}, nil},
 		{"dumb-init", []string{"dumb-init", "true"}, nil},
+		{"go-floor", []string{floor, "true"}, nil},
 		{"multiexit", []string{bin, "--", "true"}, nil},
 		{"multiexit-subreaper", []string{bin, "--", "true"}, []string{"MULTIEXIT_CONTAINMENT=subreaper"}},
 		{"multiexit-pgroup", []string{bin, "--", "true"}, []string{"MULTIEXIT_CONTAINMENT=process-group"}},
@@ -61,8 +71,22 @@ func BenchmarkWrappingCost(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	of := func(name string) time.Duration {
+		for j, v := range have {
+			if v.name == name {
+				return wall[j]
+			}
+		}
+		return 0
+	}
 	for j, v := range have {
 		b.ReportMetric(float64(wall[j].Microseconds())/float64(b.N), v.name+"-µs/run")
+		if t := of("tini"); t > 0 && strings.HasPrefix(v.name, "multiexit") {
+			b.ReportMetric(float64(wall[j])/float64(t), v.name+"/tini")
+		}
+		if f := of("go-floor"); strings.HasPrefix(v.name, "multiexit") {
+			b.ReportMetric(float64(wall[j])/float64(f), v.name+"/go-floor")
+		}
 		if kib := peakRSS(b, v.args, v.env); kib > 0 {
 			b.ReportMetric(float64(kib), v.name+"-maxrss-KiB")
 		}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/multiexit/multiexit/internal/contain"
 	"github.com/multiexit/multiexit/internal/errout"
 	"github.com/multiexit/multiexit/internal/sdnotify"
 
@@ -103,11 +104,18 @@ func (r remapFlag) Set(s string) error {
 // run runs COMMAND under multiexit and never returns; caller is the
 // signal configuration multiexit was started with.
 func run(o options, caller callerConfig) {
-	// Catch the forwarded signals first, so that none sent while COMMAND
-	// starts is lost. Those multiexit was started with ignored (nohup, a
-	// shell's background job, trap '' PIPE) stay ignored, for COMMAND too.
+	// Catch the forwarded signals before COMMAND starts, so that none sent
+	// while it starts is lost. Those multiexit was started with ignored
+	// (nohup, a shell's background job, trap '' PIPE) stay ignored, for
+	// COMMAND too. Catching them takes a while (the Go runtime's signal
+	// thread is woken for each), so it runs beside Install and the
+	// containment's start, and COMMAND waits for it.
 	sigs := make(chan os.Signal, forwardedBufSize)
-	catchSignals(sigs, caller)
+	caught := make(chan struct{})
+	go func() {
+		catchSignals(sigs, caller)
+		close(caught)
+	}()
 	log := logger(o.verbose)
 	grace := max(o.grace, time.Nanosecond) // -grace 0: SIGKILL at once
 	// multiexit catches the signals itself: the library catches none, and
@@ -124,6 +132,10 @@ func run(o options, caller callerConfig) {
 		fmt.Fprintf(stderr, "multiexit: %v\n", err)
 		multiexit.Exit(statusFailed)
 	}
+	// On the cgroup layer, the tree's cgroup and its guardian (this binary
+	// started again) are made now, beside the rest of this start, rather
+	// than by Start below, which waits for them.
+	contain.Prepare()
 
 	var commandPID atomic.Int64 // COMMAND's, once it runs: the relay's check needs it
 	notifySocket, err := relayNotify(log, func() int { return int(commandPID.Load()) })
@@ -146,6 +158,7 @@ func run(o options, caller callerConfig) {
 		// its process group straight from the terminal.
 		return multiexit.Foreground(passOn(cmd, caller))
 	}
+	<-caught // and passOn compares what is ignored now with the caller's
 	cmd := command(o.args[0], o.args[1:]...)
 	kids, err := multiexit.Start(cmd)
 	if errors.Is(err, syscall.ENOEXEC) {

@@ -101,6 +101,17 @@ func catchSignals(c chan<- os.Signal, caller callerConfig) {
 			catchInC(sig, c)
 			continue
 		}
+		if sig > 34 && catchInC(sig, c) {
+			// A real-time signal, caught in C too: one sigaction. Each
+			// signal.Notify of a new signal waits for the Go runtime's
+			// signal thread to update its mask (two thread switches),
+			// and the 30 real-time signals made most of multiexit's
+			// start. Neither the Go runtime nor the library uses them.
+			// (A real-time and a standard signal sent close together
+			// may reach COMMAND in either order: the kernel itself
+			// delivers pending standard signals first.)
+			continue
+		}
 		signal.Notify(c, sig)
 	}
 }

@@ -21,6 +21,9 @@ func Init(Config) {
 // cgroups.
 func GuardianMain() {}
 
+// Prepare does nothing: there is no tree cgroup without Linux's.
+func Prepare() {}
+
 // Without Linux's subreaper and cgroups, a Start entry needs nothing of its
 // own: containment is by process group (ProcessGroup), or on Windows
 // by the job object (JobObject), and no orphan needs reaping.

@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
@@ -46,29 +45,7 @@ func NewEntry(log *slog.Logger) (*Entry, error) {
 	}
 	tree.seq++
 	e := &Entry{tag: tree.prefix + strconv.Itoa(tree.seq), termed: map[int]bool{}, kids: map[int]uint64{}}
-	if Current() == Cgroup {
-		if tree.lock == nil {
-			lock, err := makeTreeRoot()
-			if err != nil {
-				// The probe at Install said yes, the kernel says no: fall
-				// back to the subreaper layer rather than fail Start.
-				log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
-				tree.root = ""
-				setLayer(Subreaper)
-				return e, nil
-			}
-			tree.lock = lock
-		}
-		if err := ensureGuardian(); err != nil {
-			// Without a guardian a SIGKILL of this process would leave
-			// the tree's escapees: the subreaper layer promises no more.
-			log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
-			killCgroup(tree.root, time.Second)
-			tree.lock.Close()
-			tree.root, tree.lock = "", nil
-			setLayer(Subreaper)
-			return e, nil
-		}
+	if Current() == Cgroup && prepareTree(log) {
 		e.cg = filepath.Join(tree.root, "e"+strconv.Itoa(tree.seq))
 		if err := os.Mkdir(e.cg, 0o755); err != nil {
 			return nil, fmt.Errorf("multiexit: Start: cgroup for the children: %w", err)

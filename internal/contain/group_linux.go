@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/multiexit/multiexit/internal/procfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -27,14 +26,15 @@ func (e *Entry) KeepGroup(pgid int) {
 		return
 	}
 	var fds []int
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil || pid == pgid {
+	// getpgid, one system call a process, where reading /proc/PID/stat
+	// took three and had the kernel format its fifty fields: this scan of
+	// every process ran after each exit of COMMAND (the CLI on this
+	// layer), and took a sixth of its run.
+	for _, pid := range allPIDs() {
+		if pid == pgid {
 			continue
 		}
-		f := procfs.StatFields(pid)
-		if len(f) < 3 || f[2] != strconv.Itoa(pgid) {
+		if g, err := unix.Getpgid(pid); err != nil || g != pgid {
 			continue
 		}
 		fd, err := unix.PidfdOpen(pid, 0)
@@ -127,4 +127,21 @@ func (e *Entry) stopKept(end time.Time) {
 		e.signalKept(unix.SIGKILL)
 		waitKept(time.Now().Add(5 * time.Second))
 	}
+}
+
+// allPIDs lists the processes of this PID namespace, from /proc, unsorted.
+func allPIDs() []int {
+	d, err := os.Open("/proc")
+	if err != nil {
+		return nil
+	}
+	names, _ := d.Readdirnames(-1)
+	d.Close()
+	pids := make([]int, 0, len(names))
+	for _, name := range names {
+		if pid, err := strconv.Atoi(name); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }

@@ -92,16 +92,27 @@ func (g *guardianLink) tell(line string) {
 	}
 }
 
-// close closes the pipe and waits for the guardian, at most two seconds:
-// the tree is empty by then, so it only removes the cgroups.
-func (g *guardianLink) close() {
+// kill ends the guardian once this process has emptied the tree's
+// cgroup itself: it has nothing left to guard, so it is killed wherever
+// it is, even still starting. Waiting for it to see the pipe close
+// instead would put its whole start, a second Go process's, on the path
+// of this process's exit.
+func (g *guardianLink) kill() {
+	g.cmd.Process.Kill()
+}
+
+// reap waits for the killed guardian, so that nothing of this process
+// outlives it, and closes the pipe.
+func (g *guardianLink) reap() {
+	g.cmd.Wait()
 	unix.Close(g.w)
-	done := make(chan struct{})
-	go func() { g.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(2 * time.Second):
-	}
+}
+
+// leave closes the pipe and leaves the guardian to act on it, without
+// waiting: what this process could not remove, it kills and removes. The
+// guardian is not in the tree, and holds nothing of it.
+func (g *guardianLink) leave() {
+	unix.Close(g.w)
 }
 
 // GuardianMain makes this process the guardian its parent started, if it

@@ -7,6 +7,7 @@ package contain
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -50,8 +51,9 @@ var tree struct {
 	quiet  int
 	missed bool
 
-	guard *guardianLink // the cgroup layer's, started at the first Start
-	cfg   Config        // Init's: the deadlines, the guardian's binary and environment
+	guard  *guardianLink // the cgroup layer's, started at the first Start (or by Prepare)
+	closed bool          // Close ran: Prepare makes nothing any more
+	cfg    Config        // Init's: the deadlines, the guardian's binary and environment
 }
 
 // Init chooses the layer: cgroup v2 where a writable hierarchy exists,
@@ -149,6 +151,61 @@ func errString(err error) string {
 	return err.Error()
 }
 
+// Prepare makes the tree's cgroup and starts its guardian now, in the
+// background, instead of at the first Start (which waits for it, if it
+// is not done by then): for a process that is about to start children,
+// such as multiexit's command-line tool, the guardian's start then runs
+// beside the rest of its own. It does nothing but on the cgroup layer, or
+// if they are made already. The guarantee is the same as at Start: the
+// first Start forks no child before the guardian is forked (NewEntry
+// waits for tree.mu, which this holds until then), and a guardian that is
+// forked is armed, started or not: it holds the pipe's read end and the
+// tree's lock from its fork on, and when the pipe closes it acts on the
+// cgroup, which holds whatever the children started, whatever it had
+// time to read of this process's messages by then.
+func Prepare() {
+	if Current() != Cgroup {
+		return
+	}
+	go func() {
+		tree.mu.Lock()
+		defer tree.mu.Unlock()
+		if Current() == Cgroup && !tree.closed {
+			prepareTree(tree.cfg.Log)
+		}
+	}()
+}
+
+// prepareTree makes the tree's cgroup and starts its guardian, once, on
+// the cgroup layer, and reports whether both are there. What it cannot
+// make falls back to the subreaper layer, with a warning to log. Called
+// with tree.mu held.
+func prepareTree(log *slog.Logger) bool {
+	if tree.lock == nil {
+		lock, err := makeTreeRoot()
+		if err != nil {
+			// The probe at Install said yes, the kernel says no: fall
+			// back to the subreaper layer rather than fail Start.
+			log.Warn("multiexit: cannot make the tree's cgroup; containment falls back to the subreaper layer", "err", err)
+			tree.root = ""
+			setLayer(Subreaper)
+			return false
+		}
+		tree.lock = lock
+	}
+	if err := ensureGuardian(); err != nil {
+		// Without a guardian a SIGKILL of this process would leave
+		// the tree's escapees: the subreaper layer promises no more.
+		log.Warn("multiexit: cannot start the guardian; containment falls back to the subreaper layer", "err", err)
+		killCgroup(tree.root, time.Second)
+		tree.lock.Close()
+		tree.root, tree.lock = "", nil
+		setLayer(Subreaper)
+		return false
+	}
+	return true
+}
+
 // ensureGuardian starts the tree's guardian, once. Called with tree.mu
 // held.
 func ensureGuardian() error {
@@ -174,18 +231,37 @@ func ensureGuardian() error {
 	return nil
 }
 
-// Close runs at exit, after the hooks: the tree is empty, so
-// the guardian only removes the cgroups; it is waited for, so that nothing
-// of the tree outlives this process.
+// Close runs at exit, after the hooks: the tree is empty, so this process
+// removes its cgroups itself (killing whatever is left in them first, as
+// the guardian would), and kills and reaps the guardian, which has
+// nothing left to do: nothing of this process outlives it. Only if a
+// cgroup could not be emptied is the guardian left to retry once this
+// process is gone.
 func Close() {
 	tree.mu.Lock()
 	g, root, lock := tree.guard, tree.root, tree.lock
-	tree.guard = nil
+	tree.guard, tree.closed = nil, true
 	tree.mu.Unlock()
-	if g != nil {
-		g.close()
-	} else if root != "" && lock != nil {
-		killCgroup(root, time.Second)
+	if root == "" || lock == nil {
+		return
+	}
+	if g != nil && unpopulated(root) {
+		// The usual end: the guardian is killed first and exits while
+		// the empty directories are removed. (Should a removal fail,
+		// the next Start beside them removes them: they are stale.)
+		g.kill()
+		removeCgroup(root)
+		g.reap()
+		return
+	}
+	err := killCgroup(root, time.Second)
+	switch {
+	case g == nil:
+	case err != nil:
+		g.leave()
+	default:
+		g.kill()
+		g.reap()
 	}
 }
 
