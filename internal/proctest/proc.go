@@ -186,7 +186,7 @@ func Start(t testing.TB, cmd *exec.Cmd, o Options) *Proc {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = w, ew
-	err = cmd.Start()
+	err = start(cmd)
 	w.Close()
 	ew.Close()
 	if err != nil {
