@@ -73,6 +73,7 @@ type Child struct {
 	// returned for it has only cmd and sup, and stands for the current
 	// process, a *Child of its own with the same sup.
 	sup      *supervisor
+	gen      int          // the generation it was started in (a supervised child: see Reload)
 	retiring atomic.Bool  // the worker called Retire
 	readyAt  atomic.Int64 // when a worker acknowledged Install (UnixNano)
 
@@ -621,6 +622,9 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
 	c := &Child{cmd: cmd, group: g, sup: sup, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), reapable: make(chan struct{})}
+	if sup != nil {
+		c.gen = sup.startGen
+	}
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
@@ -747,6 +751,11 @@ type childGroup struct {
 	retired  bool // every child is gone; maybeRetire decided
 	gone     int  // children reaped
 	stops    int  // of which stopped by Stop
+
+	// reloading are the processes a Reload started and has not put in
+	// place yet, and those it took out and is stopping: the entry's stop
+	// stops them too.
+	reloading []*Child
 }
 
 func (g *childGroup) seal() {
@@ -815,7 +824,7 @@ func (g *childGroup) add(c *Child) bool {
 func (g *childGroup) abort(grace time.Duration) {
 	g.mu.Lock()
 	g.stopped = true
-	kids := g.children
+	kids := append(g.children[:len(g.children):len(g.children)], g.reloading...)
 	g.mu.Unlock()
 	for _, c := range kids {
 		select {
@@ -834,7 +843,7 @@ func (g *childGroup) abort(grace time.Duration) {
 func (g *childGroup) stopAll(ctx context.Context) error {
 	g.mu.Lock()
 	g.stopped = true
-	kids := g.children
+	kids := append(g.children[:len(g.children):len(g.children)], g.reloading...)
 	g.mu.Unlock()
 	cfg := rt.config()
 	if sdnotify.Enabled() {

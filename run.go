@@ -32,11 +32,15 @@ var errInstalled = errors.New("multiexit: Install called twice")
 // If an option has a value it cannot take, or anything in the registry is
 // wrong, Install returns an error that says what and where, and changes
 // nothing. Install returns an error if it is called twice.
-func Install(opts ...Option) error {
+func Install(opts ...Option) error { return install(false, opts) }
+
+// install is Install; Run's (fromRun) catches the reload signal by default.
+func install(fromRun bool, opts []Option) error {
 	if rt.isInstalled() {
 		return errInstalled
 	}
 	cfg, err := newConfig(rt.fx.log, opts)
+	cfg.reload.byDefault(fromRun)
 	if err == nil {
 		err = checkDefines()
 	}
@@ -67,6 +71,7 @@ func Install(opts ...Option) error {
 		first = asWorker.early
 	}
 	rt.listen(first, catchSignals(cfg, w != nil), ctl.link())
+	listenReload(cfg)
 	if parentGone {
 		ctl.parentDied()
 	}
@@ -152,7 +157,7 @@ func Stopping() <-chan struct{} { return rt.started }
 // must run on such a stop before calling Run (in init, or at the top of the
 // program's main).
 func Run(main func(ctx context.Context) error, opts ...Option) {
-	if err := Install(opts...); err != nil {
+	if err := install(true, opts); err != nil {
 		if !errors.Is(err, errInstalled) {
 			rt.logger().Error("multiexit: Install failed", "err", err)
 			Exit(1)
