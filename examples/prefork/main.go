@@ -105,6 +105,9 @@ func parent(ctx context.Context, addr string, n int, crashOnStart bool) error {
 		return err
 	}
 	fmt.Printf("listening on %s\n", real)
+	if err := multiexit.Ready(); err != nil { // under systemd: READY=1
+		return err
+	}
 	<-ctx.Done()
 	return nil
 }
