@@ -152,6 +152,10 @@ func Stopping() <-chan struct{} { return rt.started }
 // If Install fails, Run logs the error and exits with 1 after running the
 // hooks registered so far.
 //
+// Run also catches SIGHUP, which reloads the supervised children (see
+// Reload; WithReloadSignal chooses another signal, or none); Install alone
+// does not. A SIGHUP that is a shutdown signal (WithSignals) stays one.
+//
 // In a worker, Install acknowledges the start to the parent before main
 // runs, and the parent may stop the worker at once: register the hooks that
 // must run on such a stop before calling Run (in init, or at the top of the
