@@ -49,14 +49,17 @@ func Generation() int {
 
 // A ReloadEvent is what WithReloadEvents reports of a Reload.
 type ReloadEvent struct {
-	Generation int           // the new generation, the one being started
-	Children   int           // how many supervised children it replaces
-	Err        error         // nil: the new generation is ready and serves; the old one is stopped next
-	Took       time.Duration // from the Reload's start to its new generation's readiness, or its failure
+	Generation int   // the new generation, the one being started
+	Children   int   // how many supervised children it replaces
+	Err        error // nil: the new generation is ready and serves; the old one is stopped next
+	// Done: the reload is over, the old generation gone; a new Reload
+	// can begin. Reported after the event with Err nil.
+	Done bool
+	Took time.Duration // from the Reload's start to the event
 }
 
 // WithReloadSignal sets the signal that makes this process Reload (Run's
-// default: SIGHUP; Install's: none). nil turns it off. The reload runs in
+// default: SIGHUP, except in a worker; Install's: none). nil turns it off. The reload runs in
 // the background; its failure, or its refusal (ErrReloadInProgress,
 // ErrStopping), is logged. A signal that is also a shutdown signal
 // (WithSignals) begins the shutdown and does not reload. Unix only: on
@@ -69,8 +72,9 @@ func WithReloadSignal(sig os.Signal) Option {
 }
 
 // WithReloadEvents makes every Reload call f, on Reload's goroutine, once
-// its new generation is ready (Err nil), before the old one is stopped, or
-// once it failed and was rolled back (Err says why). f must not call
+// its new generation is ready (Err nil), before the old one is stopped,
+// and again once the old one is gone (Done), or once it failed and was
+// rolled back (Err says why; a new Reload can begin). f must not call
 // Reload.
 func WithReloadEvents(f func(ReloadEvent)) Option {
 	return func(c *config) { c.reload.events = f }
@@ -197,11 +201,11 @@ func Reload(ctx context.Context) error {
 	reloads.running = true
 	sups := slices.Clone(reloads.sups)
 	reloads.mu.Unlock()
-	defer func() {
+	over := func() {
 		reloads.mu.Lock()
 		reloads.running = false
 		reloads.mu.Unlock()
-	}()
+	}
 	gen := Generation() + 1
 	cfg := rt.config()
 	begun := time.Now()
@@ -223,6 +227,7 @@ func Reload(ctx context.Context) error {
 		}
 		cfg.log.Error("multiexit: reload failed; the old generation serves on", "generation", gen, "err", err)
 		sdnotify.Reloaded(fmt.Sprintf("reload to generation %d failed: %v", gen, err))
+		over()
 		if f := cfg.reload.events; f != nil {
 			f(ReloadEvent{Generation: gen, Children: len(r.news), Err: err, Took: took})
 		}
@@ -237,7 +242,12 @@ func Reload(ctx context.Context) error {
 	}
 	r.stopOld()
 	sdnotify.Reloaded(fmt.Sprintf("generation %d serving", gen))
-	cfg.log.Info("multiexit: reload done", "generation", gen, "took", time.Since(begun))
+	took = time.Since(begun)
+	cfg.log.Info("multiexit: reload done", "generation", gen, "took", took)
+	over()
+	if f := cfg.reload.events; f != nil {
+		f(ReloadEvent{Generation: gen, Children: len(r.news), Done: true, Took: took})
+	}
 	return nil
 }
 

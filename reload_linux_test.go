@@ -69,9 +69,12 @@ func reloadPool(args []string) {
 	mustInstall(multiexit.WithLogger(slog.New(sayLog{})), multiexit.WithGrace(10*time.Second),
 		multiexit.WithReloadSignal(syscall.SIGHUP),
 		multiexit.WithReloadEvents(func(e multiexit.ReloadEvent) {
-			if e.Err != nil {
+			switch {
+			case e.Err != nil:
 				say("reload %d failed: %v", e.Generation, e.Err)
-			} else {
+			case e.Done:
+				say("reload done %d", e.Generation)
+			default:
 				say("reloaded %d children %d", e.Generation, e.Children)
 			}
 		}))

@@ -40,7 +40,7 @@ func install(fromRun bool, opts []Option) error {
 		return errInstalled
 	}
 	cfg, err := newConfig(rt.fx.log, opts)
-	cfg.reload.byDefault(fromRun)
+	cfg.reload.byDefault(fromRun && !IsChild())
 	if err == nil {
 		err = checkDefines()
 	}
@@ -154,7 +154,8 @@ func Stopping() <-chan struct{} { return rt.started }
 //
 // Run also catches SIGHUP, which reloads the supervised children (see
 // Reload; WithReloadSignal chooses another signal, or none); Install alone
-// does not. A SIGHUP that is a shutdown signal (WithSignals) stays one.
+// does not, nor does Run in a worker (its parent reloads it by replacing
+// it). A SIGHUP that is a shutdown signal (WithSignals) stays one.
 //
 // In a worker, Install acknowledges the start to the parent before main
 // runs, and the parent may stop the worker at once: register the hooks that

@@ -24,7 +24,7 @@
 // deploy may have replaced it), on the same socket; once every new worker
 // is up the parent prints "reloaded: generation <g+1>", and the old
 // generation stops in order, each worker finishing the requests it is
-// serving first. A new generation that fails to start is stopped, and the
+// serving first; then "reload done: generation <g+1>, the old one stopped". A new generation that fails to start is stopped, and the
 // old one serves on: the parent prints "reload failed: <why>". Under systemd, a
 // Type=notify-reload unit's systemctl reload does the same, and returns
 // once the old generation is gone.
@@ -77,9 +77,12 @@ func main() {
 	}, multiexit.WithGrace(10*time.Second), multiexit.WithTimeout(15*time.Second),
 		// SIGHUP reloads: Run's default.
 		multiexit.WithReloadEvents(func(e multiexit.ReloadEvent) {
-			if e.Err == nil {
+			switch {
+			case e.Err == nil && !e.Done:
 				fmt.Printf("reloaded: generation %d\n", e.Generation)
-			} else {
+			case e.Done:
+				fmt.Printf("reload done: generation %d, the old one stopped\n", e.Generation)
+			default:
 				fmt.Printf("reload failed: %v\n", e.Err)
 			}
 		}))
