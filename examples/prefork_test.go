@@ -228,11 +228,12 @@ func TestPreforkReload(t *testing.T) {
 			hooks[m[1]]++
 			order = append(order, "hooks "+m[1])
 		}
-		if strings.HasPrefix(l, "reloaded: ") {
+		if strings.HasPrefix(l, "reloaded: ") || strings.HasPrefix(l, "reload done: ") {
 			order = append(order, l)
 		}
 	}
-	want := []string{"reloaded: generation 2", "hooks 1", "hooks 1", "hooks 1", "hooks 1", "hooks 2", "hooks 2", "hooks 2", "hooks 2"}
+	want := []string{"reloaded: generation 2", "hooks 1", "hooks 1", "hooks 1", "hooks 1", "reload done: generation 2, the old one stopped",
+		"hooks 2", "hooks 2", "hooks 2", "hooks 2"}
 	diff(t, "reloads and hooks", want, order)
 }
 
