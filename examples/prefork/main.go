@@ -163,6 +163,9 @@ type server struct {
 	mu     sync.Mutex
 	cond   *sync.Cond
 	busy   map[net.Conn]bool // connections accepted and not idle, closed or hijacked
+	// hijacked: answers being written on hijacked connections (GET
+	// /crash), which left busy at the hijack.
+	hijacked int
 }
 
 func newServer(ln net.Listener) *server {
@@ -202,7 +205,7 @@ func (s *server) drain(ctx context.Context) error {
 	})
 	defer stop()
 	s.mu.Lock()
-	for len(s.busy) > 0 && ctx.Err() == nil {
+	for (len(s.busy) > 0 || s.hijacked > 0) && ctx.Err() == nil {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
@@ -225,14 +228,24 @@ func handler(srv *server) http.Handler {
 	})
 	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) {
 		// The answer goes out whole before the crash: written on the
-		// hijacked connection, which is then closed.
+		// hijacked connection, which is then closed. Counted, so that a
+		// drain (of an earlier /crash on this worker) waits for it.
+		srv.mu.Lock()
+		srv.hijacked++
+		srv.mu.Unlock()
 		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			writeCrashing(buf)
+			conn.Close()
+		}
+		srv.mu.Lock()
+		srv.hijacked--
+		srv.cond.Broadcast()
+		srv.mu.Unlock()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeCrashing(buf)
-		conn.Close()
 		// The requests this worker is serving are answered first, and
 		// it accepts no more: a demo's crash loses nothing; the socket's
 		// queue waits for the other workers and the restarted one.
