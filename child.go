@@ -33,6 +33,7 @@ type Child struct {
 	// returned for it has only cmd and sup, and stands for the current
 	// process, a *Child of its own with the same sup.
 	sup      *supervisor
+	gen      int          // the generation it was started in (a supervised child: see Reload)
 	retiring atomic.Bool  // the worker called Retire
 	readyAt  atomic.Int64 // when a worker acknowledged Install (UnixNano)
 

@@ -32,6 +32,8 @@ type config struct {
 	log        *slog.Logger
 	trace      bool
 	errs       []error // options given values they cannot take; Install reports them
+
+	reload reloadConfig // WithReloadSignal, WithReloadEvents (reload.go)
 }
 
 // WithSignals sets the signals that begin the shutdown (default SIGTERM and

@@ -33,11 +33,15 @@ var errInstalled = errors.New("multiexit: Install called twice")
 // If an option has a value it cannot take, or anything in the registry is
 // wrong, Install returns an error that says what and where, and changes
 // nothing. Install returns an error if it is called twice.
-func Install(opts ...Option) error {
+func Install(opts ...Option) error { return install(false, opts) }
+
+// install is Install; Run's (fromRun) catches the reload signal by default.
+func install(fromRun bool, opts []Option) error {
 	if rt.isInstalled() {
 		return errInstalled
 	}
 	cfg, err := newConfig(rt.fx.log, opts)
+	cfg.reload.byDefault(fromRun && !IsChild())
 	if err == nil {
 		err = checkDefines()
 	}
@@ -68,6 +72,7 @@ func Install(opts ...Option) error {
 		first = asWorker.early
 	}
 	rt.listen(first, catchSignals(cfg, w != nil), ctl.link())
+	listenReload(cfg)
 	if parentGone {
 		ctl.parentDied()
 	}
@@ -148,12 +153,17 @@ func Stopping() <-chan struct{} { return rt.started }
 // If Install fails, Run logs the error and exits with 1 after running the
 // hooks registered so far.
 //
+// Run also catches SIGHUP, which reloads the supervised children (see
+// Reload; WithReloadSignal chooses another signal, or none); Install alone
+// does not, nor does Run in a worker (its parent reloads it by replacing
+// it). A SIGHUP that is a shutdown signal (WithSignals) stays one.
+//
 // In a worker, Install acknowledges the start to the parent before main
 // runs, and the parent may stop the worker at once: register the hooks that
 // must run on such a stop before calling Run (in init, or at the top of the
 // program's main).
 func Run(main func(ctx context.Context) error, opts ...Option) {
-	if err := Install(opts...); err != nil {
+	if err := install(true, opts); err != nil {
 		if !errors.Is(err, errInstalled) {
 			rt.logger().Error("multiexit: Install failed", "err", err)
 			Exit(1)

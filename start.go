@@ -216,6 +216,9 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 		return nil, fmt.Errorf("multiexit: Start %s: already started", cmd.Path)
 	}
 	c := &Child{cmd: cmd, group: g, sup: sup, caught: make(chan struct{}), ready: make(chan struct{}), ackRead: make(chan struct{}), exited: make(chan struct{}), done: make(chan struct{}), reapable: make(chan struct{})}
+	if sup != nil {
+		c.gen = sup.startGen
+	}
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()

@@ -238,6 +238,11 @@ type childGroup struct {
 	retired  bool // every child is gone; maybeRetire decided
 	gone     int  // children reaped
 	stops    int  // of which stopped by Stop
+
+	// reloading are the processes a Reload started and has not put in
+	// place yet, and those it took out and is stopping: the entry's stop
+	// stops them too.
+	reloading []*Child
 }
 
 func (g *childGroup) seal() {
@@ -306,7 +311,7 @@ func (g *childGroup) add(c *Child) bool {
 func (g *childGroup) abort(grace time.Duration) {
 	g.mu.Lock()
 	g.stopped = true
-	kids := g.children
+	kids := append(g.children[:len(g.children):len(g.children)], g.reloading...)
 	g.mu.Unlock()
 	for _, c := range kids {
 		select {
@@ -325,7 +330,7 @@ func (g *childGroup) abort(grace time.Duration) {
 func (g *childGroup) stopAll(ctx context.Context) error {
 	g.mu.Lock()
 	g.stopped = true
-	kids := g.children
+	kids := append(g.children[:len(g.children):len(g.children)], g.reloading...)
 	g.mu.Unlock()
 	cfg := rt.config()
 	if sdnotify.Enabled() {

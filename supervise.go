@@ -177,6 +177,10 @@ type supervisor struct {
 	restarts int // processes started after the first
 	attempts int // restarts decided (a start that failed, or was cancelled, counts here only)
 	starting int // the incarnation being started (see incarnationEnv)
+	// gen is the generation of cur (see Reload), startGen the one of the
+	// process being started; a process of another generation than gen
+	// is Reload's business, not the supervision's.
+	gen, startGen int
 	// uptime is how long the child's processes have run, summed (see
 	// Child.ran); recent holds it at each restart within the last
 	// Interval of it.
@@ -216,6 +220,9 @@ func newSupervisor(cmd *exec.Cmd, p Policy, hooksJSON string, cfg config, g *chi
 		s.tmpl.SysProcAttr = &a
 	}
 	s.face = &Child{cmd: cmd, sup: s}
+	s.gen = Generation()
+	s.startGen = s.gen
+	reloads.add(s)
 	return s
 }
 
@@ -247,9 +254,12 @@ func (s *supervisor) command() *exec.Cmd {
 // incarnationEnv is env for the process of a supervisor being started:
 // without incarnationVar, which only a restarted worker gets.
 func (s *supervisor) incarnationEnv(env []string) []string {
-	env = environWithout(env, incarnationVar)
+	env = environWithout(environWithout(env, incarnationVar), generationVar)
 	if s != nil && s.starting > 0 {
 		env = append(env, incarnationVar+"="+strconv.Itoa(s.starting))
+	}
+	if s != nil {
+		env = append(env, generationVar+"="+strconv.Itoa(s.startGen))
 	}
 	return env
 }
@@ -264,6 +274,12 @@ func (s *supervisor) current() *Child {
 // it decides whether a new process follows, and starts it in the
 // background after the backoff; otherwise the supervision ends.
 func (s *supervisor) exited(c *Child, stopping bool) {
+	s.mu.Lock()
+	other := c.gen != s.gen
+	s.mu.Unlock()
+	if other {
+		return // a Reload's: a new process not in place yet, or an old one
+	}
 	if s.worker {
 		// A Retire's word comes before the end of the channel.
 		t := time.NewTimer(2 * time.Second)
@@ -279,8 +295,13 @@ func (s *supervisor) exited(c *Child, stopping bool) {
 // after decides what follows the end of c, the current process, which
 // ended with err (or could not be replaced: err is the start's error).
 func (s *supervisor) after(c *Child, err error, stopping bool) {
+	// The group's lock before, not under, the supervisor's: restart takes
+	// them in that order. restart checks the group again under its lock.
+	s.g.mu.Lock()
+	groupStopped := s.g.stopped
+	s.g.mu.Unlock()
 	s.mu.Lock()
-	why := s.whyNot(c, err, stopping)
+	why := s.whyNot(c, err, stopping || groupStopped)
 	var delay time.Duration
 	var limit error
 	if why == "" {
@@ -307,7 +328,7 @@ func (s *supervisor) after(c *Child, err error, stopping bool) {
 			s.attempts++
 		}
 	}
-	attempt := s.attempts
+	attempt, gen := s.attempts, s.gen
 	s.mu.Unlock()
 	if why != "" {
 		if limit != nil {
@@ -327,7 +348,7 @@ func (s *supervisor) after(c *Child, err error, stopping bool) {
 	}
 	level("multiexit: supervised child exited; restarting it", "pid", c.PID(), "cmd", s.tmpl.Path,
 		"status", exitStatus(err), "attempt", attempt, "backoff", delay)
-	go s.restart(c, attempt, delay)
+	go s.restart(c, gen, attempt, delay)
 }
 
 // whyNot says why the exit of c, the current process, is not followed by a
@@ -345,18 +366,14 @@ func (s *supervisor) whyNot(c *Child, err error, stopping bool) string {
 	case !s.policy.Always && err == nil:
 		return "exited 0"
 	}
-	s.g.mu.Lock()
-	defer s.g.mu.Unlock()
-	if s.g.stopped {
-		return "stopped"
-	}
 	return ""
 }
 
 // restart waits delay, then starts the next process in old's place,
-// unless the supervision was stopped or the shutdown began meanwhile. A
-// start that fails counts as an exit.
-func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
+// unless the supervision was stopped or the shutdown began meanwhile, or
+// a Reload replaced old (of generation gen) meanwhile. A start that fails
+// counts as an exit.
+func (s *supervisor) restart(old *Child, gen, attempt int, delay time.Duration) {
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
@@ -377,7 +394,13 @@ func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
 	s.g.mu.Lock()
 	s.mu.Lock()
 	stop := rt.begun() || s.g.stopped || s.stopped
+	reloaded := s.gen != gen
 	s.mu.Unlock()
+	if reloaded && !stop {
+		s.g.mu.Unlock()
+		starts.mu.Unlock()
+		return // the new generation's process took old's place
+	}
 	if stop {
 		s.g.mu.Unlock()
 		starts.mu.Unlock()
@@ -407,7 +430,12 @@ func (s *supervisor) restart(old *Child, attempt int, delay time.Duration) {
 	starts.mu.Unlock()
 	if err != nil {
 		s.cfg.log.Error("multiexit: supervised child could not be restarted", "cmd", s.tmpl.Path, "attempt", attempt, "err", err)
-		s.after(old, err, false) // as an exit: the limit and the backoff apply
+		s.mu.Lock()
+		current := s.gen == gen
+		s.mu.Unlock()
+		if current {
+			s.after(old, err, false) // as an exit: the limit and the backoff apply
+		}
 		return
 	}
 	if c.worker {
@@ -434,6 +462,7 @@ func (s *supervisor) finish(stopped bool) {
 	}
 	s.finished = true
 	s.mu.Unlock()
+	reloads.remove(s)
 	s.g.childGone(stopped)
 	close(s.final)
 }

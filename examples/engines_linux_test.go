@@ -121,6 +121,10 @@ type systemd struct {
 	cg  string // its cgroup, as this process sees it
 	dir string
 	tag string // carried by every unit the test starts (proctest)
+	// root is where another systemd was extracted (dpkg -x), whose
+	// manager, systemctl and systemd-run the test runs; "" for the
+	// machine's.
+	root string
 }
 
 // The manager's units: stubs of the targets it insists on, and the target
@@ -135,20 +139,28 @@ var systemdUnits = map[string]string{
 
 // bootScript runs in the new namespaces: $1 is the unit directory, $2 the
 // notify socket the manager reports its start to (it sends READY=1 to its
-// container manager, which is the test).
+// container manager, which is the test), $3 the manager, $4 its
+// LD_LIBRARY_PATH.
 const bootScript = `set -e
 mount -t proc proc /proc
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 mount -t tmpfs tmpfs /run
-exec env -i container=ci SYSTEMD_UNIT_PATH="$1" NOTIFY_SOCKET="$2" ` + systemdBin + ` --unit=multiexit-test.target --log-target=kmsg`
+exec env -i container=ci LD_LIBRARY_PATH="$4" SYSTEMD_UNIT_PATH="$1" NOTIFY_SOCKET="$2" "$3" --unit=multiexit-test.target --log-target=kmsg`
 
 // startSystemd starts a manager and waits until it has booted; t's
 // cleanup tears it down and checks that nothing it ran is left.
 func startSystemd(t *testing.T) *systemd {
 	t.Helper()
+	return startSystemdFrom(t, "")
+}
+
+// startSystemdFrom is startSystemd for the systemd extracted at root ("":
+// the machine's).
+func startSystemdFrom(t *testing.T, root string) *systemd {
+	t.Helper()
 	needPrograms(t, systemdBin, "unshare", "nsenter", "systemctl", "systemd-run")
 	parent := cgroupV2(t)
-	s := &systemd{t: t, dir: t.TempDir(), tag: proctest.Tag(t)}
+	s := &systemd{t: t, dir: t.TempDir(), tag: proctest.Tag(t), root: root}
 	s.cg = filepath.Join(parent, fmt.Sprintf("multiexit-test-systemd.%d.%d", os.Getpid(), engineSeq.Add(1)))
 	if err := os.Mkdir(s.cg, 0o755); err != nil {
 		t.Skipf("cannot make a cgroup for the manager: %v", err)
@@ -167,7 +179,7 @@ func startSystemd(t *testing.T) *systemd {
 	}
 	defer unix.Close(cgfd)
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount", "--propagation", "private",
-		"--uts", "--ipc", "--cgroup", "--kill-child", "sh", "-c", bootScript, "sh", units, ns.Path)
+		"--uts", "--ipc", "--cgroup", "--kill-child", "sh", "-c", bootScript, "sh", units, ns.Path, s.bin("/lib/systemd/systemd"), s.libs())
 	var out proctest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// In its own cgroup from the start: the new cgroup namespace is rooted
@@ -234,7 +246,26 @@ func (s *systemd) teardown(cmd *exec.Cmd, exited <-chan struct{}) {
 // PID namespaces.
 func (s *systemd) ctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	if s.root != "" {
+		switch args[0] {
+		case "systemctl":
+			args = append([]string{"env", "LD_LIBRARY_PATH=" + s.libs(), s.bin("/bin/systemctl")}, args[1:]...)
+		case "systemd-run":
+			args = append([]string{"env", "LD_LIBRARY_PATH=" + s.libs(), s.bin("/usr/bin/systemd-run")}, args[1:]...)
+		}
+	}
 	return engineCmd(t, "nsenter", append([]string{"-t", strconv.Itoa(s.pid), "-m", "-p"}, args...)...)
+}
+
+// bin is the path of a program of the manager's systemd.
+func (s *systemd) bin(path string) string { return filepath.Join(s.root, path) }
+
+// libs is the LD_LIBRARY_PATH its programs need ("" for the machine's).
+func (s *systemd) libs() string {
+	if s.root == "" {
+		return ""
+	}
+	return filepath.Join(s.root, "usr/lib/x86_64-linux-gnu/systemd")
 }
 
 // unit is a transient service run by the manager.

@@ -69,13 +69,19 @@ const limit = 30 * time.Second
 // (proctest), release the lock.
 func start(t *testing.T, name string, args ...string) *prog {
 	t.Helper()
+	return startPath(t, filepath.Join(bin, name), args...)
+}
+
+// startPath is start for the program at path.
+func startPath(t *testing.T, path string, args ...string) *prog {
+	t.Helper()
 	t.Cleanup(running.Unlock)
 	tag := proctest.Tag(t)
 	t.Cleanup(running.Lock)
 	running.RLock()
 	p := &prog{t: t, done: sync.OnceFunc(running.RUnlock)}
 	t.Cleanup(p.done)
-	p.Proc = proctest.Start(t, exec.Command(filepath.Join(bin, name), args...), proctest.Options{Tag: tag, Limit: limit})
+	p.Proc = proctest.Start(t, exec.Command(path, args...), proctest.Options{Tag: tag, Limit: limit})
 	return p
 }
 

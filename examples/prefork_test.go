@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -128,5 +130,172 @@ func TestPreforkCrashOnStart(t *testing.T) {
 	p.check("exit 1")
 	if !strings.Contains(p.Stderr.String(), "restart limit reached (Burst 5 in 10s)") {
 		t.Errorf("stderr does not name the limit:\n%s", p.Stderr.String())
+	}
+}
+
+var generationOf = regexp.MustCompile(`^pid=(\d+) generation=(\d+)$`)
+
+// load runs clients goroutines that each GET / and /slow?ms=40 in turn, a
+// new connection per request, until stop is closed and each made 50
+// requests at least; warm is closed once 20 requests were answered. wait
+// returns, once they have stopped, the failures and the generations that
+// answered, with the number of requests.
+func load(base string, clients int, stop <-chan struct{}) (warm <-chan struct{}, wait func() (failures []string, gens map[string]int, n int)) {
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failures []string
+	gens, n := map[string]int{}, 0
+	warmed := make(chan struct{})
+	for c := range clients {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					if i >= 50 {
+						return
+					}
+				default:
+				}
+				url := base + "/"
+				if (c+i)%2 == 1 {
+					url = base + "/slow?ms=40"
+				}
+				code, body, err := get(url)
+				mu.Lock()
+				n++
+				if n == 20 {
+					close(warmed)
+				}
+				if err != nil || code != 200 {
+					failures = append(failures, fmt.Sprintf("%s: %d %q %v", url, code, body, err))
+				} else if f := strings.Fields(body); len(f) > 1 {
+					gens[f[1]]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	return warmed, func() ([]string, map[string]int, int) {
+		wg.Wait()
+		return failures, gens, n
+	}
+}
+
+// The reload contract (issues 19 and 20): under load — several clients, a
+// new connection per request — SIGHUP starts generation 2; once it serves
+// the parent prints "reloaded: generation 2", then the 4 old workers stop
+// in order (their hooks print after it); no request fails, and afterwards
+// only generation 2 answers. At SIGTERM generation 2's hooks run and the
+// process dies by it.
+func TestPreforkReload(t *testing.T) {
+	p := start(t, "prefork", "-addr", "127.0.0.1:0")
+	addr := strings.TrimPrefix(p.WaitFor("listening on "), "listening on ")
+	base := "http://" + addr
+
+	stop := make(chan struct{})
+	warm, wait := load(base, 4, stop)
+	<-warm
+	if code, body, err := get(base + "/"); err != nil || code != 200 || !generationOf.MatchString(body) {
+		close(stop)
+		wait()
+		t.Fatalf("GET /: %d %q %v", code, body, err)
+	}
+	p.Signal(syscall.SIGHUP)
+	p.WaitFor("reloaded: generation 2")
+	for range 4 {
+		p.WaitFor("worker ")
+	}
+	close(stop)
+	failures, gens, n := wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed across the reload, e.g. %s", len(failures), n, failures[0])
+	}
+	t.Logf("%d requests across the reload, by generation: %v", n, gens)
+	for range 20 {
+		code, body, err := get(base + "/")
+		if m := generationOf.FindStringSubmatch(body); err != nil || code != 200 || m == nil || m[2] != "2" {
+			t.Errorf("after the reload GET /: %d %q %v, want generation 2", code, body, err)
+		}
+	}
+	p.Signal(syscall.SIGTERM)
+	lines, how := p.end()
+	p.Ended(how, "signal terminated")
+	hooks := map[string]int{}
+	hookRE := regexp.MustCompile(`^worker \d+ generation (\d+): hooks done$`)
+	order := []string{}
+	for _, l := range lines {
+		if m := hookRE.FindStringSubmatch(l); m != nil {
+			hooks[m[1]]++
+			order = append(order, "hooks "+m[1])
+		}
+		if strings.HasPrefix(l, "reloaded: ") || strings.HasPrefix(l, "reload done: ") {
+			order = append(order, l)
+		}
+	}
+	want := []string{"reloaded: generation 2", "hooks 1", "hooks 1", "hooks 1", "hooks 1", "reload done: generation 2, the old one stopped",
+		"hooks 2", "hooks 2", "hooks 2", "hooks 2"}
+	diff(t, "reloads and hooks", want, order)
+}
+
+// A deploy that puts a binary that cannot start at prefork's path: the
+// reload fails (prefork says so), the old generation serves on, under
+// load, without a failed request; once a good binary is back in place the
+// next reload runs it.
+func TestPreforkReloadBadBinary(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "prefork")
+	copyFile(t, filepath.Join(bin, "prefork"), path)
+	p := startPath(t, path, "-addr", "127.0.0.1:0", "-workers", "2")
+	base := "http://" + strings.TrimPrefix(p.WaitFor("listening on "), "listening on ")
+	stop := make(chan struct{})
+	warm, wait := load(base, 4, stop)
+	<-warm
+
+	bad := filepath.Join(dir, "bad")
+	if err := os.WriteFile(bad, []byte("#!/bin/sh\necho new binary fails >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(bad, path); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	if l := p.WaitFor("reload failed: "); !strings.Contains(l, "exited before it acknowledged Install: exit status 1") {
+		t.Errorf("the failure does not say why: %q", l)
+	}
+	copyFile(t, filepath.Join(bin, "prefork"), path+".new")
+	if err := os.Rename(path+".new", path); err != nil {
+		t.Fatal(err)
+	}
+	p.Signal(syscall.SIGHUP)
+	p.WaitFor("reloaded: generation 2")
+	p.WaitFor("worker ")
+	p.WaitFor("worker ")
+	close(stop)
+	failures, gens, n := wait()
+	if len(failures) > 0 {
+		t.Errorf("%d of %d requests failed across the failed and the good reload, e.g. %s", len(failures), n, failures[0])
+	}
+	t.Logf("%d requests, by generation: %v", n, gens)
+	p.Signal(syscall.SIGTERM)
+	lines := p.check("signal terminated")
+	var hooks []string
+	for _, l := range lines {
+		if strings.HasSuffix(l, ": hooks done") {
+			hooks = append(hooks, regexp.MustCompile(`^worker \d+ `).ReplaceAllString(l, "worker "))
+		}
+	}
+	diff(t, "the hooks", []string{"worker generation 1: hooks done", "worker generation 1: hooks done",
+		"worker generation 2: hooks done", "worker generation 2: hooks done"}, hooks)
+}
+
+// copyFile copies src to dst, executable.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err == nil {
+		err = os.WriteFile(dst, b, 0o755)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -19,11 +19,20 @@
 //	                and exits 1 without its hooks, as a crash does; it is
 //	                restarted
 //
+// SIGHUP reloads without dropping a request (multiexit.Reload): a new
+// generation of workers, g+1, is started from the binary on disk now (a
+// deploy may have replaced it), on the same socket; once every new worker
+// is up the parent prints "reloaded: generation <g+1>", and the old
+// generation stops in order, each worker finishing the requests it is
+// serving first; then "reload done: generation <g+1>, the old one stopped". A new generation that fails to start is stopped, and the
+// old one serves on: the parent prints "reload failed: <why>". Under systemd, a
+// Type=notify-reload unit's systemctl reload does the same, and returns
+// once the old generation is gone.
+//
 // SIGTERM (or Ctrl-C) stops it in order: each worker finishes the requests
 // it is serving and runs its hooks (the last prints "worker <pid>
 // generation <g>: hooks done"), then the parent's run; it dies by the
-// signal. The generation is 1: the zero-downtime reload (SIGHUP) that
-// counts generations is not built yet, and SIGHUP ends the process.
+// signal.
 //
 // Under systemd, a .socket unit with FileDescriptorName=http passes the
 // socket instead (Listen adopts it), and Type=notify works: Run tells
@@ -49,7 +58,7 @@ import (
 )
 
 // generation counts reloads, from 1 (see the package documentation).
-const generation = 1
+var generation = multiexit.Generation()
 
 // crashing: GET /crash was served; the worker is about to exit 1.
 var crashing atomic.Bool
@@ -65,7 +74,18 @@ func main() {
 	}
 	multiexit.Run(func(ctx context.Context) error {
 		return parent(ctx, *addr, *workers, *crashOnStart)
-	}, multiexit.WithGrace(10*time.Second), multiexit.WithTimeout(15*time.Second))
+	}, multiexit.WithGrace(10*time.Second), multiexit.WithTimeout(15*time.Second),
+		// SIGHUP reloads: Run's default.
+		multiexit.WithReloadEvents(func(e multiexit.ReloadEvent) {
+			switch {
+			case e.Err == nil && !e.Done:
+				fmt.Printf("reloaded: generation %d\n", e.Generation)
+			case e.Done:
+				fmt.Printf("reload done: generation %d, the old one stopped\n", e.Generation)
+			default:
+				fmt.Printf("reload failed: %v\n", e.Err)
+			}
+		}))
 }
 
 func parent(ctx context.Context, addr string, n int, crashOnStart bool) error {
@@ -88,6 +108,9 @@ func parent(ctx context.Context, addr string, n int, crashOnStart bool) error {
 		return err
 	}
 	fmt.Printf("listening on %s\n", real)
+	if err := multiexit.Ready(); err != nil { // under systemd: READY=1
+		return err
+	}
 	<-ctx.Done()
 	return nil
 }
@@ -109,7 +132,11 @@ func worker(crashOnStart bool) {
 		}
 		srv := newServer(ln)
 		done := make(chan error, 1)
-		go func() { done <- srv.Serve(ln) }()
+		go func() {
+			err := srv.Serve(ln)
+			close(srv.served)
+			done <- err
+		}()
 		select {
 		case err := <-done:
 			if crashing.Load() {
@@ -131,14 +158,18 @@ func worker(crashOnStart bool) {
 // began: the client gets EOF.)
 type server struct {
 	http.Server
-	ln   net.Listener
-	mu   sync.Mutex
-	cond *sync.Cond
-	busy map[net.Conn]bool // connections accepted and not idle, closed or hijacked
+	ln     net.Listener
+	served chan struct{} // closed when Serve has returned
+	mu     sync.Mutex
+	cond   *sync.Cond
+	busy   map[net.Conn]bool // connections accepted and not idle, closed or hijacked
+	// hijacked: answers being written on hijacked connections (GET
+	// /crash), which left busy at the hijack.
+	hijacked int
 }
 
 func newServer(ln net.Listener) *server {
-	s := &server{ln: ln, busy: map[net.Conn]bool{}}
+	s := &server{ln: ln, served: make(chan struct{}), busy: map[net.Conn]bool{}}
 	s.cond = sync.NewCond(&s.mu)
 	s.Handler = handler(s)
 	s.ConnState = func(c net.Conn, st http.ConnState) {
@@ -156,10 +187,17 @@ func newServer(ln net.Listener) *server {
 
 // drain stops accepting, waits for the connections being served (each
 // answered with Connection: close), then shuts the server down, closing
-// the idle ones; ctx bounds the wait.
+// the idle ones; ctx bounds the wait. The connections stay in the shared
+// socket's queue for the other workers (or the next generation).
 func (s *server) drain(ctx context.Context) error {
 	s.SetKeepAlivesEnabled(false)
 	s.ln.Close()
+	// A connection Accept returned just before the Close is counted busy
+	// once Serve has seen it: Serve returns only after that.
+	select {
+	case <-s.served:
+	case <-ctx.Done():
+	}
 	stop := context.AfterFunc(ctx, func() {
 		s.mu.Lock()
 		s.cond.Broadcast()
@@ -167,7 +205,7 @@ func (s *server) drain(ctx context.Context) error {
 	})
 	defer stop()
 	s.mu.Lock()
-	for len(s.busy) > 0 && ctx.Err() == nil {
+	for (len(s.busy) > 0 || s.hijacked > 0) && ctx.Err() == nil {
 		s.cond.Wait()
 	}
 	s.mu.Unlock()
@@ -190,14 +228,24 @@ func handler(srv *server) http.Handler {
 	})
 	mux.HandleFunc("GET /crash", func(w http.ResponseWriter, r *http.Request) {
 		// The answer goes out whole before the crash: written on the
-		// hijacked connection, which is then closed.
+		// hijacked connection, which is then closed. Counted, so that a
+		// drain (of an earlier /crash on this worker) waits for it.
+		srv.mu.Lock()
+		srv.hijacked++
+		srv.mu.Unlock()
 		conn, buf, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			writeCrashing(buf)
+			conn.Close()
+		}
+		srv.mu.Lock()
+		srv.hijacked--
+		srv.cond.Broadcast()
+		srv.mu.Unlock()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		writeCrashing(buf)
-		conn.Close()
 		// The requests this worker is serving are answered first, and
 		// it accepts no more: a demo's crash loses nothing; the socket's
 		// queue waits for the other workers and the restarted one.
