@@ -72,7 +72,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "scenario %q returned\n", name)
 		os.Exit(97)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, proctest.IgnoreForkThread())
 }
 
 // say writes one line to standard output in one write, so that the lines

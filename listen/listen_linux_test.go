@@ -32,7 +32,7 @@ func TestMain(m *testing.M) {
 		scenarios[name]()
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m, proctest.IgnoreForkThread())
 }
 
 func say(format string, args ...any) { os.Stdout.WriteString(fmt.Sprintf(format, args...) + "\n") }

@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 		f(os.Args[1:])
 		os.Exit(0)
 	}
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
+	goleak.VerifyTestMain(m, proctest.IgnoreForkThread(), goleak.Cleanup(func(code int) {
 		if cDir != "" {
 			os.RemoveAll(cDir)
 		}

@@ -3,6 +3,7 @@ package proctest
 import (
 	"bufio"
 	"fmt"
+	"go.uber.org/goleak"
 	"io"
 	"os"
 	"os/exec"
@@ -316,4 +317,11 @@ func How(ps *os.ProcessState) string {
 		return "signal " + ws.Signal().String()
 	}
 	return fmt.Sprintf("exit %d", ps.ExitCode())
+}
+
+// IgnoreForkThread is the goleak option for the goroutine that holds the
+// locked OS thread Start forks from (internal/osproc): it lives as long
+// as the test binary, by design.
+func IgnoreForkThread() goleak.Option {
+	return goleak.IgnoreTopFunction("github.com/multiexit/multiexit/internal/osproc.forkLoop")
 }

@@ -9,10 +9,11 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/multiexit/multiexit/internal/proctest"
 	"github.com/multiexit/multiexit/internal/sdnotify"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, proctest.IgnoreForkThread()) }
 
 // unsetenv removes name from the environment for the test (t.Setenv
 // cannot unset).
