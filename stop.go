@@ -45,16 +45,34 @@ func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *c
 	grace = share(ctx, grace)
 	begun := time.Now()
 	end = begun.Add(grace)
+	// A child that has caught its signals is signalled at once; one still
+	// starting (a worker before its Install) is waited for in a goroutine
+	// of its own, so that it delays no other child's stop.
+	var running []*Child
+	var mu sync.Mutex
+	var late sync.WaitGroup
 	for _, c := range kids {
 		c.letReap() // the entry's stop closes the pipes the caller reads
-		c.waitCaught(ctx, end)
+		if !c.hasCaught() {
+			late.Go(func() {
+				c.waitCaught(ctx, end)
+				if c.startStop(end) {
+					mu.Lock()
+					running = append(running, c)
+					mu.Unlock()
+				}
+			})
+			continue
+		}
+		if c.startStop(end) {
+			mu.Lock()
+			running = append(running, c)
+			mu.Unlock()
+		}
 	}
-	var running []*Child
+	late.Wait()
 	var groups, externals, workers []int
 	for _, c := range kids {
-		if c.startStop(end) {
-			running = append(running, c)
-		}
 		if c.leader {
 			groups = append(groups, c.PID())
 		}
@@ -124,6 +142,22 @@ func share(ctx context.Context, grace time.Duration) time.Duration {
 // (a signal before that would kill it without its hooks), or exited, or
 // ctx ended, at most until end (the grace period's) and AckTimeout after
 // its start; one that never got there is killed with its group.
+// hasCaught reports whether c can be signalled now: an external command,
+// a worker that caught its signals, or a child that has exited.
+func (c *Child) hasCaught() bool {
+	if !c.worker {
+		return true
+	}
+	select {
+	case <-c.caught:
+		return true
+	case <-c.exited:
+		return true
+	default:
+		return false
+	}
+}
+
 func (c *Child) waitCaught(ctx context.Context, end time.Time) {
 	if !c.worker {
 		return
