@@ -51,7 +51,7 @@ func Generation() int {
 // A ReloadEvent is what WithReloadEvents reports of a Reload.
 type ReloadEvent struct {
 	Generation int   // the new generation, the one being started
-	Children   int   // how many supervised children it replaces
+	Children   int   // how many new processes it started (on a failure: before it failed)
 	Err        error // nil: the new generation is ready and serves; the old one is stopped next
 	// Done: the reload is over, the old generation gone; a new Reload
 	// can begin. Reported after the event with Err nil.
@@ -60,7 +60,9 @@ type ReloadEvent struct {
 }
 
 // WithReloadSignal sets the signal that makes this process Reload (Run's
-// default: SIGHUP, except in a worker; Install's: none). nil turns it off. The reload runs in
+// default: SIGHUP, except in a worker; Install's: none). nil turns it off
+// (SIGHUP then has its default action, which kills the process without its
+// hooks: add it to WithSignals to make it a shutdown signal). The reload runs in
 // the background; its failure, or its refusal (ErrReloadInProgress,
 // ErrStopping), is logged. A signal that is also a shutdown signal
 // (WithSignals) begins the shutdown and does not reload. Unix only: on
@@ -109,8 +111,8 @@ func listenReload(cfg config) {
 			select {
 			case <-ch:
 				go func() {
-					if err := Reload(context.Background()); err != nil && (errors.Is(err, ErrReloadInProgress) || errors.Is(err, ErrStopping)) {
-						rt.logger().Warn("multiexit: reload signal ignored", "signal", sig, "err", err)
+					if err, ok := reloadOnce(context.Background()).(notBegun); ok {
+						rt.logger().Warn("multiexit: reload signal ignored", "signal", sig, "err", err.err)
 					}
 				}()
 			case <-rt.gone:
@@ -150,7 +152,8 @@ func (r *reloadState) remove(s *supervisor) {
 //  1. It starts a new process for each, from the same command but, for a
 //     worker (Command), from the binary that is on disk at the executable's
 //     path now (os.Executable), not the running image: that is what a
-//     deploy changed. An external command runs its Path again. The new
+//     deploy changed; a restart of such a worker (Supervise) runs that
+//     path again. An external command runs its Path again. The new
 //     processes get the same listeners (Listen), shared hooks, arguments
 //     and environment, and Generation one higher; each takes the old
 //     one's place in the exit stack only once every new one is ready.
@@ -187,17 +190,36 @@ func (r *reloadState) remove(s *supervisor) {
 // (systemd 253 and later) needs, and harmless under Type=notify. Refused
 // reloads send nothing.
 //
+// A process with no supervised child starts no generation: Reload returns
+// nil and Generation stays as it was (under systemd it still answers
+// RELOADING=1 with READY=1).
+//
 // On Linux, macOS, BSD and Windows alike; the new binary must be at the
 // path os.Executable reports.
 func Reload(ctx context.Context) error {
+	err := reloadOnce(ctx)
+	if r, ok := err.(notBegun); ok {
+		return r.err
+	}
+	return err
+}
+
+// notBegun is a reload refused before it began: another one runs, or the
+// shutdown has begun.
+type notBegun struct{ err error }
+
+func (r notBegun) Error() string { return r.err.Error() }
+
+// reloadOnce is Reload; a refusal is a notBegun.
+func reloadOnce(ctx context.Context) error {
 	reloads.mu.Lock()
 	switch {
 	case reloads.running:
 		reloads.mu.Unlock()
-		return ErrReloadInProgress
+		return notBegun{ErrReloadInProgress}
 	case rt.begun():
 		reloads.mu.Unlock()
-		return ErrStopping
+		return notBegun{ErrStopping}
 	}
 	reloads.running = true
 	sups := slices.Clone(reloads.sups)
@@ -215,6 +237,16 @@ func Reload(ctx context.Context) error {
 
 	r := &reload{gen: gen, cfg: cfg}
 	err := r.start(ctx, sups)
+	if err == nil && len(r.news) == 0 {
+		// Nothing supervised to replace: no new generation.
+		cfg.log.Info("multiexit: reload: no supervised child to replace", "generation", gen-1)
+		sdnotify.Reloaded(fmt.Sprintf("nothing to reload: generation %d serving", gen-1))
+		over()
+		if f := cfg.reload.events; f != nil {
+			f(ReloadEvent{Generation: gen - 1, Done: true, Took: time.Since(begun)})
+		}
+		return nil
+	}
 	if err == nil {
 		err = r.await(ctx)
 	}
@@ -223,10 +255,13 @@ func Reload(ctx context.Context) error {
 	}
 	took := time.Since(begun)
 	if err != nil {
-		if !errors.Is(err, ErrStopping) {
+		if errors.Is(err, ErrStopping) {
+			// The entries' turns stop both generations.
+			cfg.log.Info("multiexit: reload interrupted: the shutdown began; both generations are stopped in order", "generation", gen)
+		} else {
 			r.rollback()
+			cfg.log.Error("multiexit: reload failed; the old generation serves on", "generation", gen, "err", err)
 		}
-		cfg.log.Error("multiexit: reload failed; the old generation serves on", "generation", gen, "err", err)
 		sdnotify.Reloaded(fmt.Sprintf("reload to generation %d failed: %v", gen, err))
 		over()
 		if f := cfg.reload.events; f != nil {
@@ -258,6 +293,7 @@ type reload struct {
 	cfg  config
 	sups []*supervisor // of the processes in news, one for one
 	news []*Child
+	exe  string   // the binary a worker of the new generation runs
 	olds []*Child // the processes taken out of place (by place)
 }
 
@@ -275,6 +311,7 @@ func (r *reload) start(ctx context.Context, sups []*supervisor) error {
 				return fmt.Errorf("multiexit: Reload: generation %d: cannot find this binary for %v: %w", r.gen, s.face, exeErr)
 			}
 			cmd.Path = exe
+			r.exe = exe
 		}
 		starts.mu.Lock()
 		s.g.mu.Lock()
@@ -367,7 +404,11 @@ func (r *reload) place() error {
 		if !gone {
 			old = s.cur
 			s.cur, s.gen, s.startGen = c, r.gen, r.gen
-			s.recent, s.next = nil, 0
+			s.recent, s.next, s.attempts = nil, 0, 0
+			if s.worker {
+				// Its restarts run the new generation's binary too.
+				s.tmpl.Path = r.exe
+			}
 			for j, k := range s.g.children {
 				if k == old {
 					s.g.children[j] = c

@@ -19,7 +19,7 @@ import (
 )
 
 func init() {
-	scenario(reloadPool)
+	scenario(reloadPool, reloadNothing)
 }
 
 // reloadPool: main, with hook H1 below it, starts two supervised workers
@@ -340,7 +340,8 @@ func fromCopy(path string) func(*exec.Cmd) {
 
 // A deploy renames a new binary over the running one: the reload's new
 // generation runs the new file (a script that marks its workers with
-// MX_VARIANT=2 and executes the original), not the running image.
+// MX_VARIANT=2 and executes the original), not the running image; so does
+// a new worker's restart after a crash (it ran the parent's image).
 func TestReloadRunsTheReplacedBinary(t *testing.T) {
 	dir := t.TempDir()
 	path := copyTestBinary(t, dir)
@@ -356,6 +357,11 @@ func TestReloadRunsTheReplacedBinary(t *testing.T) {
 	p.Signal(syscall.SIGHUP)
 	p.WaitFor("reloaded 2 children 2")
 	p.WaitFor("log multiexit: reload done")
+	_, pids := poolPIDs(p.pool())
+	syscall.Kill(pids[0], syscall.SIGKILL) // a crash
+	if l := p.WaitFor("ready w "); !strings.HasSuffix(l, " gen 2 variant=2") {
+		t.Errorf("the restarted worker of generation 2 said %q, want the new binary's \"... gen 2 variant=2\"", l)
+	}
 	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
 	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=2", "hooks w gen 2 variant=2", "H1"}
@@ -386,5 +392,32 @@ func TestReloadAfterTheBinaryWasDeleted(t *testing.T) {
 	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "H1"}
 	if got := hooksOf(trace); !slices.Equal(got, want) || how != diedOf(syscall.SIGTERM) {
 		t.Errorf("ended with %s, hooks %q, want %q\ntrace:\n%s\nstderr:\n%s", how, got, want, strings.Join(trace, "\n"), p.Stderr.String())
+	}
+}
+
+// reloadNothing: a process with no supervised child (an unsupervised
+// worker only) reloads and says what Reload returned and its Generation.
+func reloadNothing(args []string) {
+	if multiexit.IsChild() {
+		mustInstall()
+		select {}
+	}
+	mustInstall()
+	mustStart(multiexit.Command())
+	err := multiexit.Reload(context.Background())
+	say("Reload %v generation %d", err, multiexit.Generation())
+	multiexit.Exit(0)
+}
+
+// A reload with no supervised child to replace starts no generation: it
+// returns nil and Generation stays 1 (a worker that calls Reload keeps
+// the generation it was started in).
+func TestReloadWithNothingToReplace(t *testing.T) {
+	p := start(t, reloadNothing, nil)
+	if got, want := p.WaitFor("Reload "), "Reload <nil> generation 1"; got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+	if _, how := p.end(); how != exitCode(0) {
+		t.Errorf("ended with %s", how)
 	}
 }
