@@ -453,11 +453,17 @@ func TestDeadNamespacesTreeIsRemoved(t *testing.T) {
 		}
 		return all
 	}
+	if len(trees()) == 0 {
+		t.Fatal("the namespace made no tree cgroup: nothing to test")
+	}
 	syscall.Kill(init, syscall.SIGKILL) // the namespace dies, the guardian with it
 	p.end()
-	left := trees()
-	if len(left) == 0 {
-		t.Fatal("the dead namespace left no tree cgroup: nothing to test")
+	if len(trees()) == 0 {
+		// Another multiexit of the suite (go test runs packages side by
+		// side) started children meanwhile, and removed it: the behaviour
+		// under test, though not by the bystander.
+		t.Log("the dead namespace's tree was removed before the bystander started")
+		return
 	}
 	by := start(t, bystander, nil)
 	by.check([]string{"started on cgroup"}, exitCode(0))
