@@ -152,6 +152,17 @@ func poolPIDs(line string) (gen int, pids []int) {
 	return gen, pids
 }
 
+// stopWithHooks sends SIGTERM and checks that the process dies by it,
+// with the workers' hooks and H1 (hooksOf) as want.
+func (p reloadProc) stopWithHooks(want ...string) {
+	p.t.Helper()
+	p.Signal(syscall.SIGTERM)
+	trace, how := p.end()
+	if got := hooksOf(trace); !slices.Equal(got, want) || how != diedOf(syscall.SIGTERM) {
+		p.t.Errorf("ended with %s, hooks %q, want %q\ntrace:\n%s\nstderr:\n%s", how, got, want, strings.Join(trace, "\n"), p.Stderr.String())
+	}
+}
+
 // hooksOf filters a trace to the workers' hook lines and H1, in order.
 func hooksOf(trace []string) []string {
 	var out []string
@@ -226,12 +237,7 @@ func TestReloadRollsBackWhenNewWorkersCrash(t *testing.T) {
 			t.Errorf("old worker %d: %v", pid, err)
 		}
 	}
-	p.Signal(syscall.SIGTERM)
-	trace, how := p.end()
-	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "H1"}
-	if got := hooksOf(trace); !slices.Equal(got, want) || how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s, hooks %q, want %q\ntrace:\n%s\nstderr:\n%s", how, got, want, strings.Join(trace, "\n"), p.Stderr.String())
-	}
+	p.stopWithHooks("hooks w gen 1 variant=", "hooks w gen 1 variant=", "H1")
 }
 
 // holdFIFO makes a FIFO the held workers of hold-new wait on, and returns
@@ -269,12 +275,7 @@ func TestReloadWhileReloading(t *testing.T) {
 	if gen, now := poolPIDs(p.pool()); gen != 2 || !slices.Equal(now, p.workerPIDs(2)) {
 		t.Errorf("after the reload: gen %d pids %v, want 2 %v", gen, now, p.workerPIDs(2))
 	}
-	p.Signal(syscall.SIGTERM)
-	trace, how := p.end()
-	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=", "hooks w gen 2 variant=", "H1"}
-	if got := hooksOf(trace); !slices.Equal(got, want) || how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s, hooks %q, want %q\ntrace:\n%s\nstderr:\n%s", how, got, want, strings.Join(trace, "\n"), p.Stderr.String())
-	}
+	p.stopWithHooks("hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=", "hooks w gen 2 variant=", "H1")
 }
 
 // A SIGTERM while a reload waits for its new workers stops both
@@ -362,12 +363,7 @@ func TestReloadRunsTheReplacedBinary(t *testing.T) {
 	if l := p.WaitFor("ready w "); !strings.HasSuffix(l, " gen 2 variant=2") {
 		t.Errorf("the restarted worker of generation 2 said %q, want the new binary's \"... gen 2 variant=2\"", l)
 	}
-	p.Signal(syscall.SIGTERM)
-	trace, how := p.end()
-	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=2", "hooks w gen 2 variant=2", "H1"}
-	if got := hooksOf(trace); !slices.Equal(got, want) || how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s, hooks %q, want %q\ntrace:\n%s\nstderr:\n%s", how, got, want, strings.Join(trace, "\n"), p.Stderr.String())
-	}
+	p.stopWithHooks("hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=2", "hooks w gen 2 variant=2", "H1")
 }
 
 // A reload after the binary was deleted fails cleanly: the error names
@@ -387,12 +383,7 @@ func TestReloadAfterTheBinaryWasDeleted(t *testing.T) {
 	if gen, now := poolPIDs(p.pool()); gen != 1 || !slices.Equal(now, old) {
 		t.Errorf("after the failed reload: gen %d pids %v, want 1 %v", gen, now, old)
 	}
-	p.Signal(syscall.SIGTERM)
-	trace, how := p.end()
-	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "H1"}
-	if got := hooksOf(trace); !slices.Equal(got, want) || how != diedOf(syscall.SIGTERM) {
-		t.Errorf("ended with %s, hooks %q, want %q\ntrace:\n%s\nstderr:\n%s", how, got, want, strings.Join(trace, "\n"), p.Stderr.String())
-	}
+	p.stopWithHooks("hooks w gen 1 variant=", "hooks w gen 1 variant=", "H1")
 }
 
 // reloadNothing: a process with no supervised child (an unsupervised
