@@ -50,25 +50,24 @@ func stopChildren(ctx context.Context, kids []*Child, grace time.Duration, ec *c
 	// of its own, so that it delays no other child's stop.
 	var running []*Child
 	var mu sync.Mutex
-	var late sync.WaitGroup
-	for _, c := range kids {
-		c.letReap() // the entry's stop closes the pipes the caller reads
-		if !c.hasCaught() {
-			late.Go(func() {
-				c.waitCaught(ctx, end)
-				if c.startStop(end) {
-					mu.Lock()
-					running = append(running, c)
-					mu.Unlock()
-				}
-			})
-			continue
-		}
+	stop := func(c *Child) {
 		if c.startStop(end) {
 			mu.Lock()
 			running = append(running, c)
 			mu.Unlock()
 		}
+	}
+	var late sync.WaitGroup
+	for _, c := range kids {
+		c.letReap() // the entry's stop closes the pipes the caller reads
+		if c.hasCaught() {
+			stop(c)
+			continue
+		}
+		late.Go(func() {
+			c.waitCaught(ctx, end)
+			stop(c)
+		})
 	}
 	late.Wait()
 	var groups, externals, workers []int
@@ -159,15 +158,8 @@ func (c *Child) hasCaught() bool {
 }
 
 func (c *Child) waitCaught(ctx context.Context, end time.Time) {
-	if !c.worker {
+	if c.hasCaught() {
 		return
-	}
-	select {
-	case <-c.caught:
-		return
-	case <-c.exited:
-		return
-	default:
 	}
 	until := c.started.Add(starts.ackTimeout)
 	if end.Before(until) {
