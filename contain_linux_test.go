@@ -453,12 +453,17 @@ func installOnly(args []string) {
 }
 
 // A process that installs but never starts children makes no cgroup, so
-// leaving by os.Exit leaves none behind.
+// leaving by os.Exit leaves none behind; it still reports the layer a
+// Start would use (Install leaves the cgroup probe to the first need, and
+// Containment is one).
 func TestInstallAloneLeavesNoCgroup(t *testing.T) {
 	p := start(t, installOnly, nil)
 	trace, how := p.end()
 	if how != exitCode(0) || len(trace) != 1 {
 		t.Fatalf("ended with %s, trace %q", how, trace)
+	}
+	if want := "layer " + layers(t)[0]; trace[0] != want {
+		t.Errorf("Containment after Install alone said %q, want %q", trace[0], want)
 	}
 	pid := p.Cmd.Process.Pid
 	for _, root := range []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"} {

@@ -44,7 +44,7 @@ const ContainmentVar = "MULTIEXIT_CONTAINMENT"
 
 // Containment reports the layer that Install chose for this process (and
 // that a later Start may have fallen back from: the log says why).
-func Containment() Layer { return Layer(contain.Current()) }
+func Containment() Layer { return Layer(contain.Resolved()) }
 
 // init makes this process the guardian its parent started, if it is one:
 // then it guards the tree and exits, before the program's main and before

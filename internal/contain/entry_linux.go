@@ -38,6 +38,7 @@ type Entry struct {
 // it cannot make falls back to the subreaper layer, with a warning to log;
 // the error is a cgroup that could not be made for an entry.
 func NewEntry(log *slog.Logger) (*Entry, error) {
+	resolveProbe()
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	if tree.prefix == "" { // Install was not called: process groups only

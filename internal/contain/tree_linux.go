@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -51,6 +52,10 @@ var tree struct {
 	quiet  int
 	missed bool
 
+	// probe: Init left the cgroup layer's probe for later (see
+	// resolveProbe); probing mirrors it for a look without the lock
+	probe bool
+
 	guard  *guardianLink // the cgroup layer's, started at the first Start (or by Prepare)
 	closed bool          // Close ran: Prepare makes nothing any more
 	cfg    Config        // Init's: the deadlines, the guardian's binary and environment
@@ -64,6 +69,12 @@ var tree struct {
 // piles up. Called once, at Install; without it an entry is contained by
 // process groups alone.
 func Init(cfg Config) {
+	traced := false
+	defer func() {
+		if traced {
+			resolveProbe()
+		}
+	}()
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
 	tree.tracked = map[int]*exec.Cmd{}
@@ -74,6 +85,8 @@ func Init(cfg Config) {
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
 	tree.cfg = cfg
+	tree.probe = false
+	probing.Store(false)
 	log := cfg.Log
 	setLayer(ProcessGroup)
 	limit := os.Getenv(Var)
@@ -99,9 +112,10 @@ func Init(cfg Config) {
 	if !tree.owners && !tree.pid1 {
 		log.Warn("multiexit: this kernel gives Go no pidfds: the zombies of orphans that are not of a Start entry (background jobs of commands this process runs) are not reaped; set " + Var + "=process-group to leave them to init")
 	}
-	root, err := "", errors.New(Var+"=subreaper")
+	var err error
 	switch {
 	case limit == Subreaper.String():
+		err = errors.New(Var + "=subreaper")
 	case tree.pid1 && limit == "":
 		// The kernel kills every process of the namespace when its
 		// PID 1 dies, the guardian with them: a tree cgroup would
@@ -111,19 +125,56 @@ func Init(cfg Config) {
 		// multiexit program below makes one either.
 		err = errors.New("PID 1 of its PID namespace: no tree cgroup (the namespace dies with it); " + Var + "=cgroup makes one")
 	default:
-		// A probe that changes nothing: the tree's cgroup is made at
-		// the first Start, so a process that never starts children
-		// (most workers) makes and removes none.
-		root, err = treeCgroupPath()
+		// The probe, which changes nothing, is left to the first need
+		// of the layer (a Start, Prepare, Containment): most workers
+		// start no children, and for them it was a third of Install.
+		tree.probe = true
+		probing.Store(true)
 	}
+	go reaper()
+	if cfg.Trace && !tree.probe {
+		log.Info("multiexit: containment", "layer", Current().String(), "cgroup_unavailable", errString(err))
+	}
+	// With Trace, the probe is made now, to be logged (once tree.mu is
+	// released: the probe takes it).
+	traced = cfg.Trace && tree.probe
+}
+
+// probing is tree.probe, read without tree.mu.
+var probing atomic.Bool
+
+// resolveProbe decides, once, between the cgroup and the subreaper layer
+// that Init left open: the cgroup layer if a writable cgroup v2 holds
+// this process, the tree's cgroup's path then set (the cgroup itself is
+// made at the first Start). It reads only this process's own files, and
+// not under tree.mu. Called before anything that depends on the layer
+// looks at it: NewEntry, Prepare, Resolved.
+func resolveProbe() {
+	if !probing.Load() {
+		return
+	}
+	root, err := treeCgroupPath()
+	tree.mu.Lock()
+	defer tree.mu.Unlock()
+	if !tree.probe {
+		return // another call decided first
+	}
+	tree.probe = false
+	probing.Store(false)
 	if err == nil {
 		tree.root = root
 		setLayer(Cgroup)
 	}
-	go reaper()
-	if cfg.Trace {
-		log.Info("multiexit: containment", "layer", Current().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
+	if tree.cfg.Trace {
+		tree.cfg.Log.Info("multiexit: containment", "layer", Current().String(), "cgroup", tree.root, "cgroup_unavailable", errString(err))
 	}
+}
+
+// Resolved is the layer in use, once the probe that Init left open has
+// been made (see resolveProbe).
+func Resolved() Layer {
+	resolveProbe()
+	return Current()
 }
 
 // pidfdsOwnChildren reports whether the kernel gives Go's os package
@@ -164,10 +215,11 @@ func errString(err error) string {
 // cgroup, which holds whatever the children started, whatever it had
 // time to read of this process's messages by then.
 func Prepare() {
-	if Current() != Cgroup {
+	if !probing.Load() && Current() != Cgroup {
 		return
 	}
 	go func() {
+		resolveProbe()
 		tree.mu.Lock()
 		defer tree.mu.Unlock()
 		if Current() == Cgroup && !tree.closed {
