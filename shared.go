@@ -135,6 +135,9 @@ func encodeHooks(entries []*Handle) (string, error) {
 		}
 		hooks = append(hooks, ctl.Hook{N: h.shared.name, A: h.shared.arg})
 	}
+	if len(hooks) == 0 {
+		return "[]", nil
+	}
 	b, err := json.Marshal(hooks)
 	return string(b), err
 }

@@ -105,9 +105,12 @@ func decodeWorker() (*inherited, error) {
 	if !asWorker.set {
 		return nil, nil
 	}
-	reg, err := verifyRegistry(false)
-	if err != nil {
-		return nil, err
+	reg := asWorker.reg // decoded and checked by init, unless it failed there
+	if reg == nil || os.Getppid() != reg.PPID {
+		var err error
+		if reg, err = verifyRegistry(false); err != nil {
+			return nil, err
+		}
 	}
 	in := &inherited{reg: reg}
 	defs.mu.Lock()

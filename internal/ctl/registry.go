@@ -121,6 +121,12 @@ func Decode(s string) (*Registry, error) {
 		r.IDs[i] = uintptr(v)
 		off += len(id) + 1
 	}
+	if fields[3] == "[]" {
+		// No shared hooks, the usual case: encoding/json's first use in
+		// a process costs more than the rest of a worker's Install.
+		r.Hooks = []Hook{}
+		return r, nil
+	}
 	dec := json.NewDecoder(strings.NewReader(fields[3]))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&r.Hooks); err != nil {
