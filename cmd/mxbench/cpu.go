@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -35,8 +36,10 @@ type cpuMeter struct {
 }
 
 // cgroupBase is where trial cgroups are made: this process's own cgroup v2,
-// if it is writable; "" if there is none.
-var cgroupBase = func() string {
+// if it is writable; "" if there is none. Found when the driver first
+// asks, not at package initialisation: the pools' processes are this
+// binary too, and must not pay for it.
+var cgroupBase = sync.OnceValue(func() string {
 	own, mount := "", ""
 	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
@@ -64,15 +67,15 @@ var cgroupBase = func() string {
 		return ""
 	}
 	return dir
-}()
+})
 
 // newCPUMeter makes the trial's cgroup, or falls back to counting per
 // thread.
 func newCPUMeter(tag string) *cpuMeter {
-	if cgroupBase == "" {
+	if cgroupBase() == "" {
 		return &cpuMeter{}
 	}
-	dir := filepath.Join(cgroupBase, "mxbench."+tag)
+	dir := filepath.Join(cgroupBase(), "mxbench."+tag)
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return &cpuMeter{}
 	}

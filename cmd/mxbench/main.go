@@ -55,6 +55,7 @@ func main() {
 	svgPath := flag.String("svg", "", "write an SVG plot of latency against N to this file")
 	settle := flag.Duration("settle", 200*time.Millisecond, "pause between all ready and SIGTERM")
 	verbose := flag.Bool("v", false, "print every trial")
+	python := flag.String("python", "", "also measure Python's multiexit with this interpreter (it must import multiexit)")
 	flag.Parse()
 
 	sizes, err := parseSizes(*sizesFlag)
@@ -70,27 +71,34 @@ func main() {
 		fatal(err)
 	}
 	os.Unsetenv("MULTIEXIT")
+	pools := impls
+	if *python != "" {
+		if err := checkPython(*python); err != nil {
+			fatal(err)
+		}
+		pools = append(slices.Clone(impls), impl{"python", pythonRole})
+		pythonPath = *python
+	}
 
 	fmt.Printf("mxbench: %d trials of each pool at N = %v, in turns; %s\n", *reps, sizes, machine())
 	fmt.Printf("CPU time of a stop counted from %s\n\n", newCPUMeterProbe())
 
 	// One untimed trial of each first: the binary and the log directory
 	// are then warm for both.
-	for _, im := range impls {
+	for _, im := range pools {
 		if _, err := trial(exe, im, sizes[0], *settle); err != nil {
 			fatal(fmt.Errorf("warm-up %s: %w", im.name, err))
 		}
 	}
 	res := map[string]map[int][]sample{}
-	for _, im := range impls {
+	for _, im := range pools {
 		res[im.name] = map[int][]sample{}
 	}
 	for r := range *reps {
 		for i, n := range sizes {
-			order := impls
-			if (r+i)%2 == 1 {
-				order = []impl{impls[1], impls[0]}
-			}
+			// In turns: each round starts with another pool.
+			k := (r + i) % len(pools)
+			order := append(slices.Clone(pools[k:]), pools[:k]...)
 			for _, im := range order {
 				s, err := trial(exe, im, n, *settle)
 				if err != nil {
@@ -105,6 +113,9 @@ func main() {
 		}
 	}
 	report(os.Stdout, sizes, res)
+	if *python != "" {
+		reportPython(os.Stdout, sizes, res)
+	}
 	if *svgPath != "" {
 		if err := os.WriteFile(*svgPath, plot(sizes, res, machine()), 0o644); err != nil {
 			fatal(err)
@@ -132,6 +143,9 @@ func parseSizes(s string) ([]int, error) {
 
 var trialSeq int
 
+// pythonPath is -python: the interpreter of the Python pool.
+var pythonPath string
+
 // trial runs one pool of n children: it starts the pool's parent, reads
 // the ready lines, samples the parent, sends it SIGTERM and waits until
 // the parent and every child are gone. It then checks that every child
@@ -153,6 +167,9 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 	defer r.Close()
 	r.SetReadDeadline(time.Now().Add(2*time.Minute + time.Duration(n)*100*time.Millisecond))
 	cmd := exec.Command(exe)
+	if im.role == pythonRole {
+		cmd = pythonCmd(pythonPath)
+	}
 	cmd.Env = append(os.Environ(), roleVar+"="+im.role, countVar+"="+strconv.Itoa(n), logVar+"="+logPath, trialVar+"="+tag)
 	cmd.Stdout, cmd.Stderr = w, os.Stderr
 	meter := newCPUMeter(tag)
@@ -246,7 +263,11 @@ func trial(exe string, im impl, n int, settle time.Duration) (s sample, err erro
 		return s, fmt.Errorf("output after SIGTERM: %q", rest)
 	}
 	ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if !(ws.Signaled() && ws.Signal() == syscall.SIGTERM) && ws.ExitStatus() != 128+int(syscall.SIGTERM) {
+	switch {
+	case ws.Signaled() && ws.Signal() == syscall.SIGTERM, ws.ExitStatus() == 128+int(syscall.SIGTERM):
+	case im.role == pythonRole && ws.ExitStatus() == int(syscall.SIGTERM):
+		// Python's multiexit exits with the signal's number.
+	default:
 		return s, fmt.Errorf("parent ended with %v, want death by SIGTERM (or exit status 143)", werr)
 	}
 	data, err := os.ReadFile(logPath)
