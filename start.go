@@ -219,6 +219,14 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 	if sup != nil {
 		c.gen = sup.startGen
 	}
+	if cmd.Stdin == nil {
+		// What os/exec would give it, but opened once, not at every
+		// start (open, and five system calls to learn it cannot be
+		// polled).
+		if f := devNull(); f != nil {
+			cmd.Stdin = f
+		}
+	}
 	env := cmd.Env
 	if env == nil {
 		env = os.Environ()
@@ -308,9 +316,19 @@ var waitRefused = new(os.ProcessState)
 // readsPipe reports whether w is the child's end of a pipe that exec made
 // for StdoutPipe or StderrPipe: exec.Cmd.Start closed it, and exec.Cmd.Wait
 // will close the caller's end.
+// devNull is the null device, opened once (nil if it cannot be): the
+// standard input of the commands Start starts without one.
+var devNull = sync.OnceValue(func() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil
+	}
+	return f
+})
+
 func readsPipe(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok || f == nil {
+	if !ok || f == nil || f == os.Stdout || f == os.Stderr {
 		return false
 	}
 	_, err := f.Stat()

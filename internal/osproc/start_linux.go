@@ -46,12 +46,18 @@ func forkLoop(jobs <-chan func()) {
 // (/proc/self/exe): still there if the binary was replaced or deleted
 // since it started. Without /proc it is os.Executable.
 func SelfExecutable() (string, error) {
-	const self = "/proc/self/exe"
-	if _, err := os.Lstat(self); err != nil {
+	if !procSelfExe() {
 		return os.Executable()
 	}
-	return self, nil
+	return "/proc/self/exe", nil
 }
+
+// procSelfExe reports whether /proc/self/exe exists, asked once: every
+// worker's Command asks.
+var procSelfExe = sync.OnceValue(func() bool {
+	_, err := os.Lstat("/proc/self/exe")
+	return err == nil
+})
 
 // setDeathSignal asks the kernel to send SIGTERM to the child when this
 // process dies, unless the caller chose a signal.
