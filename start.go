@@ -162,7 +162,6 @@ func Start(cmds ...*exec.Cmd) ([]*Child, error) {
 		}
 		started = append(started, c)
 		if sup != nil {
-			sup.cur = c
 			if c.piped {
 				return fail(fmt.Errorf("multiexit: Start %s: a supervised command's output cannot be read through StdoutPipe or StderrPipe (a restart could not open them again); set Stdout and Stderr instead", cmd.Path))
 			}
@@ -305,6 +304,7 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 		go c.readAck()
 	}
 	c.job.Watch(c.jobTarget())
+	sup.first(c)
 	go c.reap()
 	return c, nil
 }

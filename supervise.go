@@ -264,6 +264,21 @@ func (s *supervisor) incarnationEnv(env []string) []string {
 	return env
 }
 
+// first makes c the current process if it is the supervision's first,
+// before c's reaper can see it exit: a restart may then follow before Start
+// has returned, and must find c in place (and not be overwritten by it).
+// A nil s (c is not supervised) does nothing.
+func (s *supervisor) first(c *Child) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		s.cur = c
+	}
+}
+
 func (s *supervisor) current() *Child {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -412,10 +427,17 @@ func (s *supervisor) restart(old *Child, gen, attempt int, delay time.Duration) 
 	s.starting = attempt
 	c, err := startChild(s.command(), s.hooksJSON, s.cfg, s.g.ec, s.g, s)
 	if err == nil {
+		replaced := false
 		for i, k := range s.g.children {
 			if k == old {
-				s.g.children[i] = c
+				s.g.children[i], replaced = c, true
 			}
+		}
+		if !replaced {
+			// old exited and was restarted before its Start added it
+			// to the group (Start adds it after this): the new one is
+			// the group's as well, so that the entry's stop takes it.
+			s.g.children = append(s.g.children, c)
 		}
 		s.mu.Lock()
 		s.cur = c
