@@ -215,6 +215,9 @@ func TestGuardianWaitsUnstarted(t *testing.T) {
 	if fd5, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/5", g)); !strings.HasPrefix(fd5, "pipe:") {
 		t.Errorf("the guardian (PID %d) has no pipe to wait on as descriptor 5 (%q, %v)", g, fd5, err)
 	}
+	if wd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", g)); wd != "/" {
+		t.Errorf("the guardian (PID %d) works in %q (%v), want / (it would keep its directory busy)", g, wd, err)
+	}
 	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g))
 	if !strings.Contains(string(status), "\nThreads:\t1\n") {
 		t.Errorf("the guardian (PID %d) has more than one thread: it started Go\n%s", g, status)

@@ -92,6 +92,10 @@ func startGuardian(self func() (string, error), root string, lock *os.File, time
 	}
 	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), procfs.StartTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Not this process's working directory, which the guardian would keep
+	// busy for the whole run (Prepare may fork it before the tool leaves
+	// its own: see cmd/multiexit's leaveWorkingDir).
+	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{r, lock}                  // descriptors 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
 	dead := -1
