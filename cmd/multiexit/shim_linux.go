@@ -34,7 +34,8 @@ const (
 // its signals (catchSignals).
 func passOn(cmd *exec.Cmd, caller callerConfig) *exec.Cmd {
 	want := caller.ignored &^ sigSet(0).with(unix.SIGKILL).with(unix.SIGSTOP)
-	if cmd.Err != nil || want&^ignoredNow() == 0 && caller.blocked == blockedNow() {
+	// (want == 0 first: most callers ignore nothing, and ignoredNow reads a file.)
+	if cmd.Err != nil || (want == 0 || want&^ignoredNow() == 0) && caller.blocked == blockedNow() {
 		return cmd
 	}
 	shim := exec.Command("/proc/self/exe")

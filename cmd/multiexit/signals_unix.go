@@ -101,17 +101,35 @@ func catchSignals(c chan<- os.Signal, caller callerConfig) {
 			catchInC(sig, c)
 			continue
 		}
-		if sig > 34 && catchInC(sig, c) {
-			// A real-time signal, caught in C too: one sigaction. Each
-			// signal.Notify of a new signal waits for the Go runtime's
-			// signal thread to update its mask (two thread switches),
-			// and the 30 real-time signals made most of multiexit's
-			// start. Neither the Go runtime nor the library uses them.
-			// (A real-time and a standard signal sent close together
-			// may reach COMMAND in either order: the kernel itself
-			// delivers pending standard signals first.)
+		if !staysWithGo(sig) && catchInC(sig, c) {
+			// Caught in C too: one sigaction. Each signal.Notify of a
+			// new signal waits for the Go runtime's signal thread to
+			// update its mask (two thread switches), and they made
+			// most of multiexit's start. (Signals sent close together
+			// may reach COMMAND in another order, one caught in C and
+			// one by the runtime; the kernel itself delivers pending
+			// standard signals in the order of their numbers.)
 			continue
 		}
 		signal.Notify(c, sig)
 	}
+}
+
+// staysWithGo reports whether the Go runtime's handler must keep sig,
+// which multiexit then catches with signal.Notify: the faults (the runtime
+// tells a fault of multiexit's own, a crash, from one sent by kill(2)),
+// SIGPIPE (multiexit's own write to a broken standard output or error is
+// fatal unless os/signal catches it), and SIGINT and SIGCONT, which other
+// code of the process also waits for through os/signal (a worker's relay
+// of Ctrl-C, the terminal's job control: see internal/osproc). The other
+// forwardable signals neither the runtime nor the library uses (Linux's
+// SIGSTKFLT included: its kernel never raises it).
+func staysWithGo(sig syscall.Signal) bool {
+	switch sig {
+	case syscall.SIGILL, syscall.SIGTRAP, syscall.SIGABRT, syscall.SIGBUS, syscall.SIGFPE,
+		syscall.SIGSEGV, syscall.SIGSYS,
+		syscall.SIGPIPE, syscall.SIGINT, syscall.SIGCONT:
+		return true
+	}
+	return false
 }

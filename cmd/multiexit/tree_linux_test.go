@@ -5,11 +5,13 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/multiexit/multiexit/internal/procfs"
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
@@ -156,6 +158,73 @@ func TestSIGKILLTakesTheTree(t *testing.T) {
 			t.Errorf("%s is still running %v after multiexit's SIGKILL", what, limit)
 		}
 	}
+}
+
+// SIGKILL of multiexit on the cgroup layer while its escapees spin on
+// every CPU (and ignore SIGTERM): the guardian still starts, beside them,
+// and kills them. (The guardian of the command-line tool starts Go only
+// then, see guardian_cgo_linux.go: at the priority of multiexit.)
+func TestSIGKILLTakesSpinningTree(t *testing.T) {
+	t.Parallel()
+	spin := ""
+	for i := range 2 * runtime.NumCPU() {
+		spin += fmt.Sprintf(`setsid sh -c 'trap "" TERM; echo spin%d $$; while :; do :; done' &
+`, i)
+	}
+	names := make([]string, 2*runtime.NumCPU())
+	for i := range names {
+		names[i] = fmt.Sprintf("spin%d ", i)
+	}
+	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", spin+"read _")
+	fds := p.Watch(names...)
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.WatchedPID(names[0]))); !strings.Contains(string(cg), "/multiexit.") {
+		t.Skipf("not on the cgroup layer here: %s", cg)
+	}
+	p.Signal(syscall.SIGKILL)
+	p.check("signal killed")
+	for what, fd := range fds {
+		// A bound on a failure, not a timing assertion.
+		if !proctest.Exited(fd, limit) {
+			t.Errorf("%s is still running %v after multiexit's SIGKILL", what, limit)
+		}
+	}
+}
+
+// On the cgroup layer the guardian of a multiexit built with cgo waits
+// before its Go runtime starts (see contain.WaitFirst): while COMMAND
+// runs, it has one thread and holds the pipe it waits on, descriptor 5.
+func TestGuardianWaitsUnstarted(t *testing.T) {
+	t.Parallel()
+	needCgo(t)
+	p := start(t, nil, "--", "sh", "-c", "echo command $$; read _")
+	command := proctest.LastPID(p.WaitFor("command "))
+	mx := p.Cmd.Process.Pid
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", command)); !strings.Contains(string(cg), "/multiexit.") {
+		t.Skipf("not on the cgroup layer here: %s", cg)
+	}
+	var guardians []int
+	for _, pid := range procfs.Children(mx) {
+		if pid != command {
+			guardians = append(guardians, pid)
+		}
+	}
+	if len(guardians) != 1 {
+		t.Fatalf("multiexit (PID %d) has children %v beside COMMAND (%d), want its guardian alone", mx, guardians, command)
+	}
+	g := guardians[0]
+	if fd5, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/5", g)); !strings.HasPrefix(fd5, "pipe:") {
+		t.Errorf("the guardian (PID %d) has no pipe to wait on as descriptor 5 (%q, %v)", g, fd5, err)
+	}
+	if wd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", g)); wd != "/" {
+		t.Errorf("the guardian (PID %d) works in %q (%v), want / (it would keep its directory busy)", g, wd, err)
+	}
+	status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", g))
+	if !strings.Contains(string(status), "\nThreads:\t1\n") {
+		t.Errorf("the guardian (PID %d) has more than one thread: it started Go\n%s", g, status)
+	}
+	p.say("end")
+	p.check("exit 0")
+	p.Gone() // the guardian too: it carries the test's tag
 }
 
 // As PID 1 (a PID namespace's init) multiexit reaps the orphans that

@@ -43,9 +43,29 @@ const guardianVar = "MULTIEXIT_GUARDIAN"
 
 // guardianLink is the parent's end of its guardian.
 type guardianLink struct {
-	w   int       // the pipe's write end; the guardian acts when it closes
-	cmd *exec.Cmd // its status is exec.Cmd.Wait's
+	w    int       // the pipe's write end; the guardian acts when it closes
+	dead int       // with WaitFirst, the write end the guardian waits on before Go starts; else -1
+	cmd  *exec.Cmd // its status is exec.Cmd.Wait's
 }
+
+// WaitFirst says that this program's binary, started as a guardian with
+// WaitVar=5 in its environment and a pipe's read end on descriptor 5,
+// blocks before the Go runtime starts until every write end of that pipe
+// is closed, then closes it and starts as usual (the command-line tool
+// does, in a C constructor: see cmd/multiexit/guardian_cgo_linux.go).
+// The guardian then gets that pipe, whose write end this process holds
+// (close-on-exec) and closes when it closes the guardian's pipe: its Go
+// start, a second Go process beside this one, is paid only if this
+// process dies or leaves the tree to it; a run that ends normally kills
+// it still waiting (Close). It is armed as before from its fork: it
+// holds the pipe, whose messages (tell) wait in the pipe's buffer (64
+// KiB; a line that does not fit is dropped, as when the guardian is
+// slow, so this suits a program that starts few children), and the
+// lock, and acts on the cgroup. Linux only; set it before Install.
+var WaitFirst bool
+
+// WaitVar is the variable of WaitFirst.
+const WaitVar = "MULTIEXIT_GUARDIAN_WAIT"
 
 // startGuardian starts the guardian of the tree cgroup root, whose lock
 // (lockCgroup's) it inherits: once the pipe closes, it gives the direct
@@ -72,15 +92,36 @@ func startGuardian(self func() (string, error), root string, lock *os.File, time
 	}
 	cmd.Env = append(env, fmt.Sprintf("%s=%s;%d;%d;%s", guardianVar, root, int64(timeout), os.Getpid(), procfs.StartTime(os.Getpid())))
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	// Not this process's working directory, which the guardian would keep
+	// busy for the whole run (Prepare may fork it before the tool leaves
+	// its own: see cmd/multiexit's leaveWorkingDir).
+	cmd.Dir = "/"
 	cmd.ExtraFiles = []*os.File{r, lock}                  // descriptors 3 and 4
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // not killed by a terminal's Ctrl-C
+	dead := -1
+	if WaitFirst {
+		var d [2]int
+		if err := unix.Pipe2(d[:], unix.O_CLOEXEC); err != nil {
+			r.Close()
+			unix.Close(w)
+			return nil, fmt.Errorf("guardian: %w", err)
+		}
+		dr := os.NewFile(uintptr(d[0]), "|0")
+		defer dr.Close()
+		dead = d[1]
+		cmd.ExtraFiles = append(cmd.ExtraFiles, dr) // descriptor 5
+		cmd.Env = append(cmd.Env, WaitVar+"=5")
+	}
 	err = cmd.Start()
 	r.Close()
 	if err != nil {
 		unix.Close(w)
+		if dead >= 0 {
+			unix.Close(dead)
+		}
 		return nil, fmt.Errorf("guardian: %w", err)
 	}
-	return &guardianLink{w: w, cmd: cmd}, nil
+	return &guardianLink{w: w, dead: dead, cmd: cmd}, nil
 }
 
 // tell sends the guardian one line: "+PID" or "-PID", a direct child
@@ -105,13 +146,20 @@ func (g *guardianLink) kill() {
 // outlives it, and closes the pipe.
 func (g *guardianLink) reap() {
 	g.cmd.Wait()
-	unix.Close(g.w)
+	g.closePipes()
 }
 
 // leave closes the pipe and leaves the guardian to act on it, without
 // waiting: what this process could not remove, it kills and removes. The
 // guardian is not in the tree, and holds nothing of it.
 func (g *guardianLink) leave() {
+	g.closePipes()
+}
+
+func (g *guardianLink) closePipes() {
+	if g.dead >= 0 {
+		unix.Close(g.dead) // first: the guardian starts, then reads the pipe to its end
+	}
 	unix.Close(g.w)
 }
 
