@@ -15,9 +15,13 @@
 // minimums, maximums and ratios multiexit/floor, and can write an SVG plot
 // of latency against N.
 //
+// With -python python3 (an interpreter that imports Python's multiexit,
+// pip install multiexit==1.5.0) it also runs Python's multiexit doing the
+// same pool, in the same turns, and compares its phases with multiexit's.
+//
 // From the module's root:
 //
-//	go run ./cmd/mxbench -n 5 -big -svg docs/bench.svg
+//	go run ./cmd/mxbench -n 9 -sizes 8,64,256 -python python3 -svg docs/bench.svg
 //
 // mxbench runs on Linux.
 package main
