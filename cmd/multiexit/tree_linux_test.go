@@ -145,15 +145,22 @@ func TestTimeoutStopsStubbornTree(t *testing.T) {
 func TestSIGKILLTakesTheTree(t *testing.T) {
 	t.Parallel()
 	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", `trap "" TERM; `+escapees)
-	fds := p.Watch(escapeeNames...)
-	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.WatchedPID("setsid "))); !strings.Contains(string(cg), "/multiexit.") {
+	sigkillTakes(t, p, "setsid ", escapeeNames...)
+}
+
+// sigkillTakes watches the processes whose lines begin with names, skips
+// the test unless first's is on the cgroup layer, SIGKILLs multiexit and
+// checks that every one of them is gone within limit: a bound on a
+// failure, not a timing assertion (the guardian gives COMMAND the shutdown
+// deadline, two grace periods and 5s).
+func sigkillTakes(t *testing.T, p *prog, first string, names ...string) {
+	fds := p.Watch(names...)
+	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.WatchedPID(first))); !strings.Contains(string(cg), "/multiexit.") {
 		t.Skipf("not on the cgroup layer here: %s", cg)
 	}
 	p.Signal(syscall.SIGKILL)
 	p.check("signal killed")
 	for what, fd := range fds {
-		// A bound on a failure, not a timing assertion: the guardian
-		// gives COMMAND the shutdown deadline (two grace periods and 5s).
 		if !proctest.Exited(fd, limit) {
 			t.Errorf("%s is still running %v after multiexit's SIGKILL", what, limit)
 		}
@@ -176,18 +183,7 @@ func TestSIGKILLTakesSpinningTree(t *testing.T) {
 		names[i] = fmt.Sprintf("spin%d ", i)
 	}
 	p := start(t, nil, "-grace", "100ms", "--", "sh", "-c", spin+"read _")
-	fds := p.Watch(names...)
-	if cg, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", p.WatchedPID(names[0]))); !strings.Contains(string(cg), "/multiexit.") {
-		t.Skipf("not on the cgroup layer here: %s", cg)
-	}
-	p.Signal(syscall.SIGKILL)
-	p.check("signal killed")
-	for what, fd := range fds {
-		// A bound on a failure, not a timing assertion.
-		if !proctest.Exited(fd, limit) {
-			t.Errorf("%s is still running %v after multiexit's SIGKILL", what, limit)
-		}
-	}
+	sigkillTakes(t, p, names[0], names...)
 }
 
 // On the cgroup layer the guardian of a multiexit built with cgo waits
