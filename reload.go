@@ -178,7 +178,7 @@ func (r *reloadState) remove(s *supervisor) {
 //
 // One reload at a time: a Reload while another runs returns
 // ErrReloadInProgress at once; once the shutdown has begun it returns
-// ErrStopping. A shutdown that begins during a reload stops both
+// ErrStopping, even while an earlier reload is still ending. A shutdown that begins during a reload stops both
 // generations, each in its entry's turn; Reload then returns ErrStopping.
 // Children started (Start) while a reload runs are not part of it, nor
 // are children that are not supervised. Restarts (Supervise) go on during
@@ -214,12 +214,12 @@ func (r notBegun) Error() string { return r.err.Error() }
 func reloadOnce(ctx context.Context) error {
 	reloads.mu.Lock()
 	switch {
+	case rt.begun(): // first: a reload that the shutdown is ending may still run
+		reloads.mu.Unlock()
+		return notBegun{ErrStopping}
 	case reloads.running:
 		reloads.mu.Unlock()
 		return notBegun{ErrReloadInProgress}
-	case rt.begun():
-		reloads.mu.Unlock()
-		return notBegun{ErrStopping}
 	}
 	reloads.running = true
 	sups := slices.Clone(reloads.sups)

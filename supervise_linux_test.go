@@ -297,10 +297,13 @@ func TestCrashRacingSIGTERM(t *testing.T) {
 		// after the first, or the crash seen and restarted just before the
 		// shutdown began.
 		// A restarted process may be stopped between its Install and its
-		// own hook's Register: then only its shared hook runs (OnRestart,
-		// called once it acknowledged, may or may not have said so).
+		// own hook's Register: then its shared hook runs first, and its
+		// own hook, registered while the stack runs, after it, as the
+		// newest entry (see Register), or not at all if the stack was
+		// done by then (OnRestart, called once it acknowledged, may or
+		// may not have said so).
 		want := []string{"main S(s)|H1", "w0 own|race S(s)|main S(s)|H1", "w0 own|main S(s)|H1",
-			"w1 own|race S(s)|main S(s)|H1", "race S(s)|main S(s)|H1"}
+			"w1 own|race S(s)|main S(s)|H1", "race S(s)|main S(s)|H1", "race S(s)|w1 own|main S(s)|H1"}
 		if how != diedOf(syscall.SIGTERM) || !slices.Contains(want, strings.Join(hooks, "|")) || len(said["restarted"]) > 1 {
 			t.Fatalf("ended with %s, hooks %q, want %q, said %q; stderr:\n%s", how, hooks, want, said, p.Stderr.String())
 		}
