@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/multiexit/multiexit/internal/proctest"
 )
 
@@ -39,11 +41,21 @@ func TestCatatonitForwardsSignals(t *testing.T) {
 					t.Skip("multiexit was built without cgo: the Go runtime keeps this signal")
 				}
 				p := startTool(t, tl, nil, py, "-c", printSignals)
-				p.WaitFor("ready ")
+				command := proctest.LastPID(p.WaitFor("ready "))
 				p.Signal(sig)
 				switch {
 				case !tl.isMultiexit() && catatonitKernelSignal(sig):
 					// ulimit: catatonit's core dump is none of the test's.
+					// COMMAND, orphaned, holds standard error: it is
+					// killed once catatonit is dead, before the check
+					// waits for the end of that stream (which used to
+					// wait out proctest's 30s limit, and miss it when
+					// the machine was loaded).
+					if fd, err := unix.PidfdOpen(p.Cmd.Process.Pid, 0); err == nil {
+						proctest.Exited(fd, limit)
+						unix.Close(fd)
+					}
+					syscall.Kill(command, syscall.SIGKILL)
 					p.check(deathStatus(sig))
 					killLeftovers(p)
 					return
