@@ -178,8 +178,9 @@ func (r *reloadState) remove(s *supervisor) {
 //
 // One reload at a time: a Reload while another runs returns
 // ErrReloadInProgress at once; once the shutdown has begun it returns
-// ErrStopping, even while an earlier reload is still ending. A shutdown that begins during a reload stops both
-// generations, each in its entry's turn; Reload then returns ErrStopping.
+// ErrStopping, even while an earlier reload is still ending. A shutdown
+// that begins during a reload stops both generations, each in its entry's
+// turn; Reload then returns ErrStopping.
 // Children started (Start) while a reload runs are not part of it, nor
 // are children that are not supervised. Restarts (Supervise) go on during
 // a reload; the new generation begins with a fresh restart count.

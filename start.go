@@ -313,9 +313,6 @@ func startChild(cmd *exec.Cmd, hooksJSON string, cfg config, ec *contain.Entry, 
 // not nil, so that exec.Cmd.Wait refuses to run.
 var waitRefused = new(os.ProcessState)
 
-// readsPipe reports whether w is the child's end of a pipe that exec made
-// for StdoutPipe or StderrPipe: exec.Cmd.Start closed it, and exec.Cmd.Wait
-// will close the caller's end.
 // devNull is the null device, opened once (nil if it cannot be): the
 // standard input of the commands Start starts without one.
 var devNull = sync.OnceValue(func() *os.File {
@@ -326,6 +323,9 @@ var devNull = sync.OnceValue(func() *os.File {
 	return f
 })
 
+// readsPipe reports whether w is the child's end of a pipe that exec made
+// for StdoutPipe or StderrPipe: exec.Cmd.Start closed it, and exec.Cmd.Wait
+// will close the caller's end.
 func readsPipe(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok || f == nil || f == os.Stdout || f == os.Stderr {
