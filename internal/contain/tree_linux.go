@@ -52,10 +52,6 @@ var tree struct {
 	quiet  int
 	missed bool
 
-	// probe: Init left the cgroup layer's probe for later (see
-	// resolveProbe); probing mirrors it for a look without the lock
-	probe bool
-
 	guard  *guardianLink // the cgroup layer's, started at the first Start (or by Prepare)
 	closed bool          // Close ran: Prepare makes nothing any more
 	cfg    Config        // Init's: the deadlines, the guardian's binary and environment
@@ -85,7 +81,6 @@ func Init(cfg Config) {
 	tree.prefix = strconv.Itoa(os.Getpid()) + "."
 	tree.pid1 = os.Getpid() == 1
 	tree.cfg = cfg
-	tree.probe = false
 	probing.Store(false)
 	log := cfg.Log
 	setLayer(ProcessGroup)
@@ -128,19 +123,19 @@ func Init(cfg Config) {
 		// The probe, which changes nothing, is left to the first need
 		// of the layer (a Start, Prepare, Containment): most workers
 		// start no children, and for them it was a third of Install.
-		tree.probe = true
 		probing.Store(true)
 	}
 	go reaper()
-	if cfg.Trace && !tree.probe {
+	if cfg.Trace && !probing.Load() {
 		log.Info("multiexit: containment", "layer", Current().String(), "cgroup_unavailable", errString(err))
 	}
 	// With Trace, the probe is made now, to be logged (once tree.mu is
 	// released: the probe takes it).
-	traced = cfg.Trace && tree.probe
+	traced = cfg.Trace && probing.Load()
 }
 
-// probing is tree.probe, read without tree.mu.
+// probing says that Init left the cgroup layer's probe for later (see
+// resolveProbe). It is set by Init and cleared under tree.mu.
 var probing atomic.Bool
 
 // resolveProbe decides, once, between the cgroup and the subreaper layer
@@ -156,11 +151,9 @@ func resolveProbe() {
 	root, err := treeCgroupPath()
 	tree.mu.Lock()
 	defer tree.mu.Unlock()
-	if !tree.probe {
+	if !probing.CompareAndSwap(true, false) {
 		return // another call decided first
 	}
-	tree.probe = false
-	probing.Store(false)
 	if err == nil {
 		tree.root = root
 		setLayer(Cgroup)
