@@ -66,14 +66,25 @@ const slowInitAAA = `package aaa
 import (
 	"fmt"
 	"os"
+	"syscall"
 )
 
 func init() {
 	if fifo := os.Getenv("SLOWINIT_FIFO"); fifo != "" && os.Getenv("MULTIEXIT_INCARNATION") == "1" {
+		// A reader before "A1 waiting" (a non-blocking open does not wait
+		// for a writer), so that the test's non-blocking open for writing
+		// fails (ENXIO) only once this process is gone; then a blocking
+		// open, which returns once the test opens the FIFO for writing.
+		held, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		if err != nil {
+			fmt.Println("A1 fifo:", err)
+			os.Exit(3)
+		}
 		fmt.Println("A1 waiting")
 		if f, err := os.Open(fifo); err == nil {
 			f.Close()
 		}
+		held.Close()
 	}
 }
 `

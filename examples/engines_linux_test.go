@@ -472,6 +472,14 @@ func TestSystemdSocketActivation(t *testing.T) {
 		t.Fatalf("GET /: %d %q", code, body)
 	}
 	first := m[1]
+	// The worker may answer before the parent printed "listening on":
+	// Start returns once every worker called Run, and systemd's socket
+	// was listening all along. The parent prints it before READY=1, and
+	// systemctl start returns once the start job (queued by the first
+	// connection) is done, which for Type=notify is at READY=1.
+	if _, err := s.ctl(t, "systemctl", "start", u.name+".service"); err != nil {
+		t.Fatalf("waiting for the service's READY=1: %v", err)
+	}
 	if out := u.output(); !slices.Contains(out, "listening on "+sock) {
 		t.Errorf("prefork did not adopt systemd's socket (want %q); output:\n%s", "listening on "+sock, strings.Join(out, "\n"))
 	}
