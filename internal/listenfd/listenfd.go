@@ -48,7 +48,6 @@ package listenfd
 import (
 	"fmt"
 	"os"
-	"strings"
 )
 
 // The systemd variables (sd_listen_fds(3)) and the first descriptor.
@@ -72,13 +71,8 @@ type Socket struct {
 	network string
 	addr    string
 	f       *os.File // made by os.NewFile: its Fd never changes the mode
-	unlink  *fileID  // the Unix socket file Open created, removed by Close
-}
-
-// fileID names a file for good: a path may be replaced by another file.
-type fileID struct {
-	path     string
-	dev, ino uint64
+	//lint:ignore U1000 set and used on Unix only (Open and Close)
+	unlink *fileID // the Unix socket file Open created, removed by Close
 }
 
 // Name is the name the socket is passed under (LISTEN_FDNAMES).
@@ -98,21 +92,6 @@ func (s *Socket) Addr() string { return s.addr }
 
 func (s *Socket) String() string {
 	return fmt.Sprintf("listener %q (%s %s)", s.name, s.network, s.addr)
-}
-
-// checkName reports whether name can travel in LISTEN_FDNAMES: systemd's
-// rule for FileDescriptorName= (1 to 255 printable ASCII characters, no
-// colon).
-func checkName(name string) error {
-	if name == "" || len(name) > 255 {
-		return fmt.Errorf("listener name %q: must have 1 to 255 characters", name)
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
-			return fmt.Errorf("listener name %q: byte %d (%q) is not allowed (printable ASCII without spaces or ':')", name, i, c)
-		}
-	}
-	return nil
 }
 
 // Receiver says how a child learns its own PID into LISTEN_PID.
@@ -172,22 +151,4 @@ func readFull(f *os.File, b []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// withoutVars returns env without the variables named.
-func withoutVars(env []string, names ...string) []string {
-	out := make([]string, 0, len(env)+len(names)+1)
-	for _, kv := range env {
-		drop := false
-		for _, n := range names {
-			if strings.HasPrefix(kv, n+"=") {
-				drop = true
-				break
-			}
-		}
-		if !drop {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

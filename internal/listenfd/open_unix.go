@@ -347,3 +347,24 @@ func sockaddrString(sa unix.Sockaddr) string {
 func errnoErr(n uint32) error { return syscall.Errno(n) }
 
 const runtimeIsLinux = runtime.GOOS == "linux"
+
+// checkName reports whether name can travel in LISTEN_FDNAMES: systemd's
+// rule for FileDescriptorName= (1 to 255 printable ASCII characters, no
+// colon).
+func checkName(name string) error {
+	if name == "" || len(name) > 255 {
+		return fmt.Errorf("listener name %q: must have 1 to 255 characters", name)
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c <= ' ' || c >= 0x7f || c == ':' {
+			return fmt.Errorf("listener name %q: byte %d (%q) is not allowed (printable ASCII without spaces or ':')", name, i, c)
+		}
+	}
+	return nil
+}
+
+// fileID names a file for good: a path may be replaced by another file.
+type fileID struct {
+	path     string
+	dev, ino uint64
+}

@@ -93,3 +93,21 @@ func indexOf(socks []*Socket, s *Socket) int {
 	}
 	return -1
 }
+
+// withoutVars returns env without the variables named.
+func withoutVars(env []string, names ...string) []string {
+	out := make([]string, 0, len(env)+len(names)+1)
+	for _, kv := range env {
+		drop := false
+		for _, n := range names {
+			if strings.HasPrefix(kv, n+"=") {
+				drop = true
+				break
+			}
+		}
+		if !drop {
+			out = append(out, kv)
+		}
+	}
+	return out
+}

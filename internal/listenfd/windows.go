@@ -36,6 +36,9 @@ func errnoErr(n uint32) error { return errWindows }
 
 func Stream(f *os.File) (bool, error) { return false, errWindows }
 
+// fileID is a Unix socket file's, which Windows has none of.
+type fileID struct{}
+
 const shimVar = "MULTIEXIT_LISTEN_EXEC"
 
 // errWindows is what every function returns on Windows.
