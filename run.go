@@ -61,6 +61,9 @@ func install(fromRun bool, opts []Option) error {
 	if !rt.claim(cfg) {
 		return errInstalled
 	}
+	if fromRun {
+		rt.expectMain()
+	}
 	contain.Init(contain.Config{Timeout: cfg.timeout, Grace: cfg.grace, Log: cfg.log, Trace: cfg.trace,
 		Executable: osproc.SelfExecutable, GuardianEnv: guardianEnv})
 
@@ -159,9 +162,10 @@ func Stopping() <-chan struct{} { return rt.started }
 // it). A SIGHUP that is a shutdown signal (WithSignals) stays one.
 //
 // In a worker, Install acknowledges the start to the parent before main
-// runs, and the parent may stop the worker at once: register the hooks that
-// must run on such a stop before calling Run (in init, or at the top of the
-// program's main).
+// runs, and the parent may stop the worker at once: main still runs, with
+// its context already cancelled, and the hooks wait for it as for any main
+// (the hooks it registered run too). If Install was called before Run and
+// the shutdown went on to the hooks in between, main does not run.
 func Run(main func(ctx context.Context) error, opts ...Option) {
 	if err := install(true, opts); err != nil {
 		if !errors.Is(err, errInstalled) {
@@ -181,14 +185,27 @@ var errMainReturned = errors.New("multiexit: main returned")
 // when main returns. It never returns.
 func (s *shutdown) run(main func(ctx context.Context) error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	done := make(chan struct{})
 	s.mu.Lock()
+	done := s.mainDone
+	if done == nil {
+		if s.mainShut {
+			// Install came before Run, and a shutdown that began in
+			// between has gone on to the hooks without a main: main does
+			// not start beside them.
+			s.mu.Unlock()
+			cancel(nil)
+			<-s.gone
+			runtime.Goexit()
+		}
+		done = make(chan struct{})
+		s.mainDone = done
+	}
 	select {
 	case <-s.drained:
 		cancel(s.cause)
 	default:
 	}
-	s.runCancel, s.mainDone = cancel, done
+	s.runCancel = cancel
 	s.mu.Unlock()
 
 	go func() {

@@ -85,7 +85,8 @@ type shutdown struct {
 	drainer   *drainer      // the drainer running the stack, once there is one
 	worker    parentLink    // a worker's link to its parent; nil in a parent
 	runCancel context.CancelCauseFunc
-	mainDone  chan struct{} // closed when Run's main returned
+	mainDone  chan struct{} // closed when Run's main returned; made by Run's Install, or by run
+	mainShut  bool          // the finisher no longer waits for a main: none may start
 	escalate  sync.Once
 	hardEnd   time.Time     // a worker's: when its parent kills it (zero: unknown)
 	signaled  int           // caught signals since the shutdown began, the one that began it included
@@ -159,6 +160,18 @@ func (s *shutdown) listen(first chan os.Signal, sigs []os.Signal, ctl parentLink
 	s.mu.Unlock()
 	if listening {
 		setup.hearLater()
+	}
+}
+
+// expectMain tells the finisher, before the signals are caught, that Run's
+// main is about to run: a shutdown that begins before main has started
+// (in a worker, its parent may stop it as soon as Install acknowledged)
+// still waits for it.
+func (s *shutdown) expectMain() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mainDone == nil && !s.mainShut {
+		s.mainDone = make(chan struct{})
 	}
 }
 
@@ -381,7 +394,7 @@ func (s *shutdown) takeover() {
 // the process; the finisher calls it once, after begin.
 func (s *shutdown) finish() {
 	s.mu.Lock()
-	sc, cfg, code, cause, by, mainDone, ph := s.sc, s.cfg, s.code, s.cause, s.by, s.mainDone, s.phase
+	sc, cfg, code, cause, by, ph := s.sc, s.cfg, s.code, s.cause, s.by, s.phase
 	s.mu.Unlock()
 	clk := s.fx.clock
 	start := clk.now()
@@ -406,6 +419,12 @@ func (s *shutdown) finish() {
 	if by == byMainReturned && code == 1 {
 		cfg.log.Error("multiexit: main returned an error", "err", cause)
 	}
+	// A main that has not started by now never starts (see run): the
+	// hooks must not run beside it, nor the process end in its middle.
+	s.mu.Lock()
+	mainDone := s.mainDone
+	s.mainShut = true
+	s.mu.Unlock()
 	if by != byMainReturned && by != byExit && mainDone != nil {
 		s.waitMain(sc, mainDone, cfg.log)
 	}

@@ -844,6 +844,56 @@ func TestShutdownMainDoesNotReturn(t *testing.T) {
 	ts.os.loggedOnce(t, "multiexit: Run's main has not returned; running the exit hooks anyway", map[string]any{"waited": float64(10 * time.Second)})
 }
 
+// A signal that comes before Run's main has started (a worker's parent
+// may stop it as soon as Install acknowledged): main still runs, with its
+// context cancelled, the hooks wait for it, and the hooks it registers
+// run. Before expectMain the finisher did not wait for a main it had not
+// seen start: the hooks ran, and the process could end in main's middle.
+func TestShutdownBeforeMainStarts(t *testing.T) {
+	ts := newTestShutdown(t, WithTimeout(20*time.Second))
+	ts.expectMain() // as Run's Install does, before it catches signals
+	ts.hook("before", nil)
+	ts.os.signal(syscall.SIGTERM)
+	waiting := make(chan struct{})
+	go func() { ts.os.clock.await(10 * time.Second); close(waiting) }()
+	select {
+	case e := <-ts.os.exits:
+		t.Fatalf("the process ended (%v) before Run's main ran", e)
+	case <-waiting: // the finisher waits for main
+	}
+	go ts.run(func(ctx context.Context) error {
+		if ctx.Err() == nil {
+			t.Error("main's context is not cancelled")
+		}
+		ts.hook("main's", nil)
+		return nil
+	})
+	ts.exited(t, byTERM, "main's", "before")
+}
+
+// Install, then a signal, then Run once the hooks are running: main does
+// not start beside them.
+func TestShutdownMainAfterTheHooksBegan(t *testing.T) {
+	ts := newTestShutdown(t, WithTimeout(20*time.Second))
+	b := ts.blockingHook("blocking")
+	ts.os.signal(syscall.SIGTERM)
+	b.entered()
+	called := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		ts.run(func(ctx context.Context) error { close(called); return nil })
+	}()
+	ts.os.signal(syscall.SIGTERM) // the second signal abandons the blocking hook
+	ts.exited(t, byTERM, "blocking")
+	<-ended
+	select {
+	case <-called:
+		t.Error("Run's main ran while the hooks ran")
+	default:
+	}
+}
+
 // A worker's begin allocates nothing: a worker's whole stop is its
 // parent's, where the allocator's first use of a size class costs more
 // than the hooks.
