@@ -423,9 +423,12 @@ func (s *shutdown) finish() {
 	// hooks must not run beside it, nor the process end in its middle.
 	s.mu.Lock()
 	mainDone := s.mainDone
+	if by == byMainReturned || by == byExit {
+		mainDone, s.mainDone = nil, nil // not waited for
+	}
 	s.mainShut = true
 	s.mu.Unlock()
-	if by != byMainReturned && by != byExit && mainDone != nil {
+	if mainDone != nil {
 		s.waitMain(sc, mainDone, cfg.log)
 	}
 	sdnotify.Status("running the exit hooks")

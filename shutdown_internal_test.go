@@ -894,6 +894,31 @@ func TestShutdownMainAfterTheHooksBegan(t *testing.T) {
 	}
 }
 
+// Exit from another goroutine before Run's main started: the hooks do not
+// wait for main, so main does not start beside them.
+func TestShutdownExitBeforeMainStarts(t *testing.T) {
+	ts := newTestShutdown(t, WithTimeout(20*time.Second))
+	ts.expectMain()
+	in, out := make(chan struct{}), make(chan struct{})
+	ts.hook("holding", func(context.Context) error { close(in); <-out; return nil })
+	go ts.exit(3)
+	<-in
+	called := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		ts.run(func(ctx context.Context) error { close(called); return nil })
+	}()
+	close(out)
+	ts.exited(t, ending{3, nil}, "holding")
+	<-ended
+	select {
+	case <-called:
+		t.Error("Run's main ran while the hooks ran")
+	default:
+	}
+}
+
 // A worker's begin allocates nothing: a worker's whole stop is its
 // parent's, where the allocator's first use of a size class costs more
 // than the hooks.
