@@ -143,6 +143,21 @@ func (p reloadProc) workerPIDs(gen int) []int {
 	return pids
 }
 
+// readyWorkers reads lines until n "ready w PID gen G" lines of
+// generation gen were seen, and returns their PIDs (workerPIDs). A worker
+// says it once Install has returned, after its acknowledgement: the line
+// is not ordered with anything the parent says after the acknowledgement
+// (the reload's report, its end, the pool's PIDs).
+func (p reloadProc) readyWorkers(gen, n int) []int {
+	p.t.Helper()
+	for len(p.workerPIDs(gen)) < n {
+		if _, ok := p.Next(); !ok {
+			p.t.Fatalf("output ended before %d workers of generation %d said ready; lines:\n%s\nstderr:\n%s", n, gen, strings.Join(p.Seen, "\n"), p.Stderr.String())
+		}
+	}
+	return p.workerPIDs(gen)
+}
+
 // poolPIDs are the PIDs of a "pool gen G pids A B" line, sorted.
 func poolPIDs(line string) (gen int, pids []int) {
 	var a, b int
@@ -194,8 +209,8 @@ func TestReload(t *testing.T) {
 	p.waitN("hooks w gen 1", 2)
 	p.WaitFor("log multiexit: reload done")
 	gen, now := poolPIDs(p.pool())
-	if gen != 2 || !slices.Equal(now, p.workerPIDs(2)) || len(p.workerPIDs(2)) != 2 {
-		t.Fatalf("after the reload: gen %d pids %v, want the new workers %v (old %v)", gen, now, p.workerPIDs(2), old)
+	if news := p.readyWorkers(2, 2); gen != 2 || !slices.Equal(now, news) {
+		t.Fatalf("after the reload: gen %d pids %v, want the new workers %v (old %v)", gen, now, news, old)
 	}
 	for _, pid := range old {
 		if syscall.Kill(pid, 0) == nil {
@@ -204,10 +219,11 @@ func TestReload(t *testing.T) {
 	}
 	p.Signal(syscall.SIGTERM)
 	trace, how := p.end()
-	// Both new workers were ready (said so) before the reload was
-	// reported, and the old ones stopped after it.
-	ready2 := slices.IndexFunc(p.Seen, func(l string) bool { return strings.Contains(l, " gen 2 variant") && strings.HasPrefix(l, "ready w") })
-	if r := index(p.Seen, "reloaded 2"); ready2 < 0 || r < ready2 || index(p.Seen, "hooks w gen 1") < r {
+	// The old workers stopped after the reload was reported. (That the
+	// new ones acknowledged first is what the report says; their "ready"
+	// lines, written after the acknowledgement, may come before or after
+	// it.)
+	if r := index(p.Seen, "reloaded 2"); r < 0 || index(p.Seen, "hooks w gen 1") < r {
 		t.Errorf("out of order:\n%s", strings.Join(p.Seen, "\n"))
 	}
 	want := []string{"hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=", "hooks w gen 2 variant=", "H1"}
@@ -272,7 +288,7 @@ func TestReloadWhileReloading(t *testing.T) {
 	io.WriteString(release, "xx")
 	p.WaitFor("reloaded 2 children 2")
 	p.WaitFor("log multiexit: reload done")
-	if gen, now := poolPIDs(p.pool()); gen != 2 || !slices.Equal(now, p.workerPIDs(2)) {
+	if gen, now := poolPIDs(p.pool()); gen != 2 || !slices.Equal(now, p.readyWorkers(2, 2)) {
 		t.Errorf("after the reload: gen %d pids %v, want 2 %v", gen, now, p.workerPIDs(2))
 	}
 	p.stopWithHooks("hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=", "hooks w gen 2 variant=", "H1")
@@ -360,7 +376,19 @@ func TestReloadRunsTheReplacedBinary(t *testing.T) {
 	p.WaitFor("log multiexit: reload done")
 	_, pids := poolPIDs(p.pool())
 	syscall.Kill(pids[0], syscall.SIGKILL) // a crash
-	if l := p.WaitFor("ready w "); !strings.HasSuffix(l, " gen 2 variant=2") {
+	// The restarted worker's line, not a late one of the generation's
+	// first two (a worker says ready after its acknowledgement, which the
+	// reload's end may overtake).
+	var l string
+	for {
+		l = p.WaitFor("ready w ")
+		var pid int
+		fmt.Sscanf(l, "ready w %d", &pid)
+		if !slices.Contains(pids, pid) {
+			break
+		}
+	}
+	if !strings.HasSuffix(l, " gen 2 variant=2") {
 		t.Errorf("the restarted worker of generation 2 said %q, want the new binary's \"... gen 2 variant=2\"", l)
 	}
 	p.stopWithHooks("hooks w gen 1 variant=", "hooks w gen 1 variant=", "hooks w gen 2 variant=2", "hooks w gen 2 variant=2", "H1")

@@ -9,11 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/multiexit/multiexit/internal/procfs"
 )
 
 // get fetches url on a new connection and returns the status and body.
@@ -94,13 +97,19 @@ func TestPrefork(t *testing.T) {
 	}
 
 	// Every crash is restarted before the stop (a crash seen after the
-	// shutdown began would not be): wait for the parent to log each.
+	// shutdown began would not be): wait for the parent to log each, and
+	// for each crashed worker's successor to be there. The log line comes
+	// first: the restart may still wait out its backoff (a worker that
+	// crashed again) or be starting, and the shutdown would cancel it.
+	// A successor the parent has forked is in its place: the stop of the
+	// workers' entry takes it (and waits until it caught its signals).
 	restarts := func() int { return strings.Count(p.Stderr.String(), "supervised child exited; restarting it") }
-	for i := 0; restarts() < crashed; i++ {
+	for i := 0; restarts() < crashed || workersBesides(p.Cmd.Process.Pid, crashedPIDs) < 4; i++ {
 		if i == 3000 {
-			t.Fatalf("%d restarts logged for %d crashes after 30 s; stderr:\n%s", restarts(), crashed, p.Stderr.String())
+			t.Fatalf("%d restarts logged for %d crashes, %d workers but the crashed ones, after 30 s; stderr:\n%s",
+				restarts(), crashed, workersBesides(p.Cmd.Process.Pid, crashedPIDs), p.Stderr.String())
 		}
-		time.Sleep(10 * time.Millisecond) // polls the log
+		time.Sleep(10 * time.Millisecond) // polls the log and /proc
 	}
 	p.Signal(syscall.SIGTERM)
 	lines, how := p.end()
@@ -120,6 +129,20 @@ func TestPrefork(t *testing.T) {
 	if len(pids) < 2 {
 		t.Errorf("answers came from %d worker(s): %v", len(pids), pids)
 	}
+}
+
+// workersBesides counts the children of the prefork parent pid that are
+// workers (not its guardian, which carries MULTIEXIT_GUARDIAN) and not
+// among gone (PIDs).
+func workersBesides(pid int, gone map[string]bool) int {
+	n := 0
+	for _, k := range procfs.Children(pid) {
+		env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", k))
+		if err == nil && !gone[strconv.Itoa(k)] && !strings.Contains("\x00"+string(env), "\x00MULTIEXIT_GUARDIAN=") {
+			n++
+		}
+	}
+	return n
 }
 
 // prefork -crash-on-start: every worker exits 1 right after it started;
