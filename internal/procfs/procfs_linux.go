@@ -184,8 +184,28 @@ func readEnv(pid int, name string) (string, int, error) {
 	return "", n, nil
 }
 
-// Children lists pid's children (of every thread).
+// Children lists pid's children (of every thread), read until two
+// readings agree (at most eight readings). The kernel lists a thread's
+// children one at a time, going on from the child it listed last; if that
+// child was reaped meanwhile it counts its way back from the head of the
+// list, and skips as many children as were reaped (fs/proc/array.c,
+// get_children_pid: "we might miss some children"). A reading that
+// skipped one differs from the next: the reaped child it listed is not in
+// the next one. A child that a reaper's scan misses stays a zombie until
+// the next SIGCHLD, which may never come.
 func Children(pid int) []int {
+	pids := childrenOnce(pid)
+	for range 7 {
+		again := childrenOnce(pid)
+		if sameSet(pids, again) {
+			break
+		}
+		pids = again
+	}
+	return pids
+}
+
+func childrenOnce(pid int) []int {
 	var pids []int
 	dir := "/proc/" + strconv.Itoa(pid) + "/task"
 	tasks, _ := os.ReadDir(dir)
@@ -197,4 +217,22 @@ func Children(pid int) []int {
 		}
 	}
 	return pids
+}
+
+// sameSet reports whether a and b hold the same PIDs (each PID is listed
+// once: a process has one parent).
+func sameSet(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := make(map[int]bool, len(a))
+	for _, p := range a {
+		in[p] = true
+	}
+	for _, p := range b {
+		if !in[p] {
+			return false
+		}
+	}
+	return true
 }
