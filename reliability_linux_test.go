@@ -258,29 +258,41 @@ func state(pid int) string {
 	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])[0]
 }
 
-// zombiesLeft counts this process's zombie children once the last of its
-// background processes has exited and the reaper has had the time to see
-// it: it waits (up to 10 s) for the count to reach 0.
+// zombiesLeft counts this process's zombie children once its background
+// processes have ended and the reaper has had the time to see them: it
+// waits (up to 10 s) until every child but the guardian (this binary,
+// re-executed) is gone, not merely a zombie. Waiting only for no zombie
+// at one look let a background process that was still running then die
+// just before the count: a zombie the reaper had not reached yet.
 func zombiesLeft() int {
-	count := func() int {
-		n := 0
+	self, _ := os.Readlink("/proc/self/exe")
+	look := func() (zombies, others int) {
 		tasks, _ := filepath.Glob("/proc/self/task/*/children")
 		for _, f := range tasks {
 			b, _ := os.ReadFile(f)
 			for _, pid := range strings.Fields(string(b)) {
 				p, _ := strconv.Atoi(pid)
-				if state(p) == "Z" {
-					n++
+				switch st := state(p); {
+				case st == "Z":
+					zombies++
+				case st == "":
+				default:
+					if exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", p)); exe != self {
+						others++
+					}
 				}
 			}
 		}
-		return n
+		return zombies, others
 	}
 	end := time.Now().Add(10 * time.Second)
-	for count() > 0 && time.Now().Before(end) {
+	for {
+		zombies, others := look()
+		if zombies+others == 0 || time.Now().After(end) {
+			return zombies
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return count()
 }
 
 // A daemon that shells out a thousand times, each command leaving a
