@@ -248,7 +248,9 @@ func TestExternalCommands(t *testing.T) {
 
 // externalMix: hook H1, then one Start of two external children: one
 // ignores SIGTERM, the other exits on it and leaves a member of its process
-// group that ignores it.
+// group that ignores it. The member says "member PID" once it ignores
+// SIGTERM: a SIGTERM before its trap would kill it, and the test would not
+// see whether the stop kills it.
 func externalMix([]string) {
 	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -256,7 +258,7 @@ func externalMix([]string) {
 	// SIGTERM; the second exits on it, leaving a member of its
 	// process group that ignores SIGTERM.
 	stubborn := exec.Command("sh", "-c", `trap '' TERM; echo ready stubborn; exec sleep 1000 >/dev/null`)
-	leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; (trap '' TERM; exec sleep 1000) >/dev/null & echo "member $!"; echo ready leader; wait`)
+	leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; sh -c 'trap "" TERM; echo "member $$"; exec sleep 1000 >/dev/null' & echo ready leader; wait`)
 	stubborn.Stdout, leader.Stdout = os.Stdout, os.Stdout
 	mustStart(stubborn, leader)
 	say("ready main")
@@ -266,7 +268,8 @@ func externalMix([]string) {
 // The children of one Start share a grace period: the one that ignores
 // SIGTERM is killed when it runs out, and the one that exits has the rest of
 // its process group killed as it does. The process-group layer is forced:
-// a cgroup's sweep would otherwise kill the member too.
+// a cgroup's sweep would otherwise kill the member too. SIGTERM is sent
+// once the member said it ignores SIGTERM (its "member" line).
 func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
 	p := start(t, externalMix, nil, multiexit.ContainmentVar+"="+multiexit.LayerProcessGroup.String())
 	seen := p.WaitAll("member ", "ready stubborn", "ready leader", "ready main")
