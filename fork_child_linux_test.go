@@ -373,20 +373,33 @@ func startup(args []string) {
 	select {}
 }
 
+// Start waits for every worker's acknowledgement of Install: a SIGTERM
+// while every worker is held before Install finds Start still waiting, so
+// Start returns the shutdown's error, and the workers still run their hooks.
+//
+// The absence of "Start returned" among the lines read so far would prove
+// nothing: no line is ordered after the return of a Start that did not
+// wait (main could print it at any later moment). What is ordered is the
+// SIGTERM, sent once every worker is held: Start returns the shutdown's
+// error only if it had not returned when the shutdown began. So the whole
+// output, read to its end, must hold "start error: ..." and never "Start
+// returned". (Start also returns that error if the shutdown begins before
+// it has recorded its last child, which would need main to stall, between
+// that child's exec and the next statement, for as long as the worker
+// takes to boot and reach the barrier.)
 func TestStartWaitsForAcknowledgement(t *testing.T) {
 	b, env := newBarrier(t)
 	p := start(t, startup, nil, env)
 	p.WaitAll("ready main", "booting a", "booting b", "booting c")
-	b.wait(3) // every worker is held before Install
-	if slices.Contains(p.Seen, "Start returned") {
-		t.Fatal("Start returned before the workers acknowledged Install")
-	}
-	// A SIGTERM during start-up: the workers must still run their hooks.
+	b.wait(3) // every worker is held before Install, so before its acknowledgement
 	p.Signal(syscall.SIGTERM)
 	b.release()
 	trace, how := p.end()
 	if how != diedOf(syscall.SIGTERM) {
 		t.Errorf("ended with %s; stderr:\n%s", how, p.Stderr.String())
+	}
+	if slices.Contains(trace, "Start returned") || !slices.Contains(trace, "start error: multiexit: Start: the shutdown has begun") {
+		t.Errorf("Start did not wait for the acknowledgements: it should have been waiting when SIGTERM came, and returned the shutdown's error: %q", trace)
 	}
 	for _, w := range []string{"a", "b", "c"} {
 		i, j := slices.Index(trace, w+" own"), slices.Index(trace, w+" S(s)")
