@@ -333,7 +333,10 @@ func TestPID1SIGKILLedLeavesNoCgroup(t *testing.T) {
 
 // leftInGroup: main, with hook H1, starts an external child that leaves a
 // process in its process group (args[0] "ignores": one that ignores
-// SIGTERM) and exits; once it has, main says "ready main".
+// SIGTERM) and exits; once it has, main says "ready main". The process
+// left says "ready left PID" itself, after its trap: a SIGTERM before the
+// trap would kill it, and the test would not see whether the stop kills
+// one that ignores SIGTERM.
 func leftInGroup(args []string) {
 	mustInstall(multiexit.WithGrace(500 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -341,7 +344,7 @@ func leftInGroup(args []string) {
 	if len(args) > 0 && args[0] == "ignores" {
 		trap = `trap "" TERM; `
 	}
-	ext := exec.Command("sh", "-c", `(`+trap+`exec sleep 1000 >/dev/null) & echo ready left $!`)
+	ext := exec.Command("sh", "-c", `sh -c '`+trap+`echo ready left $$; exec sleep 1000 >/dev/null' &`)
 	ext.Stdout = os.Stdout
 	mustStart(ext)[0].Wait()
 	say("ready main %d", os.Getpid())

@@ -248,7 +248,9 @@ func TestExternalCommands(t *testing.T) {
 
 // externalMix: hook H1, then one Start of two external children: one
 // ignores SIGTERM, the other exits on it and leaves a member of its process
-// group that ignores it.
+// group that ignores it. The member says "member PID" once it ignores
+// SIGTERM: a SIGTERM before its trap would kill it, and the test would not
+// see whether the stop kills it.
 func externalMix([]string) {
 	mustInstall(multiexit.WithGrace(300 * time.Millisecond))
 	multiexit.Register(hook("H1"))
@@ -256,7 +258,7 @@ func externalMix([]string) {
 	// SIGTERM; the second exits on it, leaving a member of its
 	// process group that ignores SIGTERM.
 	stubborn := exec.Command("sh", "-c", `trap '' TERM; echo ready stubborn; exec sleep 1000 >/dev/null`)
-	leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; (trap '' TERM; exec sleep 1000) >/dev/null & echo "member $!"; echo ready leader; wait`)
+	leader := exec.Command("sh", "-c", `trap 'exit 0' TERM; sh -c 'trap "" TERM; echo "member $$"; exec sleep 1000 >/dev/null' & echo ready leader; wait`)
 	stubborn.Stdout, leader.Stdout = os.Stdout, os.Stdout
 	mustStart(stubborn, leader)
 	say("ready main")
@@ -266,7 +268,8 @@ func externalMix([]string) {
 // The children of one Start share a grace period: the one that ignores
 // SIGTERM is killed when it runs out, and the one that exits has the rest of
 // its process group killed as it does. The process-group layer is forced:
-// a cgroup's sweep would otherwise kill the member too.
+// a cgroup's sweep would otherwise kill the member too. SIGTERM is sent
+// once the member said it ignores SIGTERM (its "member" line).
 func TestStopKillsWhatIsLeftOfEachGroup(t *testing.T) {
 	p := start(t, externalMix, nil, multiexit.ContainmentVar+"="+multiexit.LayerProcessGroup.String())
 	seen := p.WaitAll("member ", "ready stubborn", "ready leader", "ready main")
@@ -370,20 +373,33 @@ func startup(args []string) {
 	select {}
 }
 
+// Start waits for every worker's acknowledgement of Install: a SIGTERM
+// while every worker is held before Install finds Start still waiting, so
+// Start returns the shutdown's error, and the workers still run their hooks.
+//
+// The absence of "Start returned" among the lines read so far would prove
+// nothing: no line is ordered after the return of a Start that did not
+// wait (main could print it at any later moment). What is ordered is the
+// SIGTERM, sent once every worker is held: Start returns the shutdown's
+// error only if it had not returned when the shutdown began. So the whole
+// output, read to its end, must hold "start error: ..." and never "Start
+// returned". (Start also returns that error if the shutdown begins before
+// it has recorded its last child, which would need main to stall, between
+// that child's exec and the next statement, for as long as the worker
+// takes to boot and reach the barrier.)
 func TestStartWaitsForAcknowledgement(t *testing.T) {
 	b, env := newBarrier(t)
 	p := start(t, startup, nil, env)
 	p.WaitAll("ready main", "booting a", "booting b", "booting c")
-	b.wait(3) // every worker is held before Install
-	if slices.Contains(p.Seen, "Start returned") {
-		t.Fatal("Start returned before the workers acknowledged Install")
-	}
-	// A SIGTERM during start-up: the workers must still run their hooks.
+	b.wait(3) // every worker is held before Install, so before its acknowledgement
 	p.Signal(syscall.SIGTERM)
 	b.release()
 	trace, how := p.end()
 	if how != diedOf(syscall.SIGTERM) {
 		t.Errorf("ended with %s; stderr:\n%s", how, p.Stderr.String())
+	}
+	if slices.Contains(trace, "Start returned") || !slices.Contains(trace, "start error: multiexit: Start: the shutdown has begun") {
+		t.Errorf("Start did not wait for the acknowledgements: it should have been waiting when SIGTERM came, and returned the shutdown's error: %q", trace)
 	}
 	for _, w := range []string{"a", "b", "c"} {
 		i, j := slices.Index(trace, w+" own"), slices.Index(trace, w+" S(s)")

@@ -582,21 +582,25 @@ func initPID(t *testing.T, c *runctest.Container) int {
 	return st.Pid
 }
 
-// zombies lists the zombie children of pid.
-func zombies(pid int) []int {
-	var out []int
+// childWithNSpid is the host PID of the child of pid whose PID in its own
+// (innermost) PID namespace is nsPID, or 0.
+func childWithNSpid(pid int, nsPID string) int {
 	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
 	for _, task := range tasks {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, task.Name()))
 		for _, f := range strings.Fields(string(b)) {
-			st, err := os.ReadFile("/proc/" + f + "/stat")
-			if i := strings.LastIndexByte(string(st), ')'); err == nil && i > 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
-				n, _ := strconv.Atoi(f)
-				out = append(out, n)
+			st, _ := os.ReadFile("/proc/" + f + "/status")
+			for l := range strings.Lines(string(st)) {
+				if ids, ok := strings.CutPrefix(l, "NSpid:"); ok {
+					if ids := strings.Fields(ids); len(ids) > 0 && ids[len(ids)-1] == nsPID {
+						n, _ := strconv.Atoi(f)
+						return n
+					}
+				}
 			}
 		}
 	}
-	return out
+	return 0
 }
 
 // The demo as a container's PID 1 under runc: orphans a shell leaves are
@@ -608,16 +612,32 @@ func TestRunc(t *testing.T) {
 	c.WaitFor("serving status on ")
 	init := initPID(t, c)
 
-	// A shell that leaves orphans: one that lives on, and one that dies
-	// at once, whose zombie PID 1 must reap.
-	if out, err := c.Runc("exec", c.ID, "sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & sleep 0 & echo started"); err != nil || out != "started\n" {
+	// A shell that leaves two orphans, which are PID 1's children once it
+	// has exited (runc exec returns then): one that lives on, and one, whose
+	// PID the shell says after forking it, that the test kills: PID 1 must
+	// reap its zombie. (An orphan that died by itself might die after a
+	// check for zombies, or be reaped by the shell: the check would prove
+	// nothing.)
+	out, err := c.Runc("exec", c.ID, "sh", "-c", "sleep 1000 </dev/null >/dev/null 2>&1 & sleep 1000 </dev/null >/dev/null 2>&1 & echo started $!")
+	nsPID, ok := strings.CutPrefix(strings.TrimSuffix(out, "\n"), "started ")
+	if err != nil || !ok {
 		t.Fatalf("runc exec: %q, %v", out, err)
 	}
-	// As PID 1 the demo reaps an unclaimed zombie a moment after it
-	// appeared: wait for that, bounded (a guard, not a timing claim).
-	for guard := time.Now().Add(engineLimit); len(zombies(init)) > 0; time.Sleep(50 * time.Millisecond) {
+	orphan := childWithNSpid(init, nsPID)
+	if orphan == 0 {
+		t.Fatalf("the orphan (container PID %s) is not a child of the container's PID 1 (%d)", nsPID, init)
+	}
+	fd := proctest.Pidfd(t, orphan)
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Its zombie is reachable through the pidfd until PID 1 reaps it
+	// (then ESRCH). As PID 1 the demo reaps an unclaimed zombie a moment
+	// after it appeared: wait for that, bounded (a guard, not a timing
+	// claim).
+	for guard := time.Now().Add(engineLimit); unix.PidfdSendSignal(fd, 0, nil, 0) == nil; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(guard) {
-			t.Fatalf("zombies of the container's PID 1 not reaped within %v: %v", engineLimit, zombies(init))
+			t.Fatalf("the orphan %d (container PID %s), killed, not reaped by the container's PID 1 within %v", orphan, nsPID, engineLimit)
 		}
 	}
 
