@@ -184,7 +184,6 @@ var errMainReturned = errors.New("multiexit: main returned")
 // run is Run on s, once installed: it runs main and begins the shutdown
 // when main returns. It never returns.
 func (s *shutdown) run(main func(ctx context.Context) error) {
-	ctx, cancel := context.WithCancelCause(context.Background())
 	s.mu.Lock()
 	done := s.mainDone
 	if done == nil {
@@ -193,13 +192,13 @@ func (s *shutdown) run(main func(ctx context.Context) error) {
 			// between has gone on to the hooks without a main: main does
 			// not start beside them.
 			s.mu.Unlock()
-			cancel(nil)
 			<-s.gone
 			runtime.Goexit()
 		}
 		done = make(chan struct{})
 		s.mainDone = done
 	}
+	ctx, cancel := context.WithCancelCause(context.Background())
 	select {
 	case <-s.drained:
 		cancel(s.cause)

@@ -878,19 +878,29 @@ func TestShutdownMainAfterTheHooksBegan(t *testing.T) {
 	b := ts.blockingHook("blocking")
 	ts.os.signal(syscall.SIGTERM)
 	b.entered()
+	notStarted := runLate(t, ts)
+	ts.os.signal(syscall.SIGTERM) // the second signal abandons the blocking hook
+	ts.exited(t, byTERM, "blocking")
+	notStarted()
+}
+
+// runLate calls ts.run once the hooks run; the function it returns, called
+// once the process ended, waits for run to end and fails t if main ran.
+func runLate(t *testing.T, ts *testShutdown) func() {
 	called := make(chan struct{})
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
 		ts.run(func(ctx context.Context) error { close(called); return nil })
 	}()
-	ts.os.signal(syscall.SIGTERM) // the second signal abandons the blocking hook
-	ts.exited(t, byTERM, "blocking")
-	<-ended
-	select {
-	case <-called:
-		t.Error("Run's main ran while the hooks ran")
-	default:
+	return func() {
+		t.Helper()
+		<-ended
+		select {
+		case <-called:
+			t.Error("Run's main ran while the hooks ran")
+		default:
+		}
 	}
 }
 
@@ -903,20 +913,10 @@ func TestShutdownExitBeforeMainStarts(t *testing.T) {
 	ts.hook("holding", func(context.Context) error { close(in); <-out; return nil })
 	go ts.exit(3)
 	<-in
-	called := make(chan struct{})
-	ended := make(chan struct{})
-	go func() {
-		defer close(ended)
-		ts.run(func(ctx context.Context) error { close(called); return nil })
-	}()
+	notStarted := runLate(t, ts)
 	close(out)
 	ts.exited(t, ending{3, nil}, "holding")
-	<-ended
-	select {
-	case <-called:
-		t.Error("Run's main ran while the hooks ran")
-	default:
-	}
+	notStarted()
 }
 
 // A worker's begin allocates nothing: a worker's whole stop is its
